@@ -1,0 +1,1 @@
+"""Subcommands of the ``funnel`` CLI, one module each (see :mod:`funnel_models.cli`)."""
