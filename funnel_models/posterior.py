@@ -128,6 +128,46 @@ class PosteriorFunnel:
         return cls(stages=tuple(stages), P=np.asarray(P, float)[None], entry=np.asarray(entry, float)[None],
                    deal_value=np.array([deal_value]), **kw)  # type: ignore[arg-type]
 
+    @classmethod
+    def from_rows(cls, stages: Sequence[str], rows: Mapping[str, tuple[Sequence[str], np.ndarray]],
+                  deal_value: np.ndarray | float | None = None, **kw: object) -> "PosteriorFunnel":
+        """Assemble transition matrices from per-row destination probabilities.
+
+        Parameters
+        ----------
+        stages : sequence of str
+            Open stage codes.
+        rows : mapping source -> (destinations, probs)
+            ``source`` is ``"ENTRY"`` or an open stage; ``probs`` has shape
+            (draws, len(destinations)). A stage without a row (never observed) gets an
+            even split over staying, the next state and LOST, and is listed in
+            ``meta["unobserved_rows"]``.
+        """
+        stages = tuple(stages)
+        K = len(stages)
+        states = stages + ("WON", "LOST")
+        pos = {s: i for i, s in enumerate(states)}
+        n = next(iter(rows.values()))[1].shape[0]
+        P = np.zeros((n, K + 2, K + 2))
+        P[:, K, K] = P[:, K + 1, K + 1] = 1.0
+        entry = np.zeros((n, K + 2))
+        missing = []
+        for k, code in enumerate(stages):
+            if code in rows:
+                dest, probs = rows[code]
+                P[:, k, [pos[d] for d in dest]] = probs
+            else:
+                missing.append(code)
+                P[:, k, [k, k + 1, K + 1]] = 1.0 / 3.0
+        if "ENTRY" in rows:
+            dest, probs = rows["ENTRY"]
+            entry[:, [pos[d] for d in dest]] = probs
+        else:
+            entry[:, 0] = 1.0
+        meta = dict(kw.pop("meta", {}) or {})  # type: ignore[arg-type]
+        meta["unobserved_rows"] = missing
+        return cls(stages=stages, P=P, entry=entry, deal_value=deal_value, meta=meta, **kw)  # type: ignore[arg-type]
+
     # ------------------------------------------------------------------ absorbing chain
     def fundamental(self) -> np.ndarray:
         """Fundamental matrix ``N = (I - Q)^-1``, shape (draws, K, K)."""

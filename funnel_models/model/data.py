@@ -1,0 +1,114 @@
+"""What a model is fitted on: transition counts plus won deal values.
+
+:func:`prepare` accepts stage history, monthly snapshots or a transitions table and
+returns a :class:`FunnelData`; models call it so users can pass whichever they have.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import derive
+from ..errors import FunnelDataError
+from ..spec import WON, FunnelSpec
+
+__all__ = ["FunnelData", "prepare", "deal_value_draws"]
+
+
+@dataclass(frozen=True)
+class FunnelData:
+    """Transition counts and won deal values, ready for a model.
+
+    Attributes
+    ----------
+    transitions : DataFrame
+        ``month, from_stage, to_stage, n`` + segment columns.
+    won_values : DataFrame
+        One row per won lead with a deal value: ``value`` + segment columns.
+    """
+
+    transitions: pd.DataFrame
+    won_values: pd.DataFrame
+
+    def fingerprint(self) -> str:
+        """A stable hash of the data (used in the fit cache key)."""
+        h = hashlib.sha256()
+        t = self.transitions.sort_values(list(self.transitions.columns)).reset_index(drop=True)
+        h.update(pd.util.hash_pandas_object(t.astype(str), index=False).to_numpy().tobytes())
+        if len(self.won_values):
+            v = self.won_values.sort_values(list(self.won_values.columns)).reset_index(drop=True)
+            h.update(pd.util.hash_pandas_object(v.astype(str), index=False).to_numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+def prepare(
+    data: pd.DataFrame | FunnelData,
+    spec: FunnelSpec,
+    *,
+    factors: Sequence[str] = (),
+    cutoff: str | pd.Timestamp | None = None,
+) -> FunnelData:
+    """Turn history, snapshots or transitions into :class:`FunnelData`.
+
+    The input shape is recognised by its columns: ``entered_at`` (stage history),
+    ``month`` + ``lead_id`` (snapshots) or ``from_stage`` + ``to_stage`` + ``n``
+    (transitions).
+    """
+    if isinstance(data, FunnelData):
+        return data
+    if not isinstance(data, pd.DataFrame):
+        raise FunnelDataError(f"fit data must be a DataFrame of stage history, snapshots or "
+                              f"transitions, got {type(data).__name__}")
+    cols = set(data.columns)
+    if {"from_stage", "to_stage", "n"} <= cols:
+        tr = data
+        if cutoff is not None:
+            tr = tr[pd.to_datetime(tr["month"]) <= pd.Timestamp(cutoff)]
+        return FunnelData(tr.reset_index(drop=True), pd.DataFrame(columns=["value", *factors]))
+    if "entered_at" in cols:
+        if cutoff is not None:
+            data = data[pd.to_datetime(data["entered_at"]) <= pd.Timestamp(cutoff) + pd.Timedelta(days=1)]
+        snaps = derive.snapshots_from_history(data, spec, cutoff=cutoff)
+    elif {"month", "lead_id", "stage"} <= cols:
+        snaps = data if cutoff is None else data[pd.to_datetime(data["month"]) <= pd.Timestamp(cutoff)]
+    else:
+        raise FunnelDataError(f"fit data has columns {sorted(cols)}: expected stage history "
+                              "(lead_id, stage, entered_at), snapshots (month, lead_id, stage) or "
+                              "transitions (month, from_stage, to_stage, n)")
+    tr = derive.transitions(snaps, spec, by=list(factors))
+    won_values = pd.DataFrame(columns=["value", *factors])
+    if "value" in snaps.columns:
+        won_codes = set(spec.won) | {WON}
+        w = snaps[snaps["stage"].isin(won_codes)].drop_duplicates("lead_id")
+        won_values = w[["value", *factors]].dropna(subset=["value"]).reset_index(drop=True)
+    return FunnelData(tr, won_values)
+
+
+def deal_value_draws(
+    won_values: pd.DataFrame,
+    n_draws: int,
+    *,
+    segment: Mapping[str, str] | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Posterior draws of the mean deal value (normal approximation of the sample mean).
+
+    Falls back to all won deals when the segment has fewer than 5 valued wins; NaN when
+    there are no deal values at all.
+    """
+    v = won_values
+    for f, level in (segment or {}).items():
+        if f in v.columns:
+            sub = v[v[f] == level]
+            if len(sub) >= 5:
+                v = sub
+    vals = pd.to_numeric(v["value"], errors="coerce").dropna().to_numpy() if "value" in v else np.array([])
+    if vals.size == 0:
+        return np.full(n_draws, np.nan)
+    rng = np.random.default_rng(seed)
+    se = vals.std(ddof=1) / np.sqrt(vals.size) if vals.size > 1 else 0.0
+    return np.maximum(vals.mean() + se * rng.standard_normal(n_draws), 0.0)

@@ -1,0 +1,96 @@
+"""The only module that touches ArviZ ``InferenceData`` internals.
+
+Moving to ArviZ 1.x (DataTree) later means changing these few functions.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["draws", "summary", "diagnostics", "save", "load", "var_names"]
+
+_TABLE_PREFIX = "funnel_table_"
+
+
+def var_names(idata: Any) -> list[str]:
+    """Names of the posterior variables."""
+    return list(idata.posterior.data_vars)
+
+
+def draws(idata: Any, name: str) -> np.ndarray:
+    """Posterior draws of ``name`` with chains stacked: shape (chains*draws, ...)."""
+    da = idata.posterior[name]
+    arr = da.to_numpy()
+    return arr.reshape((-1,) + arr.shape[2:])
+
+
+def summary(idata: Any) -> pd.DataFrame:
+    """``arviz.summary`` of the posterior as a DataFrame."""
+    import arviz as az
+    return az.summary(idata, round_to=None)
+
+
+def diagnostics(idata: Any) -> dict[str, Any]:
+    """Max r_hat, min bulk and tail ESS, divergences and draws."""
+    import arviz as az
+    rhat = az.rhat(idata)
+    ess_b = az.ess(idata, method="bulk")
+    ess_t = az.ess(idata, method="tail")
+
+    def _reduce(ds: Any, fn: Any) -> float:
+        vals = [float(fn(ds[v].to_numpy())) for v in ds.data_vars if ds[v].size]
+        return float(fn(np.array(vals))) if vals else float("nan")
+
+    div = 0
+    if "sample_stats" in idata.groups() and "diverging" in idata.sample_stats:
+        div = int(idata.sample_stats["diverging"].to_numpy().sum())
+    post = idata.posterior
+    return {"r_hat_max": _reduce(rhat, np.nanmax), "ess_bulk_min": _reduce(ess_b, np.nanmin),
+            "ess_tail_min": _reduce(ess_t, np.nanmin), "divergences": div,
+            "chains": int(post.sizes["chain"]), "draws": int(post.sizes["draw"])}
+
+
+def _to_dataset(df: pd.DataFrame) -> Any:
+    import xarray as xr
+    d = df.reset_index(drop=True).copy()
+    for c in d.columns:
+        if not (pd.api.types.is_numeric_dtype(d[c]) or pd.api.types.is_datetime64_any_dtype(d[c])):
+            d[c] = d[c].astype(object).where(d[c].notna(), "").astype(str).astype(object)
+    d.index.name = "row"
+    return xr.Dataset.from_dataframe(d)
+
+
+def save(idata: Any, path: Path, attrs: Mapping[str, str], tables: Mapping[str, pd.DataFrame]) -> None:
+    """Write idata plus attributes and small tables as extra NetCDF groups."""
+    idata = idata.copy()
+    idata.posterior.attrs.update(dict(attrs))
+    keep = [g for g in idata.groups() if g in ("posterior", "sample_stats", "observed_data", "constant_data")]
+    sub = idata.__class__(**{g: getattr(idata, g) for g in keep})
+    sub.to_netcdf(str(path), engine="h5netcdf")
+    for name, df in tables.items():
+        _to_dataset(df).to_netcdf(str(path), mode="a", group=_TABLE_PREFIX + name, engine="h5netcdf")
+
+
+def load(path: Path) -> tuple[Any, dict[str, str], dict[str, pd.DataFrame]]:
+    """Inverse of :func:`save`: (idata, attrs, tables)."""
+    import arviz as az
+    import h5netcdf
+    import xarray as xr
+
+    idata = az.from_netcdf(str(path), engine="h5netcdf")
+    idata.posterior.load()
+    attrs = {k: str(v) for k, v in idata.posterior.attrs.items() if k.startswith("funnel_")}
+    with h5netcdf.File(str(path), "r") as f:
+        groups = [g for g in f.groups if g.startswith(_TABLE_PREFIX)]
+    tables = {}
+    for g in groups:
+        with xr.open_dataset(str(path), group=g, engine="h5netcdf") as ds:
+            df = ds.to_dataframe().reset_index(drop=True)
+        for c in df.columns:
+            if df[c].dtype == object:
+                df[c] = df[c].astype(str)
+        tables[g[len(_TABLE_PREFIX):]] = df
+    return idata, attrs, tables
