@@ -153,6 +153,7 @@ def demo_data(
     start: str = "2023-01-01",
     change_month: str | None = "2025-01-01",
     change_effect: float = 0.6,
+    effect_scale: float = 1.0,
 ) -> DemoData:
     """Generate the demo funnel.
 
@@ -180,8 +181,8 @@ def demo_data(
     spec = FunnelSpec.from_dict(DEMO_SPEC)
     K = spec.n_stages
     start_ts = pd.Timestamp(start).to_period("M").to_timestamp()
-    regions = {"North": 0.35, "South": -0.25, "East": 0.10, "West": -0.20}
-    channels = {"Web": -0.20, "Partner": 0.35, "Outbound": -0.15}
+    regions = {k: v * effect_scale for k, v in {"North": 0.35, "South": -0.25, "East": 0.10, "West": -0.20}.items()}
+    channels = {k: v * effect_scale for k, v in {"Web": -0.20, "Partner": 0.35, "Outbound": -0.15}.items()}
     shares = {"region": {"North": 0.35, "South": 0.25, "East": 0.25, "West": 0.15},
               "channel": {"Web": 0.5, "Partner": 0.3, "Outbound": 0.2}}
     cm = pd.Timestamp(change_month) if change_month else pd.Timestamp("2262-01-01")

@@ -39,6 +39,7 @@ __all__ = [
     "skipped_stages",
     "cohorts",
     "segment_columns",
+    "stage_entries",
 ]
 
 
@@ -438,3 +439,14 @@ def cohorts(history: pd.DataFrame, spec: FunnelSpec, *, cutoff: str | pd.Timesta
     if attrs.shape[1]:
         out = out.merge(attrs, left_on="lead_id", right_index=True, how="left")
     return out
+
+
+def stage_entries(transitions_table: pd.DataFrame, *, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Leads entering each state per month (``month, stage, *by, count``).
+
+    Counts every transition into a state from a different state (``ENTRY`` included):
+    the aggregate table many teams keep ("MQLs this month, wins this month").
+    """
+    t = transitions_table[transitions_table["from_stage"] != transitions_table["to_stage"]]
+    out = t.groupby(["month", "to_stage", *by], dropna=False)["n"].sum().rename("count").reset_index()
+    return out.rename(columns={"to_stage": "stage"})

@@ -292,21 +292,78 @@ class FunnelModel:
         self.timings["sampling"] = time.perf_counter() - t1
         return idata
 
+    def _obs_probabilities(self, get: Any) -> np.ndarray:
+        """Destination probabilities of every stacked observation, (draws, n_obs, Dmax)."""
+        st = self.structure
+        assert st is not None
+        arrays = self._stacked()
+        slot = arrays["slot"]
+        n_slots = sum(len(x) for x in self._slots())
+
+        def ext(a: np.ndarray, axis: int) -> np.ndarray:
+            pad = list(a.shape)
+            pad[axis] = 1
+            return np.concatenate([a, np.zeros(pad)], axis=axis)
+
+        eta = ext(get("intercept"), 1)[:, slot]
+        for f in st.factors:
+            fs = _safe(f)
+            if self.parameterization[f] == "centered":
+                eff = get(f"effect_{fs}")
+            else:
+                eff = get(f"effectz_{fs}") * get(f"sigma_{fs}")[:, None, None]
+            eta = eta + ext(eff, 1)[:, slot, arrays[f"level_{fs}"][:, None]]
+        if st.time_varying:
+            z = get("rwz") * get("sigma_rw")[:, None, None]
+            walk = np.concatenate([np.zeros((z.shape[0], 1, z.shape[2])), np.cumsum(z, axis=1)], axis=1)
+            eta = eta + ext(walk, 2)[:, arrays["month"][:, None], slot]
+        slots = self._slots()
+        sources = [r.source for r in st.rows]
+        for j, cp in enumerate(st.change_points):
+            if cp.stage not in sources:
+                continue
+            full = np.zeros((eta.shape[0], n_slots + 1))
+            full[:, slots[sources.index(cp.stage)]] = get(f"change_{j}")
+            eta = eta + arrays["active"][None, :, j, None] * full[:, slot]
+        eta = np.where(slot[None] == n_slots, -np.inf, eta)
+        logits = np.concatenate([np.zeros(eta.shape[:2] + (1,)), eta], axis=2)
+        logits -= logits.max(2, keepdims=True)
+        ex = np.exp(logits)
+        return ex / ex.sum(2, keepdims=True)
+
+    def _predictive(self, get: Any, seed: int) -> dict[str, np.ndarray]:
+        arrays = self._stacked()
+        probs = self._obs_probabilities(get)
+        n = arrays["counts"].sum(1)
+        rng = np.random.default_rng(seed)
+        sim = rng.multinomial(np.broadcast_to(n, probs.shape[:2]), probs)
+        return {"observed": arrays["counts"], "predicted": sim, "probabilities": probs}
+
     def sample_prior_predictive(self, data: pd.DataFrame | FunnelData | None = None, *, draws: int = 200,
-                                seed: int = 0) -> Any:
-        """Prior predictive draws of the transition counts (checks the priors)."""
+                                seed: int = 0) -> dict[str, np.ndarray]:
+        """Prior predictive transition counts for the data's observations (checks the priors).
+
+        Returns a dict with ``observed`` (n_obs, Dmax), ``predicted`` (draws, n_obs, Dmax)
+        counts and the implied ``probabilities``.
+        """
         import pymc as pm
         model = self.build_model(data) if data is not None or self._pm_model is None else self._pm_model
-        with model:
-            return pm.sample_prior_predictive(draws=draws, random_seed=seed)
+        with model, warnings.catch_warnings():
+            # the likelihood is a Potential; only parameters are drawn here, counts below
+            warnings.filterwarnings("ignore", message="The effect of Potentials")
+            prior = pm.sample_prior_predictive(draws=draws, random_seed=seed).prior
 
-    def sample_posterior_predictive(self, *, seed: int = 0) -> Any:
-        """Posterior predictive draws of the observed transition counts."""
-        import pymc as pm
+        def get(name: str) -> np.ndarray:
+            a = prior[name].to_numpy()
+            return a.reshape((-1,) + a.shape[2:])
+        return self._predictive(get, seed)
+
+    def sample_posterior_predictive(self, *, draws: int = 200, seed: int = 0) -> dict[str, np.ndarray]:
+        """Posterior predictive transition counts (same layout as the prior predictive)."""
         self._require_fit()
-        model = self._pm_model or self.build_model()
-        with model:
-            return pm.sample_posterior_predictive(self.idata, random_seed=seed, progressbar=False)
+        total = acc.draws(self.idata, "intercept").shape[0]
+        idx = np.random.default_rng(seed).choice(total, min(draws, total), replace=False)
+        return self._predictive(lambda name: acc.draws(self.idata, name)[idx], seed)
 
     def _require_fit(self) -> None:
         if self.idata is None:

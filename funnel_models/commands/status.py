@@ -1,0 +1,73 @@
+"""``funnel status``: show which months, leads and stages the store holds."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import FunnelDataError
+from ..store import DEFAULT_STORE, Store
+
+__all__ = ["register", "handler", "format_status"]
+
+_EXAMPLE = """\
+examples:
+  funnel status
+  funnel status --store data/funnel.duckdb
+"""
+
+
+def _months(months: list[str]) -> str:
+    if not months:
+        return "-"
+    if len(months) <= 6:
+        return ", ".join(months)
+    return f"{months[0]} .. {months[-1]} ({len(months)} months)"
+
+
+def format_status(status: dict[str, Any]) -> str:
+    """Render :meth:`funnel_models.store.Store.status` as text.
+
+    Parameters
+    ----------
+    status : dict
+        The output of ``Store.status()``.
+
+    Returns
+    -------
+    str
+    """
+    lines = [f"store {status['path']}: {status['ingests']} ingest(s)"]
+    if not status["tables"]:
+        lines.append("  (empty)")
+    for shape, t in status["tables"].items():
+        lines.append(f"{shape}: {t['rows']:,} rows"
+                     + (f", {t['leads']:,} leads" if t.get("leads") is not None else ""))
+        lines.append(f"  months: {_months(t['months'])}")
+        lines.append("  stages: " + ", ".join(f"{k} {v:,}" for k, v in t["stages"].items()))
+        if t["attributes"]:
+            lines.append(f"  attributes: {', '.join(t['attributes'])}")
+    return "\n".join(lines)
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Run ``funnel status``; returns the exit status."""
+    store = Store(args.store)
+    status = store.status()
+    if not status["exists"]:
+        raise FunnelDataError(f"no store at {args.store}. Fix: run 'funnel ingest FILE --spec "
+                              f"SPEC.yaml --store {args.store}' first, or pass --store PATH.")
+    print(format_status(status))
+    return 0
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``status`` subcommand to ``subparsers``."""
+    p = subparsers.add_parser(
+        "status", help="show the months, leads and stages stored",
+        description="Print, per stored table (history, snapshots, counts), the rows, leads, "
+        "months, stages and attributes in the store.",
+        epilog=_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--store", default=DEFAULT_STORE, metavar="PATH",
+                   help=f"store file (default ./{DEFAULT_STORE})")
+    p.set_defaults(func=handler)
+    return p

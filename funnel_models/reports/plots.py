@@ -1,0 +1,249 @@
+"""Matplotlib figures of the reports: every axis labelled, a title, readable at laptop width.
+
+Figures are created with :class:`matplotlib.figure.Figure` (no pyplot state), 10 inches
+wide at 100 dpi (1000 px), with 11-12 pt text. Each function takes the tables built in
+:mod:`funnel_models.reports.analysis` and returns the figure.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+__all__ = ["funnel_chart", "conversion_chart", "stall_chart", "segment_chart", "warning_chart",
+           "forecast_fan", "leads_curve", "bottleneck_chart", "plan_chart", "change_chart",
+           "change_history_chart", "WIDTH"]
+
+WIDTH = 10.0
+BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
+
+
+def _fig(height: float) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(WIDTH, height), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.title.set_fontsize(13)
+    ax.title.set_fontweight("bold")
+    ax.xaxis.label.set_fontsize(11)
+    ax.yaxis.label.set_fontsize(11)
+    ax.grid(axis="x", alpha=0.3)
+    return fig, ax
+
+
+def _legend_below(fig: Figure, ax: Any, ncol: int = 3) -> None:
+    """Legend under the axes, so it never hides data."""
+    h, lab = ax.get_legend_handles_labels()
+    fig.legend(h, lab, loc="outside lower center", ncol=ncol, frameon=False)
+
+
+def _fmt_change(x: float) -> str:
+    if x is None or not np.isfinite(x):
+        return "new"
+    return f"{'+' if x >= 0 else ''}{int(x):,}"
+
+
+def funnel_chart(table: pd.DataFrame, month: str) -> Figure:
+    """Horizontal bars: leads per stage this month with the change since last month."""
+    fig, ax = _fig(0.55 * len(table) + 1.4)
+    labels = [f"{s} – {n}" if n != s else s for s, n in zip(table["stage"], table["name"])]
+    y = np.arange(len(table))[::-1]
+    colors = [BLUE] * (len(table) - 2) + [GREEN, GREY]
+    vals = table["leads"].to_numpy(float)
+    ax.barh(y, vals, color=colors[:len(table)], height=0.65)
+    top = vals.max() if len(vals) else 1
+    for yi, v, ch in zip(y, vals, table["change vs last month"]):
+        ax.text(v + top * 0.01, yi, f"{int(v):,}  ({_fmt_change(ch)} vs last month)", va="center", fontsize=10)
+    ax.set_yticks(y, labels)
+    ax.set_xlim(0, top * 1.45)
+    ax.set_xlabel("leads (open stages: at month end; WON / LOST: closed during the month)")
+    ax.set_title(f"Funnel at the end of {month}")
+    return fig
+
+
+def conversion_chart(st: pd.DataFrame, benchmarks: Mapping[str, float], level: float) -> Figure:
+    """Stage conversion (posterior mean and interval) with benchmark markers."""
+    fig, ax = _fig(0.5 * len(st) + 1.6)
+    y = np.arange(len(st))[::-1]
+    m = st["conversion_mean"].to_numpy()
+    lo, hi = st["conversion_lo"].to_numpy(), st["conversion_hi"].to_numpy()
+    ax.errorbar(m, y, xerr=[m - lo, hi - m], fmt="o", color=BLUE, capsize=4, ms=7,
+                label=f"model estimate ({level:.0%} interval)")
+    for yi, v in zip(y, m):
+        ax.text(v, yi + 0.22, f"{100 * v:.0f}%", ha="center", fontsize=9, color=BLUE)
+    bx = [benchmarks.get(s, np.nan) for s in st["stage"]]
+    if any(np.isfinite(bx)):
+        ax.scatter(bx, y, marker="D", color=RED, s=45, zorder=3, label="benchmark")
+    names = st["name"] if "name" in st else st["stage"]
+    ax.set_yticks(y, [f"{s} – {n}" for s, n in zip(st["stage"], names)])
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}%")
+    ax.set_xlabel("stage conversion: share of prospects leaving the stage who move on (not lost)")
+    ax.set_title("Stage conversion vs benchmarks")
+    _legend_below(fig, ax)
+    return fig
+
+
+def stall_chart(sr: pd.DataFrame, level: float) -> Figure:
+    """Expected months in each stage, ranked."""
+    fig, ax = _fig(0.5 * len(sr) + 1.4)
+    y = np.arange(len(sr))[::-1]
+    m = sr["expected_months_mean"].to_numpy()
+    ax.barh(y, m, color=ORANGE, height=0.6,
+            xerr=[m - sr["expected_months_lo"].to_numpy(), sr["expected_months_hi"].to_numpy() - m],
+            capsize=4, label=f"expected months ({level:.0%} interval)")
+    his = sr["expected_months_hi"].to_numpy()
+    for yi, v, h in zip(y, m, his):
+        ax.text(h + 0.03, yi, f"{v:.2f}", va="center", fontsize=9)
+    ax.set_xlim(0, float(his.max()) * 1.12)
+    ax.set_yticks(y, [f"{s} – {n}" for s, n in zip(sr["stage"], sr["name"])])
+    ax.set_xlabel("expected months a prospect stays in the stage (incl. the month it arrives)")
+    ax.set_title("Stall time per stage (longest first)")
+    _legend_below(fig, ax)
+    return fig
+
+
+def segment_chart(seg: pd.DataFrame, overall: float, level: float, pooled: bool = True) -> Figure:
+    """Lead win rate per segment: model estimate with interval beside the raw rate."""
+    fig, ax = _fig(0.42 * len(seg) + 1.8)
+    y = np.arange(len(seg))[::-1]
+    m = seg["model"].to_numpy()
+    ax.errorbar(m, y, xerr=[m - seg["lo"].to_numpy(), seg["hi"].to_numpy() - m], fmt="o", color=BLUE,
+                capsize=4, ms=7, label=("pooled model" if pooled else "model (quick, unpooled)")
+                + f" ({level:.0%} interval)")
+    ax.scatter(seg["raw"], y, marker="x", color=RED, s=60, zorder=3, label="raw rate (this segment's data only)")
+    ax.axvline(overall, color=GREY, ls="--", lw=1, label=f"all segments {100 * overall:.1f}%")
+    ax.set_yticks(y, [f"{f}={lvl}  (n={n:,})" for f, lvl, n in zip(seg["factor"], seg["segment"], seg["leads"])])
+    ax.xaxis.set_major_formatter(lambda v, _: f"{100 * v:.1f}%")
+    ax.set_xlabel("lead win rate: share of new leads eventually won")
+    ax.set_title("Segments: pooled model estimate vs raw rate")
+    _legend_below(fig, ax)
+    return fig
+
+
+def warning_chart(st: pd.DataFrame, level: float, month: str) -> Figure:
+    """Observed counts this month against the predictive interval, per stage."""
+    fig, ax = _fig(0.45 * len(st) + 1.5)
+    y = np.arange(len(st))[::-1]
+    lo, hi = st["lo"].to_numpy(float), st["hi"].to_numpy(float)
+    ax.hlines(y, lo, hi, color=GREY, lw=6, alpha=0.5, label=f"expected range ({level:.0%})")
+    ax.scatter(st["expected"], y, color=GREY, marker="|", s=200, label="expected")
+    obs = st["observed"].to_numpy(float)
+    col = [RED if f else GREEN for f in st["flag"]]
+    ax.scatter(obs, y, color=col, s=50, zorder=3, label="observed (red = outside range)")
+    ax.set_yticks(y, list(st["stage"]))
+    ax.set_xlabel(f"leads in {month} (open stages: at month end; WON / LOST: closed in the month)")
+    ax.set_title("Early warning: this month vs the model's expectation")
+    _legend_below(fig, ax, ncol=3)
+    return fig
+
+
+def forecast_fan(w: pd.DataFrame, history: pd.DataFrame | None = None) -> Figure:
+    """Fan chart of wins per month: 50/80/95% bands, mean, and the last months' actual wins."""
+    fig, ax = _fig(4.6)
+    ax.grid(axis="y", alpha=0.3)
+    x = pd.to_datetime(w["month"])
+    for lv, alpha in (("95", 0.15), ("80", 0.25), ("50", 0.35)):
+        ax.fill_between(x, w[f"lo_{lv}"], w[f"hi_{lv}"], color=BLUE, alpha=alpha, lw=0, label=f"{lv}% interval")
+    ax.plot(x, w["mean"], "o-", color=BLUE, label="expected wins")
+    for xi, v in zip(x, w["mean"]):
+        ax.annotate(f"{v:.1f}", (xi, v), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=9)
+    if history is not None and len(history):
+        ax.plot(pd.to_datetime(history["month"]), history["count"], "s-", color=GREY, label="actual wins")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("month")
+    ax.set_ylabel("deals won per month")
+    ax.set_title("Forecast of wins per month")
+    _legend_below(fig, ax, ncol=5)
+    return fig
+
+
+def leads_curve(res: Any) -> Figure:
+    """P(hit the target) against new leads per month, with the model and naive answers."""
+    fig, ax = _fig(4.4)
+    ax.grid(alpha=0.3)
+    c = res.curve
+    ax.plot(c["leads"], c["probability"], "-", color=BLUE, lw=2, label="P(hit target) with this many leads")
+    ax.axhline(res.confidence, color=GREY, ls=":", label=f"required confidence {res.confidence:.0%}")
+    if res.leads is not None:
+        ax.axvline(res.leads, color=GREEN, ls="--", label=f"model answer: {res.leads:,} leads/month "
+                   f"(P={res.probability:.2f})")
+    if res.naive_leads is not None:
+        ax.axvline(res.naive_leads, color=RED, ls="--", label=f"naive answer: {res.naive_leads:,} leads/month "
+                   f"(P={res.naive_probability:.2f})")
+    ax.set_ylim(0, 1.02)
+    ax.yaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}%")
+    ax.set_xlabel("new leads per month")
+    ax.set_ylabel("probability of hitting the target")
+    T = res.window[1]
+    ax.set_title(f"Leads needed for {res.target:g} wins in the next {T} month(s)")
+    _legend_below(fig, ax, ncol=2)
+    return fig
+
+
+def bottleneck_chart(lev: pd.DataFrame, level: float) -> Figure:
+    """Extra wins per month from each lever, ranked; the top one marked 'focus here'."""
+    fig, ax = _fig(0.45 * len(lev) + 1.5)
+    y = np.arange(len(lev))[::-1]
+    m = lev["extra_wins_mean"].to_numpy()
+    colors = [GREEN if f else BLUE for f in lev["focus"]]
+    ax.barh(y, m, color=colors, height=0.6, xerr=[m - lev["extra_wins_lo"].to_numpy(),
+                                                  lev["extra_wins_hi"].to_numpy() - m], capsize=3)
+    for yi, v, f in zip(y, m, lev["focus"]):
+        ax.text(max(v, 0) * 1.02 + 0.02, yi - 0.3, f"{v:.2f}" + ("  ← focus here" if f else ""), fontsize=9)
+    ax.set_yticks(y, [f"{s}: {lv}" for s, lv in zip(lev["stage"], lev["lever"])])
+    ax.set_xlim(0, max(float(lev["extra_wins_hi"].max()), 1e-6) * 1.35)
+    ax.set_xlabel(f"extra wins per month if the lever is pulled ({level:.0%} interval)")
+    ax.set_title("Bottleneck ranking: where an improvement adds most wins")
+    return fig
+
+
+def plan_chart(table: pd.DataFrame, x: str, title: str) -> Figure:
+    """Grouped bars: model vs naive leads per month, per period or segment."""
+    fig, ax = _fig(4.2)
+    ax.grid(axis="y", alpha=0.3)
+    ax.grid(axis="x", visible=False)
+    idx = np.arange(len(table))
+    model = pd.to_numeric(table["leads per month"], errors="coerce").fillna(0).to_numpy()
+    naive = pd.to_numeric(table["naive leads per month"], errors="coerce").fillna(0).to_numpy()
+    b1 = ax.bar(idx - 0.2, model, 0.4, color=BLUE, label="model (meets the confidence)")
+    b2 = ax.bar(idx + 0.2, naive, 0.4, color=RED, alpha=0.7, label="naive (target / win rate)")
+    ax.bar_label(b1, fmt="%.0f", fontsize=9)
+    ax.bar_label(b2, fmt="%.0f", fontsize=9)
+    ax.set_xticks(idx, [str(v) for v in table[x]])
+    ax.set_xlabel(x)
+    ax.set_ylabel("new leads per month")
+    ax.set_title(title)
+    _legend_below(fig, ax, ncol=2)
+    return fig
+
+
+def change_chart(before: np.ndarray, after: np.ndarray, stage: str, level: float) -> Figure:
+    """Posterior of the stage conversion before and after the change."""
+    fig, ax = _fig(4.0)
+    ax.grid(alpha=0.3)
+    lo = float(min(before.min(), after.min()))
+    hi = float(max(before.max(), after.max()))
+    bins = np.linspace(lo, hi, 50)
+    ax.hist(before, bins=bins, color=GREY, alpha=0.6, density=True, label=f"before (mean {100 * before.mean():.1f}%)")
+    ax.hist(after, bins=bins, color=GREEN, alpha=0.6, density=True, label=f"after (mean {100 * after.mean():.1f}%)")
+    ax.xaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}%")
+    ax.set_xlabel(f"conversion at {stage} (share moving on rather than lost)")
+    ax.set_ylabel("posterior density")
+    ax.set_title(f"Conversion at {stage} before vs after the change")
+    _legend_below(fig, ax, ncol=2)
+    return fig
+
+
+def change_history_chart(monthly: pd.DataFrame, change_month: pd.Timestamp, stage: str) -> Figure:
+    """Raw monthly conversion at a stage, with the change month marked."""
+    fig, ax = _fig(4.0)
+    ax.grid(alpha=0.3)
+    ax.plot(monthly["month"], monthly["conversion"], "o-", color=BLUE, ms=4, label="raw monthly conversion")
+    ax.axvline(change_month, color=RED, ls="--", label=f"change ({pd.Timestamp(change_month):%Y-%m})")
+    ax.yaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}%")
+    ax.set_xlabel("month")
+    ax.set_ylabel(f"conversion at {stage}")
+    ax.set_title(f"Monthly conversion at {stage}")
+    _legend_below(fig, ax, ncol=2)
+    return fig

@@ -1,0 +1,84 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+source = "demo"
+spec = None
+mapping = {}
+segment_filters = {}
+start = None
+end = None
+cutoff = None
+quick = False
+factors = ["region", "channel"]
+change_points = [{"stage": "DEMO", "month": "2025-01", "name": "sales training"}]
+draws = 500
+tune = 400
+chains = 4
+seed = 0
+new_leads = None
+interval_level = 0.8
+summary_path = ""
+title = "Monthly funnel report"
+target_wins = 240
+window_months = 6
+confidence = 0.8
+horizon = 6
+benchmarks = {"LEAD": 0.7, "MQL": 0.7, "SQL": 0.65, "DEMO": 0.65, "PROP": 0.65, "NEGO": 0.65}
+warning_level = 0.9
+
+# %%
+# A thin template: every number, chart and sentence comes from funnel_models.reports.analysis.
+# Run it with `funnel report [PARAMS.yaml]` or execute it here on its defaults (demo data).
+from funnel_models.reports import analysis
+
+ctx = analysis.prepare("monthly_report", dict(
+    source=source, spec=spec, mapping=mapping, segment_filters=segment_filters, start=start, end=end,
+    cutoff=cutoff, quick=quick, factors=factors, change_points=change_points, draws=draws, tune=tune,
+    chains=chains, seed=seed, new_leads=new_leads, interval_level=interval_level, summary_path=summary_path,
+    title=title, target_wins=target_wins, window_months=window_months, confidence=confidence,
+    horizon=horizon, benchmarks=benchmarks, warning_level=warning_level), progress=False)
+analysis.show(analysis.header_section(ctx))
+banner = analysis.diagnostics_banner(ctx)
+if banner is not None:
+    analysis.show(banner)
+
+# %%
+analysis.show(analysis.funnel_section(ctx))
+
+# %%
+analysis.show(analysis.conversion_section(ctx))
+
+# %%
+analysis.show(analysis.stall_section(ctx))
+
+# %%
+analysis.show(analysis.segment_section(ctx))
+
+# %%
+analysis.show(analysis.warning_section(ctx))
+
+# %%
+analysis.show(analysis.forecast_section(ctx))
+
+# %%
+analysis.show(analysis.leads_section(ctx))
+
+# %%
+analysis.show(analysis.bottleneck_section(ctx))
+
+# %%
+analysis.show(analysis.diagnostics_section(ctx))
+
+# %%
+summary = analysis.write_summary(ctx)

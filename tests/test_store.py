@@ -1,0 +1,196 @@
+"""Store: replace semantics, reads, status, atomicity (rollback and SIGKILL mid-ingest), CLI."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+from funnel_models.cli import main
+from funnel_models.errors import FunnelDataError
+from funnel_models.store import Store
+
+SPEC = {"stages": [{"code": "NEW", "name": "New"}, {"code": "QUAL", "name": "Qualified"}],
+        "won": ["WON"], "lost": ["LOST"], "attributes": ["region"]}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def hist(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["lead_id", "stage", "entered_at", "region"])
+    df["entered_at"] = pd.to_datetime(df["entered_at"])
+    return df
+
+
+H1 = hist([("A", "NEW", "2024-01-02", "EU"), ("A", "QUAL", "2024-02-03", "EU"),
+           ("B", "NEW", "2024-01-09", "US"), ("C", "NEW", "2024-02-10", "EU")])
+
+
+def test_history_reingest_replaces_by_lead(tmp_path: Path) -> None:
+    store = Store(tmp_path / "f.duckdb")
+    r1 = store.ingest(H1, "history", source="h1.csv")
+    assert (r1.rows, r1.leads, r1.replaced_rows, r1.mode) == (4, 3, 0, "replace-leads")
+    assert r1.months == ["2024-01", "2024-02"]
+    r2 = store.ingest(H1, "history")                      # same data again: no duplicates
+    assert r2.replaced_rows == 4
+    pd.testing.assert_frame_equal(store.read("history"), store.read("history"))
+    assert len(store.read("history")) == 4
+    # an updated export of lead A (now won) and a new lead D; B and C untouched
+    h2 = hist([("A", "NEW", "2024-01-02", "EU"), ("A", "WON", "2024-03-01", "EU"),
+               ("D", "NEW", "2024-03-05", "US")])
+    r3 = store.ingest(h2, "history")
+    assert r3.replaced_rows == 2
+    got = store.read("history")
+    assert list(zip(got["lead_id"], got["stage"])) == [("A", "NEW"), ("A", "WON"), ("B", "NEW"),
+                                                       ("C", "NEW"), ("D", "NEW")]
+    assert got["entered_at"].dtype == "datetime64[ns]" and got["lead_id"].dtype == "str"
+    log = store.ingests()
+    assert log["id"].tolist() == [1, 2, 3] and log["source"].tolist()[0] == "h1.csv"
+
+
+def test_history_month_mode_replaces_that_month_only(tmp_path: Path) -> None:
+    store = Store(tmp_path / "f.duckdb")
+    store.ingest(H1, "history")
+    feb = hist([("A", "WON", "2024-02-20", "EU"), ("E", "NEW", "2024-02-01", "US")])
+    r = store.ingest(feb, "history", month="2024-02")
+    assert (r.mode, r.replaced_rows) == ("replace-months", 2)   # A/QUAL and C/NEW were in February
+    got = store.read("history")
+    assert sorted(zip(got["lead_id"], got["stage"])) == [("A", "NEW"), ("A", "WON"), ("B", "NEW"), ("E", "NEW")]
+    with pytest.raises(FunnelDataError, match="1 row\\(s\\) are in other months"):
+        store.ingest(hist([("Z", "NEW", "2024-04-01", "EU")]), "history", month="2024-03")
+
+
+def test_snapshots_and_counts_replace_months(tmp_path: Path) -> None:
+    store = Store(tmp_path / "f.duckdb")
+    snap = pd.DataFrame({"month": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-02-01"]),
+                         "lead_id": ["A", "B", "A"], "stage": ["NEW", "NEW", "QUAL"]})
+    store.ingest(snap, "snapshots")
+    march = pd.DataFrame({"lead_id": ["A", "B"], "stage": ["WON", "LOST"], "region": ["EU", "US"]})
+    store.ingest(march, "snapshots", month="2024-03")              # no month column: filled
+    store.ingest(march.assign(stage=["QUAL", "QUAL"]), "snapshots", month="2024-03")  # replaced
+    got = store.read("snapshots", months=["2024-03"])
+    assert got["stage"].tolist() == ["QUAL", "QUAL"] and got["region"].tolist() == ["EU", "US"]
+    assert len(store.read("snapshots")) == 5
+    assert store.read("snapshots", months="2024-01")["region"].isna().all()  # attribute added later
+
+    counts = pd.DataFrame({"month": pd.to_datetime(["2024-01-01", "2024-01-01"]), "stage": ["NEW", "WON"],
+                           "count": [10, 2], "region": ["EU", "EU"]})
+    store.ingest(counts, "counts")
+    store.ingest(counts.assign(count=[11, 3]), "counts")
+    got = store.read("counts")
+    assert got["count"].tolist() == [11, 3] and got["count"].dtype == "int64"
+    with pytest.raises(FunnelDataError, match="repeat the key"):
+        store.ingest(pd.concat([counts, counts]), "counts")
+
+
+def test_read_filters_and_status(tmp_path: Path) -> None:
+    store = Store(tmp_path / "f.duckdb")
+    assert store.status()["exists"] is False
+    store.ingest(H1, "history")
+    assert store.read("history", filters={"region": "EU"})["lead_id"].tolist() == ["A", "A", "C"]
+    assert store.read("history", filters={"stage": ["QUAL"], "region": ["EU", "US"]})["lead_id"].tolist() == ["A"]
+    assert store.read("history", months="2024-01")["lead_id"].tolist() == ["A", "B"]
+    with pytest.raises(FunnelDataError, match="cannot filter history on 'channel'"):
+        store.read("history", filters={"channel": "x"})
+    with pytest.raises(FunnelDataError, match="no counts has been ingested"):
+        store.read("counts")
+    st = store.status()
+    assert st["ingests"] == 1
+    assert st["tables"]["history"] == {"rows": 4, "leads": 3, "months": ["2024-01", "2024-02"],
+                                       "stages": {"NEW": 3, "QUAL": 1}, "attributes": ["region"]}
+
+
+def test_failed_ingest_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path / "f.duckdb")
+    store.ingest(H1, "history")
+    before = store.read("history")
+    monkeypatch.setenv("FUNNEL_TEST_FAIL_IN_INGEST", "1")  # raises after the delete and insert
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        store.ingest(hist([("A", "LOST", "2024-03-01", "EU"), ("N", "NEW", "2024-03-01", "EU")]),
+                     "history", source="new.csv")
+    monkeypatch.delenv("FUNNEL_TEST_FAIL_IN_INGEST")
+    pd.testing.assert_frame_equal(store.read("history"), before)
+    assert store.ingests()["id"].tolist() == [1]
+    with pytest.raises(RuntimeError):  # a failed first ingest of a shape leaves no table
+        monkeypatch.setenv("FUNNEL_TEST_FAIL_IN_INGEST", "1")
+        store.ingest(pd.DataFrame({"month": ["2024-01"], "stage": ["NEW"], "count": [1]}), "counts")
+    assert "counts" not in store.status()["tables"]
+
+
+def _big_history(path: Path, n_leads: int) -> None:
+    """Write a stage-history CSV with DuckDB (fast); lead ids L0.. overlap the small store."""
+    with duckdb.connect() as con:
+        con.execute(f"""COPY (SELECT 'L' || (i // 2) AS lead_id, CASE WHEN i % 2 = 0 THEN 'NEW' ELSE 'QUAL' END AS stage,
+                     TIMESTAMP '2023-01-01' + to_days(CAST(i % 500 AS INTEGER)) AS entered_at,
+                     CASE WHEN i % 3 = 0 THEN 'EU' ELSE 'US' END AS region
+                     FROM range({2 * n_leads}) t(i)) TO '{path}' (HEADER)""")
+
+
+def test_sigkill_mid_ingest_leaves_previous_state(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    small = tmp_path / "small.csv"
+    small.write_text("lead_id,stage,entered_at,region\nL1,NEW,2022-05-01,EU\nL1,WON,2022-06-01,EU\n"
+                     "X9,NEW,2022-05-03,US\n")
+    store_path = tmp_path / "funnel.duckdb"
+    assert main(["ingest", str(small), "--spec", str(spec), "--store", str(store_path)]) == 0
+    store = Store(store_path)
+    before, log_before = store.read("history"), store.ingests()
+
+    big = tmp_path / "big.csv"
+    _big_history(big, 150_000)  # 300,000 rows; its leads include L1, so the delete hits stored rows
+    env = dict(os.environ, FUNNEL_TEST_PAUSE_IN_INGEST="60")
+    proc = subprocess.Popen([sys.executable, "-m", "funnel_models.cli", "ingest", str(big), "--spec",
+                             str(spec), "--store", str(store_path)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []  # the marker is printed inside the transaction, after the delete and insert
+        for line in proc.stderr:
+            seen.append(line)
+            if line.strip() == "FUNNEL_TEST_PAUSED" or len(seen) > 50:
+                break
+        assert seen and seen[-1].strip() == "FUNNEL_TEST_PAUSED", "".join(seen)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    # reopen: the previous state is intact and readable
+    pd.testing.assert_frame_equal(Store(store_path).read("history"), before)
+    pd.testing.assert_frame_equal(Store(store_path).ingests(), log_before)
+    # and the store still takes a full ingest afterwards
+    assert main(["ingest", str(big), "--spec", str(spec), "--store", str(store_path)]) == 0
+    got = Store(store_path).status()["tables"]["history"]
+    assert got["rows"] == 300_000 + 1 and got["leads"] == 150_000 + 1  # X9 kept, L1 replaced
+
+
+def test_cli_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    f = tmp_path / "c.csv"
+    f.write_text("stage,count,region\nNEW,12,EU\nQUAL,4,EU\n")
+    store = tmp_path / "s.duckdb"
+    assert main(["status", "--store", str(store)]) == 2
+    assert "no store at" in capsys.readouterr().err
+    assert main(["ingest", str(f), "--spec", str(spec), "--store", str(store), "--month", "2024-05"]) == 0
+    out = capsys.readouterr().out
+    assert "ingested 2 counts rows" in out and "2024-05" in out
+    assert main(["status", "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "counts: 2 rows" in out and "months: 2024-05" in out and "NEW 12, QUAL 4" in out
+
+
+def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    for cmd in ("ingest", "status"):
+        with pytest.raises(SystemExit) as info:
+            main([cmd, "--help"])
+        assert info.value.code == 0
+        assert "examples:" in capsys.readouterr().out
