@@ -8,11 +8,11 @@ output                                 simulator call
 =====================================  =================================================
 leads needed, naive spreadsheet plan,  ``simulate.leads_needed(post, target, window,
 P(hit) curve                           pipeline=, confidence=, target_unit=, seed=)``
-P(hit) with the planned leads          ``simulate.planning.plan_problem(post, target,
-                                       window, pipeline=, target_unit=, seed=)
-                                       .probability(planned_leads)`` (the same
-                                       computation that produces the curve, so the
-                                       point lies on it)
+P(hit) with the planned leads          ``leads_needed(...).problem.probability(planned)``,
+                                       i.e. ``simulate.planning.plan_problem(post,
+                                       target, window, pipeline=, target_unit=, seed=)
+                                       .probability(planned_leads)``: the computation
+                                       behind the curve, so the point lies on it
 forecast fan chart                     ``simulate.forecast(post.thin(forecast_draws),
                                        pipeline, planned_leads, horizon=window, seed=,
                                        sims_per_draw=1)`` summarised with
@@ -54,8 +54,15 @@ starts instantly; ``False`` fits -- or loads from the cache -- the MCMC model),
 ``title``.
 Relative paths (``source``, ``spec``, ``cache_dir``) are resolved against ``base_dir``
 (default: the current directory; ``funnel dashboard`` passes the directory it was
-started from). When :mod:`funnel_models.reports.params` provides ``load_params``, it is
-used to read the file instead of the minimal loader here.
+started from). ``change_points`` go to ``fit_model`` (MCMC only).
+
+Report parameter files (``parameters/*.yaml`` of :mod:`funnel_models.reports.params`) are
+accepted too: ``extends:`` chains are merged with that module's ``load_layers``,
+``target_wins``/``window_months``/``new_leads``/``segment_filters`` become
+``target``/``window``/``leads``/``filters``, their ``draws``/``tune``/``chains`` go to the
+MCMC ``sampler_config``, and report-only keys (``benchmarks``, ``horizon``, ...) are
+ignored. There is no what-if schema in that module (yet), so the checks here are
+:func:`load_params`' own.
 
 Examples
 --------
@@ -94,6 +101,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "cutoff": None, "factors": None, "quick": True, "sampler_config": None, "cache_dir": None,
     "target": None, "target_unit": "wins", "window": 12, "confidence": 0.8, "leads": None,
     "draws": 1000, "forecast_draws": 300, "leverage_draws": 200, "seed": 0, "title": None,
+    "change_points": None,
 }
 _DEMO_FACTORS = ["region", "channel"]
 _LEVELS = (0.5, 0.8, 0.95)
@@ -131,30 +139,13 @@ def load_params(path: str | Path | None = None, *, base_dir: str | Path | None =
     p = Path(path)
     if not p.exists():
         raise ParameterError(f"parameter file {p} does not exist")
-    raw: Any
-    try:
-        from .reports import params as report_params  # written separately; optional
-        loader = getattr(report_params, "load_params", None)
-    except ImportError:
-        loader = None
-    if loader is not None:
-        raw = loader(p)
-        if hasattr(raw, "model_dump"):
-            raw = raw.model_dump()
-        raw = {k: v for k, v in dict(raw).items() if k in DEFAULT_PARAMS}
-    else:
-        import yaml
-        try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ParameterError(f"{p}: not valid YAML: {exc}") from None
-        if not isinstance(raw, Mapping):
-            raise ParameterError(f"{p}: a parameter file must be a mapping of key: value, got {type(raw).__name__}")
-        if isinstance(raw.get("parameters"), Mapping):  # report-style files nest the values
-            raw = {**{k: v for k, v in raw.items() if k != "parameters"}, **raw["parameters"]}
-        unknown = sorted(set(raw) - set(DEFAULT_PARAMS) - {"notebook", "name", "description"})
-        if unknown:
-            raise ParameterError(f"{p}: unknown key(s) {unknown}; known keys are {sorted(DEFAULT_PARAMS)}")
+    raw = _read_yaml_layers(p)
+    if isinstance(raw.get("parameters"), Mapping):  # nested form: {parameters: {...}}
+        raw = {**{k: v for k, v in raw.items() if k != "parameters"}, **raw["parameters"]}
+    raw = _translate_report_keys(raw)
+    unknown = sorted(set(raw) - set(DEFAULT_PARAMS))
+    if unknown:
+        raise ParameterError(f"{p}: unknown key(s) {unknown}; known keys are {sorted(DEFAULT_PARAMS)}")
     params.update({k: v for k, v in raw.items() if k in DEFAULT_PARAMS})
     base = Path(base_dir) if base_dir else Path.cwd()
     for key in ("source", "spec", "cache_dir"):
@@ -163,6 +154,55 @@ def load_params(path: str | Path | None = None, *, base_dir: str | Path | None =
             params[key] = str(base / v)
     _check_params(params, p)
     return params
+
+
+#: Keys of report parameter files (funnel_models.reports.params) and their what-if names.
+_REPORT_KEYS = {"target_wins": "target", "window_months": "window", "new_leads": "leads",
+                "segment_filters": "filters"}
+#: Report keys without a what-if meaning (ignored, so a report file can start the dashboard).
+_REPORT_ONLY = {"notebook", "extends", "name", "description", "horizon", "benchmarks", "warning_level",
+                "interval_level", "summary_path", "period", "periods", "plan_by", "segment_targets",
+                "change_stage", "change_month", "change_name"}
+#: Report keys that configure the MCMC sampler (report ``draws`` are sampler draws).
+_SAMPLER_KEYS = ("draws", "tune", "chains")
+
+
+def _read_yaml_layers(p: Path) -> dict[str, Any]:
+    """The file's mapping; ``extends:`` chains are merged with the report loader when present."""
+    try:
+        from .reports.params import load_layers
+    except ImportError:
+        load_layers = None
+    if load_layers is not None:
+        merged: dict[str, Any] = {}
+        for _file, data in load_layers(p):
+            merged.update(data)
+        return merged
+    import yaml
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"{p}: not valid YAML: {exc}") from None
+    if not isinstance(raw, Mapping):
+        raise ParameterError(f"{p}: a parameter file must be a mapping of key: value, got {type(raw).__name__}")
+    return dict(raw)
+
+
+def _translate_report_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Accept report parameter files: rename their keys, move sampler keys, drop report-only keys."""
+    is_report = "notebook" in raw or any(k in raw for k in _REPORT_KEYS)
+    out: dict[str, Any] = {}
+    sampler = dict(raw.get("sampler_config") or {})
+    for k, v in raw.items():
+        if k in _REPORT_ONLY or k == "title" and is_report:
+            continue
+        if is_report and k in _SAMPLER_KEYS:
+            sampler[k] = v
+            continue
+        out[_REPORT_KEYS.get(k, k)] = v
+    if sampler:
+        out["sampler_config"] = sampler
+    return out
 
 
 def _check_params(params: Mapping[str, Any], where: object) -> None:
@@ -492,6 +532,7 @@ class WhatIfDashboard:
         if factors is None:
             factors = [f for f in _DEMO_FACTORS if f in data.history.columns] if params["source"] == "demo" else []
         model = fit_model(data, quick=bool(params["quick"]), factors=factors,
+                          change_points=params["change_points"] or (),
                           sampler_config=params["sampler_config"], cache_dir=params["cache_dir"])
         title = params["title"] or f"What-if: {data.source if data.source in ('demo', 'olist') else Path(data.source).name}"
         dash = cls(model, data=data, target=params["target"], target_unit=params["target_unit"],
@@ -742,8 +783,10 @@ class WhatIfDashboard:
             st.plan = get("leads_needed", (q, a["confidence"]), lambda: S.leads_needed(
                 post, a["target"], T, pipeline=pipe, confidence=a["confidence"], target_unit=a["target_unit"],
                 seed=seed))
-            prob = get("plan_problem", q, lambda: plan_problem(
-                post, a["target"], T, pipeline=pipe, target_unit=a["target_unit"], seed=seed))
+            prob = getattr(st.plan, "problem", None)  # the search's own PlanProblem (same seed)
+            if prob is None:                           # older simulator without result.problem
+                prob = get("plan_problem", q, lambda: plan_problem(
+                    post, a["target"], T, pipeline=pipe, target_unit=a["target_unit"], seed=seed))
             st.p_hit = float(prob.probability(L)[0])
             if L > 0 or (pipe is not None and len(pipe) > 0):
                 fc_post = get("thin_forecast", adj_key, lambda: post.thin(self.forecast_draws, seed=seed))

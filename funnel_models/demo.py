@@ -215,7 +215,7 @@ def demo_data(
     for j, ch in enumerate(channels):
         sel = chan_idx == j
         mu = truth.deal_value[ch]
-        values[sel] = np.round(rng.lognormal(np.log(mu) - 0.125, 0.5, sel.sum()), -1)
+        values[sel] = np.maximum(np.round(rng.lognormal(np.log(mu) - 0.125, 0.5, sel.sum()), -1), 100.0)
 
     events_lead: list[np.ndarray] = []
     events_state: list[np.ndarray] = []

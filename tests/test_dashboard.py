@@ -295,3 +295,16 @@ def test_cli_missing_or_bad_params_exit_2(tmp_path):
     r = subprocess.run([sys.executable, "-m", "funnel_models.cli", "dashboard", str(bad)],
                        capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2 and "confidence" in r.stderr
+
+
+def test_report_parameter_files_are_accepted():
+    """parameters/region_north.yaml (a report file with extends:) maps onto the what-if keys."""
+    params = load_params(REPO / "parameters" / "region_north.yaml")
+    assert (params["target"], params["window"], params["filters"], params["factors"]) == \
+        (125, 6, {"region": "North"}, ["channel"])
+    assert params["quick"] is False and params["change_points"]
+    dash = WhatIfDashboard.from_params(REPO / "parameters" / "region_north.yaml", quick=True, draws=300,
+                                       forecast_draws=100, leverage_draws=100)
+    assert set(dash.data.history["region"].unique()) == {"North"}
+    assert list(dash.segment_controls) == ["channel"] and dash.state.error is None
+    assert dash.state.target == 125 and dash.state.window == 6

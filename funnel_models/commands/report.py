@@ -67,6 +67,19 @@ def handler(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(plain_summary(res.summary or {}, html))
         return 0
+    # a batch validates every file first: one bad file -> exit 2 before anything runs
+    from ..reports.runner import _prepare_run
+    invalid = []
+    for f in files:
+        try:
+            _prepare_run(args.notebook, f, None, args.date)
+        except ParameterError as exc:
+            invalid.append(f"  BAD INPUT {f}: {exc}")
+    if invalid:
+        log("bad input, nothing run: " + " | ".join(invalid))
+        print(f"{len(invalid)} of {len(files)} parameter file(s) are invalid; nothing was run:", file=sys.stderr)
+        print("\n".join(invalid), file=sys.stderr)
+        return 2
     results = batch(files, notebook=args.notebook, output_dir=args.output_dir, date=args.date,
                     progress=not args.quiet, log=log)
     bad = [r for r in results if r.bad_input]

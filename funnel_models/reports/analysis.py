@@ -50,6 +50,8 @@ __all__ = [
 
 #: Interval levels of the forecast fan chart (summary.json reports the 80% interval).
 FORECAST_LEVELS = (0.5, 0.8, 0.95)
+#: Pseudo-count added to every allowed move of a segment's raw (unpooled) rates.
+RAW_PSEUDO_COUNT = 0.01
 #: Posterior draws taken from the quick (conjugate) model.
 QUICK_DRAWS = 2000
 
@@ -395,7 +397,11 @@ def stall_section(ctx: Context) -> Section:
 
 
 def raw_segment_rates(ctx: Context, factor: str) -> pd.DataFrame:
-    """Raw (unpooled, maximum-likelihood) lead win rate and leads per level of ``factor``."""
+    """Raw (unpooled) lead win rate and leads per level of ``factor``.
+
+    The segment's own transition frequencies (plus :data:`RAW_PSEUDO_COUNT` per allowed
+    move, so a stage only ever seen 'staying' does not make the chain singular).
+    """
     from ..model import ConjugateFunnel
     raw = ConjugateFunnel(ctx.spec, factors=[factor]).fit(ctx.transitions)
     rows = []
@@ -403,8 +409,8 @@ def raw_segment_rates(ctx: Context, factor: str) -> pd.DataFrame:
         counts = raw.row_counts({factor: level})
         rws = {}
         for src, (dest, c) in counts.items():
-            c = np.asarray(c, float)
-            prob = c / c.sum() if c.sum() > 0 else np.full(len(dest), 1.0 / len(dest))
+            c = np.asarray(c, float) + RAW_PSEUDO_COUNT  # keeps rows seen only staying well-defined
+            prob = c / c.sum()
             rws[src] = (dest, prob[None, :])
         post = PosteriorFunnel.from_rows(ctx.spec.codes, rws)
         n = int(counts["ENTRY"][1].sum()) if "ENTRY" in counts else 0
@@ -625,13 +631,15 @@ def plan_periods_section(ctx: Context) -> Section:
         start = _months_label(ctx.cutoff_month + pd.DateOffset(months=a))
         end = _months_label(ctx.cutoff_month + pd.DateOffset(months=T))
         rows.append({"period": label, "months": f"{start} to {end}", "target wins": p.target_wins,  # type: ignore[attr-defined]
-                     "leads per month": r.leads, "P(hit)": round(r.probability, 2),
+                     "leads per month": r.leads if r.feasible else "not reachable", "P(hit)": round(r.probability, 2),
                      "naive leads per month": r.naive_leads, "naive P(hit)": round(r.naive_probability, 2),
                      "pipeline only P": round(r.pipeline_probability, 2)})
     table = pd.DataFrame(rows)
     first = table.iloc[0]
     text = (f"To win {p.target_wins:g} deals per {p.period} with {p.confidence:.0%} confidence, plan "  # type: ignore[attr-defined]
-            + ", ".join(f"{r['leads per month']} leads/month for {r['period']}" for _, r in table.iterrows())
+            + ", ".join(f"{r['leads per month']} leads/month for {r['period']}" if r["leads per month"] != "not reachable"
+                        else f"{r['period']}: out of reach for new leads (the open pipeline decides it, P = "
+                             f"{r['pipeline only P']:.2f})" for _, r in table.iterrows())
             + f"; the naive plan for {first['period']} ({first['naive leads per month']}/month) hits with "
             f"P = {first['naive P(hit)']:.2f}.")
     fig = plots.plan_chart(table, x="period", title=f"New leads per month needed per {p.period}")  # type: ignore[attr-defined]
@@ -640,7 +648,7 @@ def plan_periods_section(ctx: Context) -> Section:
 
 
 def plan_segments_section(ctx: Context) -> Section:
-    """Leads per month needed per segment level for its share of the first period's target."""
+    """Leads per month needed per segment level for its share of the last period's target."""
     from ..simulate import leads_needed
     from . import plots
     p = ctx.params
@@ -649,7 +657,7 @@ def plan_segments_section(ctx: Context) -> Section:
         return Section("Leads needed per segment", "No plan_by factor given.")
     if f not in ctx.factors:
         raise ParameterError(f"plan_by: {f!r} is not a model factor; factors in the model: {ctx.factors}")
-    label, a, T = _period_windows(p)[0]
+    label, a, T = _period_windows(p)[-1]  # the last planned period: new leads can act on it
     t = ctx.transitions
     won = t[t["to_stage"] == "WON"]
     recent = won[pd.to_datetime(won["month"]) > ctx.cutoff_month - pd.DateOffset(months=12)]
@@ -662,13 +670,15 @@ def plan_segments_section(ctx: Context) -> Section:
         r = leads_needed(posterior(ctx, {f: level}), tgt, (a, T), pipeline=seg_pipe, confidence=p.confidence,  # type: ignore[attr-defined]
                          seed=p.seed)
         rows.append({"segment": f"{f}={level}", "target wins": round(tgt, 1), "open deals": 0 if seg_pipe is None else len(seg_pipe),
-                     "leads per month": r.leads, "P(hit)": round(r.probability, 2),
+                     "leads per month": r.leads if r.feasible else "not reachable", "P(hit)": round(r.probability, 2),
                      "naive leads per month": r.naive_leads, "naive P(hit)": round(r.naive_probability, 2)})
     table = pd.DataFrame(rows)
-    total = pd.to_numeric(table["leads per month"], errors="coerce").sum()
+    num = pd.to_numeric(table["leads per month"], errors="coerce")
+    out = table.loc[num.isna(), "segment"].tolist()
     text = (f"Splitting the {label} target by {'the given segment targets' if p.segment_targets else 'recent win share'}, "  # type: ignore[attr-defined]
-            f"the segments need {total:,.0f} new leads per month in total; each segment must hit its own "
-            "target, so this is more than the pooled plan.")
+            f"the segments need {num.sum():,.0f} new leads per month in total; each segment must hit its own "
+            "target, so this is more than the pooled plan."
+            + (f" Out of reach for new leads: {', '.join(out)}." if out else ""))
     fig = plots.plan_chart(table, x="segment", title=f"New leads per month needed per {f} ({label})")
     ctx.summary["plan_segments"] = table.to_dict("records")
     return Section(f"Leads needed per {f}", text, fig, table)

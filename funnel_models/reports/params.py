@@ -19,7 +19,7 @@ Examples
 --------
 >>> p = MonthlyReportParams(target_wins=80)
 >>> p.window_months, p.quick
-(3, False)
+(6, False)
 """
 from __future__ import annotations
 
@@ -117,14 +117,14 @@ class LeadPlanningParams(CommonParams):
 
     title: str = "Lead planning"
     #: Wins wanted per period (month or quarter).
-    target_wins: float = Field(150, ge=0)
+    target_wins: float = Field(100, ge=0)
     period: Literal["month", "quarter"] = "quarter"
     #: Number of consecutive periods to plan.
     periods: int = Field(2, ge=1, le=8)
     confidence: float = Field(0.8, gt=0, lt=1)
     #: Segment factor to plan per level ("" = no per-segment plan).
     plan_by: str = "channel"
-    #: Per-level targets of the first period; empty = split target_wins by recent win share.
+    #: Per-level targets of the last planned period; empty = split target_wins by recent win share.
     segment_targets: dict[str, float] = {}
 
 
