@@ -26,8 +26,22 @@ from .spec import FunnelSpec
 
 __all__ = ["LoadedData", "load_data", "fit_model", "OLIST_DIR"]
 
-#: Where the Olist example data lives relative to the repository (read, never copied).
-OLIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "olist-marketing-funnel"
+_OLIST_REL = Path("shared") / "datasets" / "olist-marketing-funnel"
+
+
+def _find_olist() -> Path:
+    """The Olist folder: ``$FUNNEL_OLIST_DIR``, else ``../shared/...`` next to the working
+    directory or the source checkout (read in place, never copied)."""
+    import os
+    if os.environ.get("FUNNEL_OLIST_DIR"):
+        return Path(os.environ["FUNNEL_OLIST_DIR"])
+    here = Path(__file__).resolve()
+    candidates = [Path.cwd().parent / _OLIST_REL, Path.cwd() / _OLIST_REL, here.parents[2] / _OLIST_REL]
+    return next((c for c in candidates if c.exists()), candidates[0])
+
+
+#: Where the Olist example data is looked for (set ``FUNNEL_OLIST_DIR`` to override).
+OLIST_DIR = _find_olist()
 
 
 @dataclass(frozen=True)
