@@ -90,6 +90,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .dashboard_charts import FAN_LEVELS, fmt_number, forecast_fan_svg, p_hit_curve_svg
 from .errors import ParameterError
 from .posterior import PosteriorFunnel
 
@@ -104,7 +105,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "change_points": None,
 }
 _DEMO_FACTORS = ["region", "channel"]
-_LEVELS = (0.5, 0.8, 0.95)
 _CONV_RANGE = (0.5, 1.5)
 _STALL_RANGE = (0.25, 2.0)
 
@@ -224,112 +224,6 @@ def _check_params(params: Mapping[str, Any], where: object) -> None:
             raise bad(key, "must be a number >= 0 (or left out for the default)")
     if params["factors"] is not None and not isinstance(params["factors"], (list, tuple)):
         raise bad("factors", "must be a list of attribute columns")
-
-
-# ----------------------------------------------------------------------------- SVG charts
-def _nice_ticks(lo: float, hi: float, n: int = 5) -> np.ndarray:
-    if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
-        hi = lo + 1.0
-    raw = (hi - lo) / max(n, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    return np.arange(math.ceil(lo / step) * step, hi + step * 1e-9, step)
-
-
-def _fmt(v: float, decimals: int = 0) -> str:
-    if v is None or not np.isfinite(v):
-        return "–"
-    av = abs(v)
-    if av >= 1e6:
-        return f"{v / 1e6:.3g}M"
-    if av >= 1e4:
-        return f"{v / 1e3:.3g}k"
-    return f"{v:,.{decimals}f}"
-
-
-class _Svg:
-    """A minimal SVG plot (axes, grid, polygons, lines) that scales with its container."""
-
-    def __init__(self, xlim: tuple[float, float], ylim: tuple[float, float], *, width: int = 520,
-                 height: int = 300, xlabel: str = "", ylabel: str = "", title: str = "",
-                 yfmt: Callable[[float], str] = _fmt) -> None:
-        self.w, self.h = width, height
-        self.m = (48, 14, 44, 58)  # top, right, bottom, left
-        self.x0, self.x1 = xlim
-        self.y0, self.y1 = ylim
-        self.parts: list[str] = []
-        self.title, self.xlabel, self.ylabel, self.yfmt = title, xlabel, ylabel, yfmt
-
-    def px(self, x: float) -> float:
-        t, r, b, l = self.m
-        return l + (x - self.x0) / (self.x1 - self.x0 or 1.0) * (self.w - l - r)
-
-    def py(self, y: float) -> float:
-        t, r, b, l = self.m
-        return self.h - b - (y - self.y0) / (self.y1 - self.y0 or 1.0) * (self.h - t - b)
-
-    def axes(self, xticks: Sequence[float], yticks: Sequence[float], xfmt: Callable[[float], str] = _fmt) -> None:
-        t, r, b, l = self.m
-        p = self.parts
-        for y in yticks:
-            yy = self.py(y)
-            p.append(f'<line x1="{l}" x2="{self.w - r}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#e4e7eb"/>')
-            p.append(f'<text x="{l - 6}" y="{yy + 4:.1f}" text-anchor="end">{html.escape(self.yfmt(y))}</text>')
-        for x in xticks:
-            xx = self.px(x)
-            p.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{self.h - b}" y2="{self.h - b + 4}" stroke="#888"/>')
-            p.append(f'<text x="{xx:.1f}" y="{self.h - b + 17}" text-anchor="middle">{html.escape(xfmt(x))}</text>')
-        p.append(f'<line x1="{l}" x2="{self.w - r}" y1="{self.h - b}" y2="{self.h - b}" stroke="#888"/>')
-        p.append(f'<text x="{(l + self.w - r) / 2:.1f}" y="{self.h - 6}" text-anchor="middle">{html.escape(self.xlabel)}</text>')
-        p.append(f'<text x="14" y="{(t + self.h - b) / 2:.1f}" text-anchor="middle" '
-                 f'transform="rotate(-90 14 {(t + self.h - b) / 2:.1f})">{html.escape(self.ylabel)}</text>')
-        p.append(f'<text x="{l}" y="18" class="svg-title">{html.escape(self.title)}</text>')
-
-    def band(self, xs: Sequence[float], lo: Sequence[float], hi: Sequence[float], color: str, opacity: float) -> None:
-        pts = [f"{self.px(x):.1f},{self.py(y):.1f}" for x, y in zip(xs, hi)]
-        pts += [f"{self.px(x):.1f},{self.py(y):.1f}" for x, y in zip(reversed(list(xs)), reversed(list(lo)))]
-        self.parts.append(f'<polygon points="{" ".join(pts)}" fill="{color}" fill-opacity="{opacity}" stroke="none"/>')
-
-    def line(self, xs: Sequence[float], ys: Sequence[float], color: str, width: float = 2.0, dash: str = "") -> None:
-        pts = " ".join(f"{self.px(x):.1f},{self.py(y):.1f}" for x, y in zip(xs, ys))
-        d = f' stroke-dasharray="{dash}"' if dash else ""
-        self.parts.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="{width}"{d}/>')
-
-    def hline(self, y: float, color: str, label: str) -> None:
-        t, r, b, l = self.m
-        yy = self.py(y)
-        self.parts.append(f'<line x1="{l}" x2="{self.w - r}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="{color}" '
-                          'stroke-width="1.5" stroke-dasharray="5 4"/>')
-        self.parts.append(f'<text x="{l + 4}" y="{yy - 5:.1f}" fill="{color}">{html.escape(label)}</text>')
-
-    def vline(self, x: float, color: str) -> None:
-        t, r, b, l = self.m
-        xx = self.px(x)
-        self.parts.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{t}" y2="{self.h - b}" stroke="{color}" '
-                          'stroke-width="1.5" stroke-dasharray="4 3"/>')
-
-    def dot(self, x: float, y: float, color: str) -> None:
-        self.parts.append(f'<circle cx="{self.px(x):.1f}" cy="{self.py(y):.1f}" r="5" fill="{color}" '
-                          'stroke="white" stroke-width="1.5"/>')
-
-    def legend(self, items: Sequence[tuple[str, str, str]]) -> None:
-        """``items``: (label, color, kind) with kind ``line``, ``dash``, ``band`` or ``dot``."""
-        x = self.m[3]
-        for label, color, kind in items:
-            y = 34
-            if kind == "band":
-                self.parts.append(f'<rect x="{x}" y="{y - 8}" width="14" height="9" fill="{color}" fill-opacity="0.35"/>')
-            elif kind == "dot":
-                self.parts.append(f'<circle cx="{x + 7}" cy="{y - 4}" r="4.5" fill="{color}"/>')
-            else:
-                d = ' stroke-dasharray="4 3"' if kind == "dash" else ""
-                self.parts.append(f'<line x1="{x}" x2="{x + 14}" y1="{y - 4}" y2="{y - 4}" stroke="{color}" stroke-width="2"{d}/>')
-            self.parts.append(f'<text x="{x + 18}" y="{y}">{html.escape(label)}</text>')
-            x += 26 + 6.4 * len(label)
-
-    def render(self, css_class: str = "") -> str:
-        return (f'<svg class="funnel-svg {css_class}" viewBox="0 0 {self.w} {self.h}" preserveAspectRatio="xMidYMid meet" '
-                f'xmlns="http://www.w3.org/2000/svg" role="img">' + "".join(self.parts) + "</svg>")
 
 
 # ----------------------------------------------------------------------------- state
@@ -832,7 +726,7 @@ class WhatIfDashboard:
         for w in (self.leads_needed_out, self.p_hit_out, self.naive_out):
             w.remove_class("good")
             w.remove_class("bad")
-        target_txt = f"{_fmt(st.target)} {'wins' if unit == 'wins' else 'revenue'} by month {st.window}"
+        target_txt = f"{fmt_number(st.target)} {'wins' if unit == 'wins' else 'revenue'} by month {st.window}"
         if st.error or st.plan is None:
             self.error.value = f"<pre style='white-space:pre-wrap;margin:0'>{html.escape(st.error or '')}</pre>"
             self.leads_needed_out.value = self._kpi("New leads / month needed", "–", None, target_txt)
@@ -868,27 +762,7 @@ class WhatIfDashboard:
                                                        lambda: self._leverage_html(st))
 
     def _curve_svg(self, st: DashboardState) -> str:
-        c = st.plan.curve
-        xs = c["leads"].to_numpy(float)
-        ys = c["probability"].to_numpy(float)
-        marks = [st.leads, st.plan.leads or 0, st.plan.naive_leads or 0]
-        xmax = max(float(xs.max()) if xs.size else 1.0, *marks, 1.0) * 1.04
-        svg = _Svg((0, xmax), (0, 1), title="P(hit the target) against new leads per month",
-                   xlabel="new leads per month", ylabel="P(hit)", yfmt=lambda v: f"{v:.0%}")
-        svg.axes(_nice_ticks(0, xmax, 6), np.linspace(0, 1, 6))
-        svg.hline(st.confidence, "#b45309", f"confidence {st.confidence:.0%}")
-        items = [("P(hit)", "#1d4ed8", "line")]
-        if st.plan.naive_leads is not None and st.plan.naive_leads <= xmax:
-            svg.vline(st.plan.naive_leads, "#9aa5b1")
-            items.append(("naive plan", "#9aa5b1", "dash"))
-        if st.plan.feasible and st.plan.leads is not None:
-            svg.vline(st.plan.leads, "#1f7a4d")
-            items.append(("leads needed", "#1f7a4d", "dash"))
-        svg.line(xs, ys, "#1d4ed8", 2.5)
-        svg.dot(st.leads, st.p_hit, "#b42318")
-        items.append(("planned leads", "#b42318", "dot"))
-        svg.legend(items)
-        return svg.render("curve")
+        return p_hit_curve_svg(st.plan, st.leads, st.p_hit, st.confidence)
 
     def _fan_svg(self, st: DashboardState) -> str:
         from .simulate import intervals
@@ -899,24 +773,8 @@ class WhatIfDashboard:
         revenue = st.target_unit == "revenue"
         series = fc.revenue if revenue else fc.wins
         iv = self._results.get_or(("fan_intervals", st.meta.get("forecast_key"), revenue),
-                                  lambda: intervals(np.cumsum(series, axis=1), _LEVELS))
-        months = np.arange(1, fc.horizon + 1, dtype=float)
-        x = np.concatenate([[0.0], months])
-        hi_all = float(iv["hi_95"].max())
-        ymax = max(hi_all, st.target) * 1.08 or 1.0
-        svg = _Svg((0, max(1.0, months[-1])), (0, ymax),
-                   title=f"Cumulative {'revenue' if revenue else 'wins'}: forecast with the planned leads",
-                   xlabel="months after the cut-off", ylabel=f"cumulative {'revenue' if revenue else 'wins'}")
-        svg.axes(_nice_ticks(0, max(1.0, months[-1]), min(fc.horizon, 8)), _nice_ticks(0, ymax, 5),
-                 xfmt=lambda v: f"{v:g}")
-        for lv, op in zip(_LEVELS[::-1], (0.15, 0.25, 0.35)):
-            tag = f"{100 * lv:g}"
-            svg.band(x, np.r_[0.0, iv[f"lo_{tag}"]], np.r_[0.0, iv[f"hi_{tag}"]], "#1d4ed8", op)
-        svg.line(x, np.r_[0.0, iv["mean"]], "#1e3a8a", 2.5)
-        svg.hline(st.target, "#b42318", f"target {_fmt(st.target)}")
-        svg.legend([("mean", "#1e3a8a", "line"), ("50/80/95% intervals", "#1d4ed8", "band"),
-                    ("target", "#b42318", "dash")])
-        return svg.render("fan")
+                                  lambda: intervals(np.cumsum(series, axis=1), FAN_LEVELS))
+        return forecast_fan_svg(iv, fc.horizon, st.target, revenue=revenue)
 
     def _leverage_html(self, st: DashboardState, top: int = 6) -> str:
         lev = st.leverage
