@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -42,16 +44,7 @@ segment_targets = {}
 # Run it with `funnel report [PARAMS.yaml]` or execute it here on its defaults (demo data).
 from funnel_models.reports import analysis
 
-ctx = analysis.prepare("lead_planning", dict(
-    source=source, spec=spec, mapping=mapping, segment_filters=segment_filters, start=start, end=end,
-    cutoff=cutoff, quick=quick, factors=factors, change_points=change_points, draws=draws, tune=tune,
-    chains=chains, seed=seed, new_leads=new_leads, interval_level=interval_level, summary_path=summary_path,
-    title=title, target_wins=target_wins, period=period, periods=periods, confidence=confidence,
-    plan_by=plan_by, segment_targets=segment_targets), progress=False)
-analysis.show(analysis.header_section(ctx))
-banner = analysis.diagnostics_banner(ctx)
-if banner is not None:
-    analysis.show(banner)
+ctx = analysis.open_report("lead_planning", globals())
 
 # %%
 analysis.show(analysis.plan_periods_section(ctx))

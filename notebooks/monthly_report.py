@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -42,16 +44,7 @@ warning_level = 0.9
 # Run it with `funnel report [PARAMS.yaml]` or execute it here on its defaults (demo data).
 from funnel_models.reports import analysis
 
-ctx = analysis.prepare("monthly_report", dict(
-    source=source, spec=spec, mapping=mapping, segment_filters=segment_filters, start=start, end=end,
-    cutoff=cutoff, quick=quick, factors=factors, change_points=change_points, draws=draws, tune=tune,
-    chains=chains, seed=seed, new_leads=new_leads, interval_level=interval_level, summary_path=summary_path,
-    title=title, target_wins=target_wins, window_months=window_months, confidence=confidence,
-    horizon=horizon, benchmarks=benchmarks, warning_level=warning_level), progress=False)
-analysis.show(analysis.header_section(ctx))
-banner = analysis.diagnostics_banner(ctx)
-if banner is not None:
-    analysis.show(banner)
+ctx = analysis.open_report("monthly_report", globals())
 
 # %%
 analysis.show(analysis.funnel_section(ctx))

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -40,16 +42,7 @@ horizon = 6
 # Run it with `funnel report [PARAMS.yaml]` or execute it here on its defaults (demo data).
 from funnel_models.reports import analysis
 
-ctx = analysis.prepare("process_change", dict(
-    source=source, spec=spec, mapping=mapping, segment_filters=segment_filters, start=start, end=end,
-    cutoff=cutoff, quick=quick, factors=factors, change_points=change_points, draws=draws, tune=tune,
-    chains=chains, seed=seed, new_leads=new_leads, interval_level=interval_level, summary_path=summary_path,
-    title=title, change_stage=change_stage, change_month=change_month, change_name=change_name,
-    horizon=horizon), progress=False)
-analysis.show(analysis.header_section(ctx))
-banner = analysis.diagnostics_banner(ctx)
-if banner is not None:
-    analysis.show(banner)
+ctx = analysis.open_report("process_change", globals())
 
 # %%
 analysis.show(analysis.change_section(ctx))

@@ -40,7 +40,7 @@ from ..posterior import PosteriorFunnel
 from .params import SCHEMAS, CommonParams, schema_for
 
 __all__ = [
-    "Context", "Section", "prepare", "show", "write_summary", "header_section",
+    "Context", "Section", "prepare", "open_report", "show", "write_summary", "header_section",
     "funnel_section", "conversion_section", "stall_section", "segment_section",
     "warning_section", "forecast_section", "leads_section", "bottleneck_section",
     "diagnostics_section", "plan_periods_section", "plan_segments_section",
@@ -268,6 +268,30 @@ def prepare(notebook: str, params: Mapping[str, Any], *, progress: bool = False,
                  "open_pipeline": int(len(pipeline)), "model": "quick" if p.quick else "mcmc",
                  "factors": factors, "new_leads_per_month": new_leads},
     }
+    return ctx
+
+
+def open_report(notebook: str, namespace: Mapping[str, Any], *, progress: bool = False) -> Context:
+    """Start a report notebook: read its parameters, prepare, show the header and warnings.
+
+    Parameters
+    ----------
+    notebook : str
+        The notebook's name (its parameter schema).
+    namespace : mapping
+        The notebook's variables (pass ``globals()``); only the schema's parameters are
+        read, so the parameters cell stays the single list of them.
+    progress : bool
+        Show the sampler's progress bar.
+    """
+    from .params import SCHEMAS
+
+    fields = SCHEMAS[notebook].model_fields
+    ctx = prepare(notebook, {k: namespace[k] for k in fields if k in namespace}, progress=progress)
+    show(header_section(ctx))
+    banner = diagnostics_banner(ctx)
+    if banner is not None:
+        show(banner)
     return ctx
 
 
