@@ -18,7 +18,7 @@ def _simulate(seed: int = 0, months: int = 48):
     p = np.array([0.4, 0.3])
     w = np.array([[0.5, 0.3, 0.2, 0.0], [0.2, 0.5, 0.2, 0.1]])
     n = np.zeros((months, 3), dtype=int)
-    n[:, 0] = rng.poisson(800, months)
+    n[:, 0] = rng.integers(200, 1600, months)  # volume must vary, or the lags are not identified
     for k in range(2):
         for t in range(months):
             conv = rng.binomial(n[t, k], p[k])
