@@ -74,6 +74,7 @@ __all__ = [
     "Shape",
     "SHAPES",
     "Source",
+    "canonical_dtypes",
     "read_history",
     "read_snapshots",
     "read_counts",
@@ -535,18 +536,26 @@ def _warn_backwards(ctx: _Ctx, time_col: str, table: str) -> None:
         FunnelWarning, stacklevel=4)
 
 
-def _finish(ctx: _Ctx, sql: str, str_cols: Sequence[str], ts_cols: Sequence[str]) -> pd.DataFrame:
-    df = ctx.con.sql(sql).to_arrow_table().to_pandas()  # arrow: ~2x faster than .df()
+def canonical_dtypes(df: pd.DataFrame, str_cols: Sequence[str],
+                     ts_cols: Sequence[str] = ("entered_at", "month")) -> pd.DataFrame:
+    """Give a canonical table its dtypes in place: strings, ``datetime64[ns]`` times,
+    float ``value`` and int64 ``count`` (columns that are absent are skipped)."""
     for c in str_cols:
         if c in df.columns:
             df[c] = df[c].astype("str")
     for c in ts_cols:
-        df[c] = df[c].astype("datetime64[ns]")
+        if c in df.columns:
+            df[c] = df[c].astype("datetime64[ns]")
     if "value" in df.columns:
         df["value"] = df["value"].astype("float64")
     if "count" in df.columns:
         df["count"] = df["count"].astype("int64")
     return df
+
+
+def _finish(ctx: _Ctx, sql: str, str_cols: Sequence[str], ts_cols: Sequence[str]) -> pd.DataFrame:
+    df = ctx.con.sql(sql).to_arrow_table().to_pandas()  # arrow: ~2x faster than .df()
+    return canonical_dtypes(df, str_cols, ts_cols)
 
 
 def _attr_select(ctx: _Ctx) -> list[str]:

@@ -58,7 +58,7 @@ import duckdb
 import pandas as pd
 
 from .errors import FunnelDataError
-from .readers import SHAPES, parse_month
+from .readers import SHAPES, canonical_dtypes, parse_month
 
 __all__ = ["Store", "IngestReport", "DEFAULT_STORE"]
 
@@ -410,17 +410,7 @@ class Store:
             sql = (f"SELECT {', '.join(_q(c) for c in cols)} FROM {shape}"
                    + (f" WHERE {' AND '.join(where)}" if where else "") + f" ORDER BY {_ORDER[shape]}")
             df = con.sql(sql, params=params).to_arrow_table().to_pandas()
-        for c in ["lead_id", "stage", *attrs]:
-            if c in df.columns:
-                df[c] = df[c].astype("str")
-        for c in ("entered_at", "month"):
-            if c in df.columns:
-                df[c] = df[c].astype("datetime64[ns]")
-        if "count" in df.columns:
-            df["count"] = df["count"].astype("int64")
-        if "value" in df.columns:
-            df["value"] = df["value"].astype("float64")
-        return df
+        return canonical_dtypes(df, ["lead_id", "stage", *attrs])
 
     def ingests(self) -> pd.DataFrame:
         """The ingest log, oldest first (empty if nothing was ingested)."""
