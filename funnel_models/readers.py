@@ -67,7 +67,7 @@ import duckdb
 import pandas as pd
 
 from .errors import FunnelDataError, FunnelWarning
-from .sources import Source, _closest, _encoding_problem, _Input, _lit, _open, _q
+from .sources import Source, _closest, _encoding_problem, _Input, _lit, _open, _q, translate_read_error
 from .spec import CANONICAL_COLUMNS, FunnelSpec
 
 __all__ = [
@@ -379,7 +379,7 @@ def _materialise(ctx: _Ctx, select: list[str]) -> int:
     except duckdb.Error as exc:
         if "Invalid unicode" in str(exc) and ctx.inp.path is not None:
             raise _encoding_problem(ctx.inp.path, ctx.inp.label, ctx.inp.encoding) from None
-        raise _translate_read_error(exc, ctx.inp) from None
+        raise translate_read_error(exc, ctx.inp) from None
     # rowid follows the file order (DuckDB preserves insertion order): no second copy needed
     con.execute("CREATE OR REPLACE TEMP VIEW t AS SELECT rowid + 1 AS _row, * FROM t0")
     n = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
@@ -387,34 +387,6 @@ def _materialise(ctx: _Ctx, select: list[str]) -> int:
         raise FunnelDataError(f"{ctx.inp.label}: the file has a header but no data rows (columns: "
                               f"{ctx.inp.columns}). Fix: export the data again, with rows.")
     return n
-
-
-def _translate_read_error(exc: Exception, inp: _Input) -> FunnelDataError:
-    msg = str(exc)
-    lines = [ln for ln in msg.splitlines() if ln.strip()]
-    line_no = None
-    for ln in lines:
-        if ln.startswith(("Invalid Input Error: CSV Error on Line:", "CSV Error on Line:")):
-            try:
-                line_no = int(ln.rsplit(":", 1)[1].strip())
-            except ValueError:
-                pass
-    where = f" at line {line_no} (data row {line_no - 1})" if line_no else ""
-    if "Invalid unicode" in msg:
-        return FunnelDataError(f"{inp.label}: the file is not valid UTF-8{where}. It is probably a "
-                               "Windows-1252 or Latin-1 export. Fix: pass encoding='cp1252' or "
-                               "encoding='latin-1' (CLI: --encoding latin-1), or convert it to UTF-8 "
-                               "(iconv -f CP1252 -t UTF-8).")
-    if "Expected Number of Columns" in msg:
-        detail = next((ln for ln in lines if ln.startswith("Expected Number")), "")
-        original = next((ln for ln in lines if ln.startswith("Original Line:")), "")
-        return FunnelDataError(f"{inp.label}: a row has the wrong number of fields{where}: {detail} "
-                               f"({original[:120]}). Fix: quote values that contain the delimiter "
-                               "(\"a,b\"), or pass the right --delimiter.")
-    if "unterminated quote" in msg:
-        return FunnelDataError(f"{inp.label}: a quoted value is never closed{where}. Fix: balance the "
-                               "double quotes in that row (write a quote inside a value as \"\").")
-    return FunnelDataError(f"{inp.label}: could not read the data{where}: {lines[0] if lines else msg}")
 
 
 def _codes_table(ctx: _Ctx) -> None:

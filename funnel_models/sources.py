@@ -37,7 +37,7 @@ import pandas as pd
 
 from .errors import FunnelDataError
 
-__all__ = ["Source"]
+__all__ = ["Source", "translate_read_error"]
 
 Source = Union[str, "os.PathLike[str]", pd.DataFrame]
 """What ``source`` may be.
@@ -339,3 +339,32 @@ def _open(con: duckdb.DuckDBPyConnection, source: Any, delimiter: str | None,
         raise FunnelDataError(f"{label}: {ext} files are not supported. Fix: export the sheet or "
                               "table as CSV (UTF-8) or Parquet.")
     return _open_csv(con, path, label, delimiter, encoding)
+
+
+def translate_read_error(exc: Exception, inp: _Input) -> FunnelDataError:
+    """Turn a DuckDB read error into a message naming the file, the line and the fix."""
+    msg = str(exc)
+    lines = [ln for ln in msg.splitlines() if ln.strip()]
+    line_no = None
+    for ln in lines:
+        if ln.startswith(("Invalid Input Error: CSV Error on Line:", "CSV Error on Line:")):
+            try:
+                line_no = int(ln.rsplit(":", 1)[1].strip())
+            except ValueError:
+                pass
+    where = f" at line {line_no} (data row {line_no - 1})" if line_no else ""
+    if "Invalid unicode" in msg:
+        return FunnelDataError(f"{inp.label}: the file is not valid UTF-8{where}. It is probably a "
+                               "Windows-1252 or Latin-1 export. Fix: pass encoding='cp1252' or "
+                               "encoding='latin-1' (CLI: --encoding latin-1), or convert it to UTF-8 "
+                               "(iconv -f CP1252 -t UTF-8).")
+    if "Expected Number of Columns" in msg:
+        detail = next((ln for ln in lines if ln.startswith("Expected Number")), "")
+        original = next((ln for ln in lines if ln.startswith("Original Line:")), "")
+        return FunnelDataError(f"{inp.label}: a row has the wrong number of fields{where}: {detail} "
+                               f"({original[:120]}). Fix: quote values that contain the delimiter "
+                               "(\"a,b\"), or pass the right --delimiter.")
+    if "unterminated quote" in msg:
+        return FunnelDataError(f"{inp.label}: a quoted value is never closed{where}. Fix: balance the "
+                               "double quotes in that row (write a quote inside a value as \"\").")
+    return FunnelDataError(f"{inp.label}: could not read the data{where}: {lines[0] if lines else msg}")
