@@ -37,6 +37,7 @@ import pandas as pd
 from .. import derive
 from ..errors import FunnelWarning, ParameterError
 from ..posterior import PosteriorFunnel
+from ..simulate import leads_from_history
 from .params import SCHEMAS, CommonParams, schema_for
 
 __all__ = [
@@ -45,7 +46,7 @@ __all__ = [
     "warning_section", "forecast_section", "leads_section", "bottleneck_section",
     "diagnostics_section", "plan_periods_section", "plan_segments_section",
     "change_section", "change_history_section", "posterior", "raw_segment_rates",
-    "recent_new_leads", "FORECAST_LEVELS",
+    "FORECAST_LEVELS",
 ]
 
 #: Interval levels of the forecast fan chart (summary.json reports the 80% interval).
@@ -189,12 +190,6 @@ def posterior(ctx: Context, segment: Mapping[str, str] | None = None, month: Any
     return ctx.model.posterior_funnel(segment, month=month, seed=p.seed)
 
 
-def recent_new_leads(transitions: pd.DataFrame, months: int = 3) -> float:
-    """New leads per month: the mean over the last ``months`` months of the transitions."""
-    from ..simulate import leads_from_history
-    return leads_from_history(transitions, months=months)
-
-
 # ---------------------------------------------------------------------------- prepare
 def prepare(notebook: str, params: Mapping[str, Any], *, progress: bool = False,
             cache_dir: str | Path | None = None) -> Context:
@@ -253,7 +248,7 @@ def prepare(notebook: str, params: Mapping[str, Any], *, progress: bool = False,
     for w in caught:
         if issubclass(w.category, FunnelWarning) and str(w.message) not in notes:
             notes.append(str(w.message))
-    new_leads = float(p.new_leads) if p.new_leads is not None else recent_new_leads(transitions, 3)
+    new_leads = float(p.new_leads) if p.new_leads is not None else leads_from_history(transitions, months=3)
     ctx = Context(notebook=notebook, params=p, data=data, model=model, factors=factors, snapshots=snaps,
                   transitions=transitions, counts=counts, pipeline=pipeline, post=None,  # type: ignore[arg-type]
                   new_leads=new_leads, notes=notes)
@@ -284,8 +279,6 @@ def open_report(notebook: str, namespace: Mapping[str, Any], *, progress: bool =
     progress : bool
         Show the sampler's progress bar.
     """
-    from .params import SCHEMAS
-
     fields = SCHEMAS[notebook].model_fields
     ctx = prepare(notebook, {k: namespace[k] for k in fields if k in namespace}, progress=progress)
     show(header_section(ctx))
