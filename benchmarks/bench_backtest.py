@@ -23,9 +23,9 @@ import warnings
 
 import pandas as pd
 
-from funnel_models.backtest import backtest
-from funnel_models.model import FunnelModel
-from funnel_models.model import funnel_model as fm
+from funnel_models.evaluation.backtest import backtest
+from funnel_models.models import FunnelModel
+from funnel_models.models import markov as fm
 from funnel_models.workflow import OLIST_DIR, load_data
 
 warnings.simplefilter("ignore")

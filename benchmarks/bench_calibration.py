@@ -21,8 +21,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from funnel_models import derive
-from funnel_models.demo import demo_data
+from funnel_models.data import derive
+from funnel_models.datasets.demo import demo_data
 from funnel_models.posterior import PosteriorFunnel
 from funnel_models.simulate import expected_wins, leads_from_history, leads_needed, synthetic_posterior
 from funnel_models.simulate.core import pipeline_counts, simulate_chain

@@ -89,8 +89,8 @@ def _child(mode: str, csv_path: str, spec_path: str, store_path: str) -> None:
     if mode == "api":
         import warnings
 
-        from funnel_models.readers import read_history
-        from funnel_models.store import Store
+        from funnel_models.data.readers import read_history
+        from funnel_models.data.store import Store
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

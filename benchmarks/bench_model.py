@@ -32,9 +32,9 @@ CHILD = r"""
 import json, resource, tempfile, time, warnings
 warnings.simplefilter("ignore")
 t0 = time.perf_counter()
-from funnel_models import derive
-from funnel_models.demo import demo_data
-from funnel_models.model import FunnelModel
+from funnel_models.data import derive
+from funnel_models.datasets.demo import demo_data
+from funnel_models.models import FunnelModel
 d = demo_data()
 snaps = derive.snapshots_from_history(d.history, d.spec, cutoff=d.cutoff)
 cfg = {"factors": ["region", "channel"], "change_points": [{"stage": "DEMO", "month": "2025-01"}]}
@@ -65,8 +65,8 @@ def run_baseline() -> dict:
     import numpy as np
     import pymc as pm
 
-    from funnel_models import derive
-    from funnel_models.demo import demo_data
+    from funnel_models.data import derive
+    from funnel_models.datasets.demo import demo_data
 
     warnings.simplefilter("ignore")
     d = demo_data(months=24)

@@ -18,8 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from funnel_models import derive
-from funnel_models.demo import demo_data
+from funnel_models.data import derive
+from funnel_models.datasets.demo import demo_data
 from funnel_models.simulate import expected_wins, forecast, leads_from_history, leads_needed, synthetic_posterior
 from funnel_models.simulate.core import pipeline_counts
 

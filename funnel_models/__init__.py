@@ -9,7 +9,7 @@ _warnings.filterwarnings("ignore", message="\nArviZ is undergoing a major refact
 
 from .errors import (FunnelDataError, FunnelError, FunnelWarning, ModelConfigError,
                      ParameterError, ReportError, SimulationError, SpecError)
-from .spec import ENTRY, LOST, WON, FunnelSpec, Stage
+from .data.spec import ENTRY, LOST, WON, FunnelSpec, Stage
 
 __version__ = "0.1.0"
 

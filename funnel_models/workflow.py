@@ -20,9 +20,9 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from . import derive
+from .data import derive
 from .errors import FunnelDataError
-from .spec import FunnelSpec
+from .data.spec import FunnelSpec
 
 __all__ = ["LoadedData", "load_data", "fit_model", "OLIST_DIR"]
 
@@ -58,7 +58,7 @@ class LoadedData:
     source : str
         What was read.
     truth : object or None
-        The demo's :class:`~funnel_models.demo.DemoTruth` when the source is the demo.
+        The demo's :class:`~funnel_models.datasets.demo.DemoTruth` when the source is the demo.
     """
 
     history: pd.DataFrame
@@ -113,12 +113,12 @@ def load_data(
     truth = None
     src = str(source)
     if src == "demo":
-        from .demo import demo_data
+        from .datasets.demo import demo_data
         d = demo_data(seed=demo_seed, months=demo_months)
         history, the_spec, cut, truth = d.history, d.spec, d.cutoff, d.truth
     elif src == "olist":
-        from .datasets import OLIST_SPEC, olist_stage_history
-        from .readers import read_history
+        from .datasets.olist import OLIST_SPEC, olist_stage_history
+        from .data.readers import read_history
         if not OLIST_DIR.exists():
             raise FunnelDataError(f"the Olist example data is not at {OLIST_DIR}; pass its folder as a "
                                   "CSV source or put the dataset there")
@@ -132,10 +132,10 @@ def load_data(
                                   "(a YAML path or a dict with stages, won, lost)")
         the_spec = FunnelSpec.load(spec)
         if src.endswith(".duckdb") and Path(src).exists():
-            from .store import Store
+            from .data.store import Store
             history = Store(src).read("history")
         else:
-            from .readers import read_history
+            from .data.readers import read_history
             history = read_history(src, the_spec, mapping=mapping)
         if history.empty:
             raise FunnelDataError(f"{src}: no stage history rows to analyse")
@@ -168,7 +168,7 @@ def fit_model(
     Both returned types offer ``posterior_funnel(segment)``; the MCMC model also has
     ``diagnostics()``, ``summary()`` and ``change_point_effects()``.
     """
-    from .model import ConjugateFunnel, FunnelModel
+    from .models import ConjugateFunnel, FunnelModel
     if quick:
         return ConjugateFunnel(data.spec, factors=factors).fit(data.history)
     cfg = {"factors": list(factors), "change_points": [dict(c) for c in change_points],

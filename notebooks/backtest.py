@@ -37,7 +37,7 @@ import warnings
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from funnel_models.backtest import backtest
+from funnel_models.evaluation.backtest import backtest
 from funnel_models.workflow import load_data
 
 with warnings.catch_warnings():

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from funnel_models import derive
-from funnel_models.backtest import BacktestResult, backtest, backtest_cutoffs, baseline_forecasts
-from funnel_models.backtest_metrics import crps_samples, mape, score_frame
+from funnel_models.data import derive
+from funnel_models.evaluation.backtest import BacktestResult, backtest, backtest_cutoffs, baseline_forecasts
+from funnel_models.evaluation.metrics import crps_samples, mape, score_frame
 from funnel_models.errors import FunnelDataError, ModelConfigError
-from funnel_models.spec import FunnelSpec
+from funnel_models.data.spec import FunnelSpec
 from funnel_models.workflow import OLIST_DIR, load_data
 
 
@@ -120,12 +120,12 @@ def test_baselines_follow_their_documented_formulas():
 
 
 def out_p(stage, snaps, spec):
-    from funnel_models.backtest import _stage_win_probs
+    from funnel_models.evaluation.backtest import _stage_win_probs
     return _stage_win_probs(snaps, spec)[0][stage]
 
 
 def out_lead_rate(snaps, spec):
-    from funnel_models.backtest import _stage_win_probs
+    from funnel_models.evaluation.backtest import _stage_win_probs
     return _stage_win_probs(snaps, spec)[1]
 
 
@@ -227,7 +227,7 @@ def test_stage_entries_and_segments_and_errors(demo, tmp_path):
 
 
 def test_mcmc_path_reuses_the_compiled_model(monkeypatch, tmp_path):
-    from funnel_models.model import funnel_model as fm
+    from funnel_models.models import markov as fm
     monkeypatch.setattr(fm, "_COMPILED", {})   # force one real compile in this test
     d = load_data("demo", demo_months=18)
     r = backtest(d, horizon=2, n_windows=2, quick=False, progress=False, cache_dir=tmp_path,

@@ -16,8 +16,8 @@ import yaml
 from funnel_models.cli import main
 from funnel_models.commands.ingest import parse_map
 from funnel_models.errors import FunnelDataError, FunnelError, SpecError
-from funnel_models.readers import read_any
-from funnel_models.spec import FunnelSpec
+from funnel_models.data.readers import read_any
+from funnel_models.data.spec import FunnelSpec
 
 SPEC = {
     "stages": [{"code": "NEW", "name": "New"}, {"code": "QUAL", "name": "Qualified"}],

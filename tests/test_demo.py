@@ -6,8 +6,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from funnel_models import derive
-from funnel_models.demo import demo_data
+from funnel_models.data import derive
+from funnel_models.datasets.demo import demo_data
 from funnel_models.errors import FunnelWarning
 
 

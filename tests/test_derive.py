@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from funnel_models import derive
+from funnel_models.data import derive
 from funnel_models.errors import FunnelDataError, FunnelWarning
-from funnel_models.spec import FunnelSpec
+from funnel_models.data.spec import FunnelSpec
 
 SPEC = FunnelSpec.from_dict({"stages": ["A", "B", "C"], "won": ["W"], "lost": ["L"], "attributes": ["region"]})
 CUT = "2024-04-30"

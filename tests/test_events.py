@@ -16,7 +16,7 @@ from funnel_models.errors import FunnelDataError  # noqa: E402
 from funnel_models.events import Step, funnel, parse_duration, synthetic_events  # noqa: E402
 from funnel_models.events import plots  # noqa: E402
 from funnel_models.events.synth import write_events_parquet  # noqa: E402
-from funnel_models.spec import FunnelSpec  # noqa: E402
+from funnel_models.data.spec import FunnelSpec  # noqa: E402
 
 T0 = pd.Timestamp("2024-01-01")
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from funnel_models.errors import FunnelDataError
-from funnel_models.model.lag import LEAD_LEVEL_NOTE, LagModel
-from funnel_models.spec import FunnelSpec
+from funnel_models.models.lag import LEAD_LEVEL_NOTE, LagModel
+from funnel_models.data.spec import FunnelSpec
 
 SPEC = FunnelSpec.from_dict({"stages": ["MQL", "SQL"], "won": ["WON"], "lost": ["LOST"]})
 

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from funnel_models import derive
-from funnel_models.demo import demo_data
+from funnel_models.data import derive
+from funnel_models.datasets.demo import demo_data
 from funnel_models.errors import FunnelWarning, ModelConfigError
-from funnel_models.model import ConjugateFunnel, FunnelModel
-from funnel_models.model.structure import build_structure
+from funnel_models.models import ConjugateFunnel, FunnelModel
+from funnel_models.models.structure import build_structure
 
 
 @pytest.fixture(scope="module")

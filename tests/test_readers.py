@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from funnel_models.datasets import OLIST_SPEC, olist_stage_history
 from funnel_models.errors import FunnelDataError, FunnelWarning
-from funnel_models.readers import (detect_shape, parse_month, read_any, read_counts,
+from funnel_models.data.readers import (detect_shape, parse_month, read_any, read_counts,
                                    read_history, read_snapshots)
-from funnel_models.spec import FunnelSpec
+from funnel_models.data.spec import FunnelSpec
 
 SPEC = FunnelSpec.from_dict({
     "stages": [{"code": "NEW", "name": "New"}, {"code": "QUAL", "name": "Qualified"},

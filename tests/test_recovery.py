@@ -9,10 +9,10 @@ import warnings
 import numpy as np
 import pytest
 
-from funnel_models import derive
-from funnel_models.demo import demo_data
+from funnel_models.data import derive
+from funnel_models.datasets.demo import demo_data
 from funnel_models.errors import FunnelWarning
-from funnel_models.model import FunnelModel
+from funnel_models.models import FunnelModel
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import yaml
 
-from funnel_models import derive
-from funnel_models.demo import DEMO_SPEC, demo_data
+from funnel_models.data import derive
+from funnel_models.datasets.demo import DEMO_SPEC, demo_data
 from funnel_models.errors import ReportError
 from funnel_models.reports.runner import run_report
 from funnel_models.simulate import forecast, leads_from_history, leads_needed, leverage

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from funnel_models import derive
-from funnel_models.demo import demo_data
+from funnel_models.data import derive
+from funnel_models.datasets.demo import demo_data
 from funnel_models.errors import SimulationError
 from funnel_models.simulate import expected_wins, forecast, leads_from_history, synthetic_posterior
 from funnel_models.simulate.core import pipeline_counts

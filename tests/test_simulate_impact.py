@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from funnel_models.demo import demo_data
+from funnel_models.datasets.demo import demo_data
 from funnel_models.errors import SimulationError
 from funnel_models.simulate import expected_wins, process_change_impact, synthetic_posterior
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from funnel_models import derive
-from funnel_models.demo import demo_data
+from funnel_models.data import derive
+from funnel_models.datasets.demo import demo_data
 from funnel_models.errors import SimulationError
 from funnel_models.posterior import PosteriorFunnel
 from funnel_models.simulate import (benchmark_gaps, expected_wins, leverage, pipeline_coverage, stall_ranking,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from funnel_models import derive
-from funnel_models.demo import demo_data
+from funnel_models.data import derive
+from funnel_models.datasets.demo import demo_data
 from funnel_models.errors import SimulationError
 from funnel_models.posterior import PosteriorFunnel
 from funnel_models.simulate import expected_wins, leads_from_history, leads_needed, naive_win_rate, synthetic_posterior

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from funnel_models.demo import demo_data
+from funnel_models.datasets.demo import demo_data
 from funnel_models.errors import SimulationError
 from funnel_models.simulate import early_warning
 from funnel_models.simulate.core import simulate_chain

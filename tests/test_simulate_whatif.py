@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from funnel_models import derive
-from funnel_models.demo import demo_data
+from funnel_models.data import derive
+from funnel_models.datasets.demo import demo_data
 from funnel_models.errors import SimulationError
 from funnel_models.simulate import expected_wins, synthetic_posterior, what_if
 

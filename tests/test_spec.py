@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from funnel_models.errors import FunnelWarning, SpecError
-from funnel_models.spec import ENTRY, LOST, WON, FunnelSpec
+from funnel_models.data.spec import ENTRY, LOST, WON, FunnelSpec
 
 GOOD = {
     "stages": [{"code": "NEW", "name": "New lead"}, {"code": "QUAL", "name": "Qualified"}],

@@ -14,7 +14,7 @@ import yaml
 
 from funnel_models.cli import main
 from funnel_models.errors import FunnelDataError
-from funnel_models.store import Store
+from funnel_models.data.store import Store
 
 SPEC = {"stages": [{"code": "NEW", "name": "New"}, {"code": "QUAL", "name": "Qualified"}],
         "won": ["WON"], "lost": ["LOST"], "attributes": ["region"]}

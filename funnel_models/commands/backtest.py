@@ -54,7 +54,7 @@ def handler(args: argparse.Namespace) -> int:
     """Run ``funnel backtest``; returns the exit status."""
     import pandas as pd
 
-    from ..backtest import BASELINES, backtest
+    from ..evaluation.backtest import BASELINES, backtest
     from ..workflow import load_data
     p = load_params(args.params)
     for key, val in (("horizon", args.horizon), ("n_windows", args.windows), ("output", args.output)):

@@ -50,7 +50,7 @@ def voila_command(notebook: str | Path, *, port: int, host: str = "127.0.0.1", d
 
 def handler(args: argparse.Namespace) -> int:
     """Run ``funnel dashboard``; returns Voila's exit status."""
-    from ..dashboard import find_repo_file, load_params
+    from ..dashboard.widget import find_repo_file, load_params
     env = dict(os.environ)
     workdir = Path.cwd()
     if args.params:

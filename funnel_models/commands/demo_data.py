@@ -43,7 +43,7 @@ def _atomic_write(path: Path, write) -> None:  # type: ignore[no-untyped-def]
 
 def handler(args: argparse.Namespace) -> int:
     """Write the demo history and spec; returns the exit status."""
-    from ..demo import demo_data
+    from ..datasets.demo import demo_data
     from ..errors import FunnelDataError
 
     out = Path(args.output)

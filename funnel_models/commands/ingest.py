@@ -6,9 +6,9 @@ import warnings
 from typing import Any
 
 from ..errors import FunnelDataError, FunnelWarning
-from ..readers import SHAPES, read_any
-from ..spec import FunnelSpec
-from ..store import DEFAULT_STORE, Store
+from ..data.readers import SHAPES, read_any
+from ..data.spec import FunnelSpec
+from ..data.store import DEFAULT_STORE, Store
 
 __all__ = ["register", "handler", "parse_map"]
 

@@ -5,7 +5,7 @@ import argparse
 from typing import Any
 
 from ..errors import FunnelDataError
-from ..store import DEFAULT_STORE, Store
+from ..data.store import DEFAULT_STORE, Store
 
 __all__ = ["register", "handler", "format_status"]
 
@@ -25,7 +25,7 @@ def _months(months: list[str]) -> str:
 
 
 def format_status(status: dict[str, Any]) -> str:
-    """Render :meth:`funnel_models.store.Store.status` as text.
+    """Render :meth:`funnel_models.data.store.Store.status` as text.
 
     Parameters
     ----------

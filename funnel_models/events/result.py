@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FunnelDataError
-from ..spec import LOST, WON, FunnelSpec
+from ..data.spec import LOST, WON, FunnelSpec
 
 __all__ = ["FunnelResult", "NONE_LABEL", "PERIODS"]
 
@@ -364,7 +364,7 @@ class FunnelResult:
 
     def spec(self, stage_codes: Sequence[str] | Mapping[str, str] | None = None,
              won_step: int | str | None = None) -> FunnelSpec:
-        """The :class:`~funnel_models.spec.FunnelSpec` matching :meth:`to_stage_history`.
+        """The :class:`~funnel_models.data.spec.FunnelSpec` matching :meth:`to_stage_history`.
 
         Open stages are the steps before ``won_step`` (code, step name), ``won=["WON"]``,
         ``lost=["LOST"]``, attributes the breakdown/property columns carried.

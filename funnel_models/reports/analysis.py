@@ -34,7 +34,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import derive
+from ..data import derive
 from ..errors import FunnelWarning, ParameterError
 from ..posterior import PosteriorFunnel
 from ..simulate import leads_from_history
@@ -419,7 +419,7 @@ def raw_segment_rates(ctx: Context, factor: str) -> pd.DataFrame:
     The segment's own transition frequencies (plus :data:`RAW_PSEUDO_COUNT` per allowed
     move, so a stage only ever seen 'staying' does not make the chain singular).
     """
-    from ..model import ConjugateFunnel
+    from ..models import ConjugateFunnel
     raw = ConjugateFunnel(ctx.spec, factors=[factor]).fit(ctx.transitions)
     rows = []
     for level in raw.structure.factors[factor]:  # type: ignore[union-attr]
@@ -479,7 +479,7 @@ def _month_counts(ctx: Context, month: pd.Timestamp) -> dict[str, int]:
 def warning_section(ctx: Context) -> Section:
     """Early warning: stages whose count this month is outside the predictive interval."""
     from ..simulate import early_warning
-    from ..spec import ENTRY
+    from ..data.spec import ENTRY
     from . import plots
     p = ctx.params
     month = ctx.cutoff_month
@@ -712,7 +712,7 @@ def change_section(ctx: Context) -> Section:
         raise ParameterError(f"change_stage: {stage!r} is not an open stage; stages: {list(ctx.spec.codes)}")
     cm = pd.Timestamp(p.change_month).to_period("M").to_timestamp()  # type: ignore[attr-defined]
     if ctx.quick:
-        from ..model import ConjugateFunnel
+        from ..models import ConjugateFunnel
         b = ConjugateFunnel(ctx.spec).fit(ctx.transitions, until=cm - pd.DateOffset(months=1))
         a = ConjugateFunnel(ctx.spec).fit(ctx.transitions, since=cm)
         before = b.posterior_funnel(draws=QUICK_DRAWS, seed=p.seed)

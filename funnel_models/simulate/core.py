@@ -122,7 +122,7 @@ def pipeline_counts(post: PosteriorFunnel, pipeline: PipelineLike, *, name: str 
     post : PosteriorFunnel
         Gives the stage codes.
     pipeline : DataFrame, Series, mapping or None
-        A frame from :func:`funnel_models.derive.open_pipeline` (one row per open lead,
+        A frame from :func:`funnel_models.data.derive.open_pipeline` (one row per open lead,
         column ``stage``; ``age_months`` is accepted but not used: the chain is
         memoryless), a frame with ``stage`` and ``count`` columns, a mapping or Series
         stage code -> count, or ``None`` for an empty pipeline.

@@ -6,7 +6,7 @@ combine parameter uncertainty and the randomness of individual leads.
 
 Examples
 --------
->>> from funnel_models.demo import demo_data
+>>> from funnel_models.datasets.demo import demo_data
 >>> post = demo_data(months=6, leads_per_month=50).truth.posterior()
 >>> fc = forecast(post, {"NEGO": 20}, new_leads=0, horizon=2, seed=1, sims_per_draw=200)
 >>> fc.wins.shape
@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..errors import SimulationError
 from ..posterior import INTERVAL_LEVELS, PosteriorFunnel
-from ..spec import ENTRY
+from ..data.spec import ENTRY
 from .core import (LeadsLike, PipelineLike, SeedLike, check_horizon, expected_chain, forecast_months,
                    intervals, make_rng, new_leads_vector, pipeline_counts, round_leads, simulate_chain,
                    sims_for)
@@ -180,7 +180,7 @@ def forecast(
         Posterior of the segment to forecast (pass a segment's posterior to forecast it).
     pipeline : DataFrame, mapping, Series or None
         The open pipeline at the cut-off: a frame from
-        :func:`funnel_models.derive.open_pipeline` (counted by ``stage``; the
+        :func:`funnel_models.data.derive.open_pipeline` (counted by ``stage``; the
         ``age_months`` column is accepted but not used, the chain being memoryless), a
         mapping / Series stage -> count, or ``None`` for no open leads.
     new_leads : float or sequence of float
@@ -238,7 +238,7 @@ def leads_from_history(transitions: pd.DataFrame, months: int = 3) -> float:
     Parameters
     ----------
     transitions : DataFrame
-        From :func:`funnel_models.derive.transitions` (``month, from_stage, to_stage, n``);
+        From :func:`funnel_models.data.derive.transitions` (``month, from_stage, to_stage, n``);
         new leads are the rows with ``from_stage == "ENTRY"``.
     months : int
         Number of calendar months, ending at the table's latest month (months without

@@ -10,7 +10,7 @@ expected wins per draw from the pipeline and the new leads).
 
 Examples
 --------
->>> from funnel_models.demo import demo_data
+>>> from funnel_models.datasets.demo import demo_data
 >>> truth = demo_data(months=6, leads_per_month=50).truth
 >>> res = process_change_impact(truth.posterior(month="2024-06-01"), truth.posterior(month="2025-06-01"),
 ...                             "DEMO", new_leads=100)

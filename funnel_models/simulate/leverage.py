@@ -6,7 +6,7 @@ uncertainty only, with no Monte Carlo noise.
 
 Examples
 --------
->>> from funnel_models.demo import demo_data
+>>> from funnel_models.datasets.demo import demo_data
 >>> post = demo_data(months=6, leads_per_month=50).truth.posterior()
 >>> stall_ranking(post)["stage"].iloc[0] in post.stages
 True

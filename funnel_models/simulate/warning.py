@@ -6,12 +6,12 @@ observed count falls outside the central interval are flagged, and the gap betwe
 observed state and the expected state is projected onto the wins of the coming months
 (exact expectations per draw, no new leads: they would be the same in both).
 
-Counts follow :func:`funnel_models.derive.stage_counts`: open stages are leads in the
+Counts follow :func:`funnel_models.data.derive.stage_counts`: open stages are leads in the
 stage at the month end, WON / LOST are leads closed during the month.
 
 Examples
 --------
->>> from funnel_models.demo import demo_data
+>>> from funnel_models.datasets.demo import demo_data
 >>> post = demo_data(months=6, leads_per_month=50).truth.posterior()
 >>> res = early_warning(post, {"LEAD": 100, "MQL": 50, "SQL": 40, "DEMO": 30, "PROP": 20, "NEGO": 10},
 ...                     {"LEAD": 5, "MQL": 60, "SQL": 30, "DEMO": 25, "PROP": 18, "NEGO": 10}, 100)

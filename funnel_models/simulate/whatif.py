@@ -12,7 +12,7 @@ Per-segment what-ifs: pass that segment's :class:`PosteriorFunnel` and pipeline.
 
 Examples
 --------
->>> from funnel_models.demo import demo_data
+>>> from funnel_models.datasets.demo import demo_data
 >>> post = demo_data(months=6, leads_per_month=50).truth.posterior()
 >>> res = what_if(post, conversion={"DEMO": 1.2}, pipeline={"DEMO": 50}, new_leads=0, horizon=3,
 ...               sims_per_draw=100)

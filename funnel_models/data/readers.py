@@ -13,7 +13,7 @@ Sources
 -------
 ``source`` is a path to a CSV or Parquet file, ``"path/to/file.duckdb::table_name"`` (a
 table or view in a DuckDB database file) or a :class:`pandas.DataFrame`; opening it is
-the job of :mod:`funnel_models.sources`, whose docstring has the details.
+the job of :mod:`funnel_models.data.sources`, whose docstring has the details.
 
 Column mapping
 --------------
@@ -35,7 +35,7 @@ Every problem raises :class:`~funnel_models.errors.FunnelDataError` with one mes
 names the file, the column, the first offending rows (1-based data rows, the header not
 counted, at most 5 shown) and the fix. All row-level problems found are listed in that
 one message. Problems with the spec itself raise
-:class:`~funnel_models.errors.SpecError` (from :mod:`funnel_models.spec`).
+:class:`~funnel_models.errors.SpecError` (from :mod:`funnel_models.data.spec`).
 
 Suspicious but usable data emits :class:`~funnel_models.errors.FunnelWarning`:
 
@@ -66,7 +66,7 @@ from typing import Any, Literal, Mapping, Sequence
 import duckdb
 import pandas as pd
 
-from .errors import FunnelDataError, FunnelWarning
+from ..errors import FunnelDataError, FunnelWarning
 from .sources import Source, _closest, _encoding_problem, _Input, _lit, _open, _q, translate_read_error
 from .spec import CANONICAL_COLUMNS, FunnelSpec
 
@@ -665,7 +665,7 @@ def read_history(source: Any, spec: FunnelSpec | Mapping[str, Any] | str | Path,
     Parameters
     ----------
     source : path, ``"file.duckdb::table"`` or DataFrame
-        CSV, Parquet or DuckDB table (see :mod:`funnel_models.sources`).
+        CSV, Parquet or DuckDB table (see :mod:`funnel_models.data.sources`).
     spec : FunnelSpec, mapping or path to YAML
         The funnel spec: status codes, column mapping, attributes.
     mapping : mapping of str to str, optional
@@ -783,7 +783,7 @@ def read_any(source: Any, spec: FunnelSpec | Mapping[str, Any] | str | Path,
         Force the shape instead of detecting it (:func:`detect_shape`).
     month : str, optional
         For snapshots and counts, as in :func:`read_snapshots`. Ignored for history
-        (the store uses it to choose month-replace; see :class:`funnel_models.store.Store`).
+        (the store uses it to choose month-replace; see :class:`funnel_models.data.store.Store`).
 
     Returns
     -------

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelConfigError
-from ..spec import ENTRY, LOST, WON, FunnelSpec
+from ..data.spec import ENTRY, LOST, WON, FunnelSpec
 
 __all__ = ["RowData", "FunnelStructure", "build_structure", "ChangePoint"]
 

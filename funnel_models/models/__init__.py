@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from .config import ChangePointConfig, ModelConfig, Priors, SamplerConfig
 from .conjugate import ConjugateFunnel
-from .data import FunnelData, prepare
-from .funnel_model import FunnelModel, default_cache_dir
+from .inputs import FunnelData, prepare
+from .markov import FunnelModel, default_cache_dir
 
 __all__ = ["FunnelModel", "ConjugateFunnel", "ModelConfig", "SamplerConfig", "Priors",
            "ChangePointConfig", "FunnelData", "prepare", "default_cache_dir"]

@@ -57,7 +57,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import duckdb
 import pandas as pd
 
-from .errors import FunnelDataError
+from ..errors import FunnelDataError
 from .readers import SHAPES, canonical_dtypes, parse_month
 
 __all__ = ["Store", "IngestReport", "DEFAULT_STORE"]
@@ -210,7 +210,7 @@ class Store:
         missing = [c for c in _REQUIRED[shape] if c not in df.columns]
         if missing:
             raise FunnelDataError(f"ingest of {shape}: the data has no column(s) {missing} (columns: "
-                                  f"{list(df.columns)}). Read the file with funnel_models.readers "
+                                  f"{list(df.columns)}). Read the file with funnel_models.data.readers "
                                   "first, or pass month= for a file without a month column.")
         if df.empty:
             raise FunnelDataError(f"ingest of {shape}: the data has no rows; nothing to store.")
@@ -227,7 +227,7 @@ class Store:
         if df[time_col].isna().any() or df["stage"].isna().any() or \
                 ("lead_id" in df.columns and df["lead_id"].isna().any()):
             raise FunnelDataError(f"ingest of {shape}: blank {time_col}, stage or lead_id values; "
-                                  "read the file with funnel_models.readers to locate them.")
+                                  "read the file with funnel_models.data.readers to locate them.")
         if shape != "history":
             df["month"] = df["month"].dt.to_period("M").dt.to_timestamp().astype("datetime64[ns]")
         if shape == "counts":
@@ -256,7 +256,7 @@ class Store:
             first = df[dup].head(3)[keys].astype(str).to_dict("records")
             raise FunnelDataError(f"ingest of {shape}: {int(dup.sum())} row(s) repeat the key {keys}, "
                                   f"e.g. {first}. The store keeps one row per key. Fix: "
-                                  "deduplicate (funnel_models.readers does this for files).")
+                                  "deduplicate (funnel_models.data.readers does this for files).")
         return df, attrs, mode
 
     def ingest(self, df: pd.DataFrame, shape: str, *, month: Any = None,
@@ -266,7 +266,7 @@ class Store:
         Parameters
         ----------
         df : pandas.DataFrame
-            A canonical table (from :mod:`funnel_models.readers` or ``derive``). Columns
+            A canonical table (from :mod:`funnel_models.data.readers` or ``derive``). Columns
             other than the canonical ones are stored as attributes (VARCHAR).
         shape : {"history", "snapshots", "counts"}
             Which table.

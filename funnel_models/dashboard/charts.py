@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from .simulate.planning import LeadsNeededResult
+    from ..simulate.planning import LeadsNeededResult
 
 __all__ = ["FAN_LEVELS", "SvgPlot", "fmt_number", "nice_ticks", "p_hit_curve_svg", "forecast_fan_svg"]
 

@@ -1,7 +1,7 @@
 """The Bayesian funnel model: a monthly multi-state Markov chain fitted in PyMC.
 
 Each row (``ENTRY`` and every open stage) is a multinomial over its allowed destinations
-(see :mod:`funnel_models.model.structure`). The log-odds of each destination against the
+(see :mod:`funnel_models.models.structure`). The log-odds of each destination against the
 reference (staying; the first stage for ENTRY) is::
 
     eta[row, dest] = intercept
@@ -33,10 +33,10 @@ import pandas as pd
 
 from ..errors import FunnelWarning, ModelConfigError
 from ..posterior import PosteriorFunnel
-from ..spec import ENTRY, FunnelSpec
+from ..data.spec import ENTRY, FunnelSpec
 from . import idata_access as acc
 from .config import ModelConfig, SamplerConfig, parse_config
-from .data import FunnelData, deal_value_draws, prepare
+from .inputs import FunnelData, deal_value_draws, prepare
 from .structure import ChangePoint, FunnelStructure, RowData, build_structure
 
 __all__ = ["FunnelModel", "default_cache_dir"]
@@ -71,7 +71,7 @@ class FunnelModel:
 
     Examples
     --------
-    >>> from funnel_models.demo import demo_data
+    >>> from funnel_models.datasets.demo import demo_data
     >>> d = demo_data(months=6, leads_per_month=60)
     >>> m = FunnelModel(d.spec, model_config={"factors": ["region"]})
     >>> m.idata is None

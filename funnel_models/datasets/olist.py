@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from .errors import FunnelDataError
+from ..errors import FunnelDataError
 
 __all__ = ["OLIST_SPEC", "OLIST_LEADS_FILE", "OLIST_DEALS_FILE", "olist_stage_history"]
 
@@ -45,7 +45,7 @@ def olist_stage_history(directory: str | os.PathLike[str]) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Olist's own column names (not canonical; read it with
-        :func:`funnel_models.readers.read_history` and :data:`OLIST_SPEC`):
+        :func:`funnel_models.data.readers.read_history` and :data:`OLIST_SPEC`):
         ``mql_id``, ``status`` (``"MQL"`` at ``first_contact_date``, ``"WON"`` at
         ``won_date``), ``changed_on`` (datetime64[ns]), ``origin`` (blank -> ``"unknown"``),
         ``landing_page_id``; sorted by ``mql_id``, ``changed_on``. Deals whose lead is not

@@ -12,9 +12,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import derive
+from ..data import derive
 from ..errors import FunnelDataError
-from ..spec import WON, FunnelSpec
+from ..data.spec import WON, FunnelSpec
 
 __all__ = ["FunnelData", "prepare", "deal_value_draws"]
 

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from .errors import FunnelWarning, SpecError
+from ..errors import FunnelWarning, SpecError
 
 __all__ = ["Stage", "FunnelSpec", "WON", "LOST", "ENTRY", "CANONICAL_COLUMNS", "MAX_STAGES"]
 

@@ -5,7 +5,7 @@ that cut-off (rows with ``entered_at`` up to the cut-off day, snapshots derived 
 cut-off), and the next ``horizon`` months of wins (optionally of entries into every stage)
 are forecast with :func:`funnel_models.simulate.forecast` from
 
-- the open pipeline at the cut-off (:func:`funnel_models.derive.open_pipeline`), and
+- the open pipeline at the cut-off (:func:`funnel_models.data.derive.open_pipeline`), and
 - the **actual** number of new leads that entered in each forecast month.
 
 Conditioning on the realised lead volume is deliberate: it isolates the conversion model
@@ -64,10 +64,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import derive
-from .backtest_metrics import LEVELS, crps_many, interval_columns, score_frame
-from .errors import FunnelDataError, ModelConfigError
-from .spec import ENTRY, LOST, WON, FunnelSpec
+from ..data import derive
+from .metrics import LEVELS, crps_many, interval_columns, score_frame
+from ..errors import FunnelDataError, ModelConfigError
+from ..data.spec import ENTRY, LOST, WON, FunnelSpec
 
 __all__ = ["BacktestResult", "backtest", "backtest_cutoffs", "baseline_forecasts", "BASELINES"]
 
@@ -403,7 +403,7 @@ def _fit_window(train_snaps: pd.DataFrame, spec: FunnelSpec, *, quick: bool, mod
     info: dict[str, Any] = {}
     t0 = time.perf_counter()
     if quick:
-        from .model import ConjugateFunnel
+        from ..models import ConjugateFunnel
         bad = set(model_config) - _QUICK_KEYS
         if bad:
             raise ModelConfigError(f"quick=True (conjugate) backtests accept model_config keys "
@@ -417,8 +417,8 @@ def _fit_window(train_snaps: pd.DataFrame, spec: FunnelSpec, *, quick: bool, mod
         def post(segment: Mapping[str, str] | None, s: int = seed) -> Any:
             return model.posterior_funnel(segment, draws=QUICK_DRAWS, seed=s)
         return post, info
-    from .model import FunnelModel
-    from .model import funnel_model as fm
+    from ..models import FunnelModel
+    from ..models import markov as fm
     model = FunnelModel(spec, dict(model_config), dict(sampler_config), cache_dir=cache_dir)
     n_before = len(fm._COMPILED)
     model.fit(train_snaps)
@@ -435,7 +435,7 @@ def _fit_window(train_snaps: pd.DataFrame, spec: FunnelSpec, *, quick: bool, mod
 def _forecast_window(post_for: Any, factors: Sequence[str], pipeline: pd.DataFrame, leads_by: pd.DataFrame,
                      fut: list[pd.Timestamp], horizon: int, cutoff: pd.Timestamp, seed: int) -> np.ndarray:
     """Simulated entries (sims, H, S) from the pipeline and realised leads, summed over segments."""
-    from .simulate import forecast
+    from ..simulate import forecast
     if not factors:
         leads = np.array([float(leads_by["n"].get(m, 0.0)) for m in fut])
         fc = forecast(post_for(None), pipeline, leads, horizon, seed=seed, start=cutoff)
@@ -529,7 +529,7 @@ def backtest(
     model (``windows["compiled_new"]`` and ``windows["compile_s"]`` show it). With
     ``time_varying=True`` the month count is part of the graph and each window compiles.
     """
-    from .workflow import LoadedData
+    from ..workflow import LoadedData
     if isinstance(data, LoadedData):
         history, the_spec, data_cutoff = data.history, data.spec, data.cutoff
         if spec is not None:

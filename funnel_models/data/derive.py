@@ -1,7 +1,7 @@
 """Derived tables: pure functions from canonical stage history / snapshots.
 
 Every function takes canonical frames (see ``ARCHITECTURE.md``) and a
-:class:`~funnel_models.spec.FunnelSpec`, returns a new DataFrame and never mutates its input.
+:class:`~funnel_models.data.spec.FunnelSpec`, returns a new DataFrame and never mutates its input.
 
 Month convention: ``month`` is the first day of a calendar month and stands for the
 status at that month's end. A lead is observed at every month end from the month it
@@ -10,7 +10,7 @@ first enters to the month it closes (won or lost) or the cut-off, whichever is f
 Examples
 --------
 >>> import pandas as pd
->>> from funnel_models.spec import FunnelSpec
+>>> from funnel_models.data.spec import FunnelSpec
 >>> spec = FunnelSpec.from_dict({"stages": ["A", "B"], "won": ["W"], "lost": ["L"]})
 >>> h = pd.DataFrame({"lead_id": ["x", "x", "x"], "stage": ["A", "B", "W"],
 ...                   "entered_at": pd.to_datetime(["2024-01-05", "2024-02-10", "2024-02-20"])})
@@ -25,7 +25,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import FunnelDataError, FunnelWarning
+from ..errors import FunnelDataError, FunnelWarning
 from .spec import ENTRY, LOST, WON, FunnelSpec
 
 __all__ = [

@@ -32,8 +32,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .posterior import PosteriorFunnel
-from .spec import FunnelSpec
+from ..posterior import PosteriorFunnel
+from ..data.spec import FunnelSpec
 
 __all__ = ["DemoTruth", "DemoData", "demo_data", "DEMO_SPEC"]
 

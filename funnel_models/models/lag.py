@@ -26,7 +26,7 @@ import pandas as pd
 
 from ..errors import FunnelDataError, ModelConfigError
 from ..posterior import PosteriorFunnel
-from ..spec import WON, FunnelSpec
+from ..data.spec import WON, FunnelSpec
 from . import idata_access as acc
 from .config import SamplerConfig, parse_config
 

@@ -90,9 +90,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .dashboard_charts import FAN_LEVELS, fmt_number, forecast_fan_svg, p_hit_curve_svg
-from .errors import ParameterError
-from .posterior import PosteriorFunnel
+from .charts import FAN_LEVELS, fmt_number, forecast_fan_svg, p_hit_curve_svg
+from ..errors import ParameterError
+from ..posterior import PosteriorFunnel
 
 __all__ = ["WhatIfDashboard", "DashboardState", "DEFAULT_PARAMS", "load_params", "find_repo_file"]
 
@@ -120,12 +120,12 @@ def find_repo_file(relative: str | Path, start: str | Path | None = None) -> Pat
     rel = Path(relative)
     here = Path(start or os.getcwd()).resolve()
     candidates = [d / rel for d in (here, *here.parents)]
-    candidates.append(Path(__file__).resolve().parents[1] / rel)
+    candidates.append(Path(__file__).resolve().parents[2] / rel)
     for c in candidates:
         if c.exists():
             return c
     raise ParameterError(f"cannot find {rel}: looked in {here} and its parents and next to the package "
-                         f"({Path(__file__).resolve().parents[1]}); run from the repository root")
+                         f"({Path(__file__).resolve().parents[2]}); run from the repository root")
 
 
 def load_params(path: str | Path | None = None, *, base_dir: str | Path | None = None) -> dict[str, Any]:
@@ -170,7 +170,7 @@ _SAMPLER_KEYS = ("draws", "tune", "chains")
 def _read_yaml_layers(p: Path) -> dict[str, Any]:
     """The file's mapping; ``extends:`` chains are merged with the report loader when present."""
     try:
-        from .reports.params import load_layers
+        from ..reports.params import load_layers
     except ImportError:
         load_layers = None
     if load_layers is not None:
@@ -415,7 +415,7 @@ class WhatIfDashboard:
         ``path=None`` uses :data:`DEFAULT_PARAMS` (the demo data in quick mode).
         ``overrides`` replace parameter values (e.g. ``draws=500``).
         """
-        from .workflow import fit_model, load_data
+        from ..workflow import fit_model, load_data
         params = load_params(path, base_dir=base_dir)
         params.update(overrides)
         _check_params(params, path or "parameters")
@@ -438,7 +438,7 @@ class WhatIfDashboard:
         return dash
 
     def _history_leads(self) -> float:
-        from .simulate import leads_from_history
+        from ..simulate import leads_from_history
         tr = getattr(getattr(self.model, "data", None), "transitions", None)
         if tr is None:
             return 100.0
@@ -448,7 +448,7 @@ class WhatIfDashboard:
             return 100.0
 
     def _default_target(self, post: PosteriorFunnel, leads: int, window: int, unit: str) -> float:
-        from .simulate import expected_wins
+        from ..simulate import expected_wins
         wins = float(expected_wins(post, self.pipeline_for({}), leads, window).sum(1).mean())
         value = wins * (float(np.mean(post.deal_value)) if unit == "revenue" else 1.0)
         goal = 1.05 * value
@@ -650,8 +650,8 @@ class WhatIfDashboard:
     # ------------------------------------------------------------------ recompute
     def recompute(self) -> DashboardState:
         """Map the controls to simulator calls (cached by arguments) and refresh the outputs."""
-        from . import simulate as S
-        from .simulate.planning import plan_problem
+        from .. import simulate as S
+        from ..simulate.planning import plan_problem
         t0 = time.perf_counter()
         a = self.simulator_args()
         seg_key = tuple(sorted(a["segment"].items()))
@@ -765,7 +765,7 @@ class WhatIfDashboard:
         return p_hit_curve_svg(st.plan, st.leads, st.p_hit, st.confidence)
 
     def _fan_svg(self, st: DashboardState) -> str:
-        from .simulate import intervals
+        from ..simulate import intervals
         fc = st.forecast
         if fc is None:
             return "<div class='funnel-message' style='padding:20px'>Nothing to forecast: no open pipeline " \

@@ -7,7 +7,7 @@ pooled data.
 
 Examples
 --------
->>> from funnel_models.demo import demo_data
+>>> from funnel_models.datasets.demo import demo_data
 >>> d = demo_data(seed=3, months=12, leads_per_month=200)
 >>> q = ConjugateFunnel(d.spec).fit(d.history)
 >>> post = q.posterior_funnel(draws=500, seed=1)
@@ -23,8 +23,8 @@ import pandas as pd
 
 from ..errors import ModelConfigError
 from ..posterior import PosteriorFunnel
-from ..spec import FunnelSpec
-from .data import FunnelData, deal_value_draws, prepare
+from ..data.spec import FunnelSpec
+from .inputs import FunnelData, deal_value_draws, prepare
 from .structure import FunnelStructure, build_structure
 
 __all__ = ["ConjugateFunnel"]

@@ -1,6 +1,6 @@
 """Open a data source (CSV, Parquet, DuckDB table or DataFrame) as a DuckDB view.
 
-This is the first step of :mod:`funnel_models.readers`: it turns whatever the user passed
+This is the first step of :mod:`funnel_models.data.readers`: it turns whatever the user passed
 as ``source`` into the view ``src`` in a DuckDB connection, every column as VARCHAR, and
 reports problems with the file itself (missing, empty, wrong encoding, wrong delimiter,
 bad header, corrupt Parquet, unknown DuckDB table) as
@@ -35,7 +35,7 @@ from typing import Any, Iterable, Union
 import duckdb
 import pandas as pd
 
-from .errors import FunnelDataError
+from ..errors import FunnelDataError
 
 __all__ = ["Source", "translate_read_error"]
 
@@ -57,7 +57,7 @@ _NATIVE_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-16": "utf-16",
 
 
 # ====================================================================== SQL and message helpers
-# (also used by funnel_models.readers)
+# (also used by funnel_models.data.readers)
 def _q(name: str) -> str:
     """Quote a SQL identifier."""
     return '"' + str(name).replace('"', '""') + '"'

@@ -1,0 +1,1 @@
+"""The data layer: funnel spec, sources and readers, the store, derived tables."""

@@ -1,0 +1,1 @@
+"""Evaluation: rolling-origin backtests, baselines and forecast scores."""
