@@ -142,3 +142,15 @@ def test_filters_before_derivation(history):
     assert set(both.lead_id) == {"z"}
     with pytest.raises(FunnelDataError, match="not in the data"):
         derive.filter_frame(history, {"campaign": "x"})
+
+
+def test_transitions_record_the_months_already_spent_in_the_source_stage():
+    """x: A in Jan and Feb, B in Mar and Apr, won in May; y: A in Jan, lost in Feb."""
+    spec = FunnelSpec.from_dict({"stages": ["A", "B"], "won": ["W"], "lost": ["L"]})
+    h = pd.DataFrame({"lead_id": ["x"] * 3 + ["y"] * 2, "stage": ["A", "B", "W", "A", "L"],
+                      "entered_at": pd.to_datetime(["2024-01-05", "2024-03-10", "2024-05-20",
+                                                    "2024-01-03", "2024-02-01"])})
+    tr = derive.transitions(derive.snapshots_from_history(h, spec, cutoff="2024-06-30"), spec)
+    got = sorted(zip(tr["month"].dt.strftime("%Y-%m"), tr["from_stage"], tr["to_stage"], tr["age"], tr["n"]))
+    assert got == [("2024-01", "ENTRY", "A", 0, 2), ("2024-02", "A", "A", 0, 1), ("2024-02", "A", "LOST", 0, 1),
+                   ("2024-03", "A", "B", 1, 1), ("2024-04", "B", "B", 0, 1), ("2024-05", "B", "WON", 1, 1)]

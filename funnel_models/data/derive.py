@@ -234,8 +234,10 @@ def transitions(
     Returns
     -------
     DataFrame
-        ``month, from_stage, to_stage, *by, n`` with canonical states (open codes,
-        ``WON``, ``LOST``, and ``ENTRY`` as a source).
+        ``month, from_stage, to_stage, age, *by, n`` with canonical states (open codes,
+        ``WON``, ``LOST``, and ``ENTRY`` as a source). ``age`` is the number of whole
+        months the lead had already spent in ``from_stage`` at the start of ``month``: 0
+        when it reached that stage during the month before (and for ``ENTRY`` rows).
     """
     by = list(by)
     missing = [c for c in by if c not in snapshots.columns]
@@ -275,8 +277,13 @@ def transitions(
     from_stage = np.where(prev_r.isna(), ENTRY, states[prev_r.fillna(0).astype(np.int64).to_numpy()])
     s["from_stage"] = from_stage
     s["to_stage"] = states[s["r"].to_numpy()]
+    # months already spent in the source stage: the run length of the previous month's
+    # state, minus one (0 when the lead reached that stage during the previous month)
+    new_run = prev_r.isna() | (s["r"] != prev_r) | gap
+    run_pos = s.groupby(new_run.cumsum(), sort=False).cumcount()
+    s["age"] = run_pos.groupby(s["lead_id"], sort=False).shift().fillna(0).astype(np.int64)
     s = s[~gap]
-    keys = ["month", "from_stage", "to_stage", *by]
+    keys = ["month", "from_stage", "to_stage", "age", *by]
     out = s.groupby(keys, sort=True, dropna=False).size().rename("n").reset_index()
     out["n"] = out["n"].astype(np.int64)
     return out
