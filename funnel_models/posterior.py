@@ -1,13 +1,15 @@
-"""Posterior draws of the monthly funnel and the absorbing-chain quantities derived from them.
+"""Posterior draws of the monthly funnel and the stage-level answers derived from them.
 
 :class:`PosteriorFunnel` is the contract between every model (MCMC, conjugate, lag) and
-the simulator, reports and dashboard. It holds draws of the monthly transition matrix over
-the states ``[open stages..., WON, LOST]`` and of the entry distribution of new leads.
+the simulator, reports and dashboard. It holds draws of the monthly move probabilities
+from every open stage *and every age in that stage* (whole months already spent there),
+the entry distribution of new leads, and optionally how much whole months vary (fresh
+month shocks and a seasonal pattern on the log-odds). :mod:`funnel_models.chain` states
+the chain's semantics; with one age it is the memoryless Markov chain.
 
-With ``Q`` the open-to-open block and ``R`` the open-to-closed block of a transition
-matrix, the fundamental matrix ``N = (I - Q)^-1`` gives exact absorbing-chain answers:
-``N @ R`` is the probability of ending won or lost from each stage, and
-``N[k, j] / N[j, j]`` the probability of ever visiting ``j`` from ``k``.
+Stage-level views (conversion, win rates, stall, cycle time) account for age. With
+several ages the last one is *cold* (see :mod:`funnel_models.chain`): eventual
+quantities count a lead that sat that long without moving as gone cold.
 
 Examples
 --------
@@ -16,7 +18,7 @@ Examples
 ...                [0.0, 0.5, 0.25, 0.25],
 ...                [0.0, 0.0, 1.0, 0.0],
 ...                [0.0, 0.0, 0.0, 1.0]]])
->>> post = PosteriorFunnel(stages=("A", "B"), P=P, entry=np.array([[1.0, 0, 0, 0]]))
+>>> post = PosteriorFunnel.from_matrix(("A", "B"), P, np.array([[1.0, 0, 0, 0]]))
 >>> post.win_rate()[0].round(3).tolist()
 [0.3, 0.5]
 >>> post.expected_stall()[0].tolist()
@@ -30,76 +32,162 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from . import chain
 from .errors import ModelConfigError, SimulationError
+from .intervals import INTERVAL_LEVELS, central_interval
 
-__all__ = ["PosteriorFunnel", "interval", "INTERVAL_LEVELS"]
-
-#: Central interval levels reported by default.
-INTERVAL_LEVELS = (0.5, 0.8, 0.95)
+__all__ = ["PosteriorFunnel", "INTERVAL_LEVELS"]
 
 
-def interval(draws: np.ndarray, level: float = 0.9, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-tailed central interval of ``draws`` along ``axis``."""
-    lo = (1.0 - level) / 2.0
-    return np.quantile(draws, lo, axis=axis), np.quantile(draws, 1.0 - lo, axis=axis)
+def _bcast(a: np.ndarray | None, n: int, shape: tuple[int, ...], what: str) -> np.ndarray | None:
+    if a is None:
+        return None
+    arr = np.asarray(a, dtype=float)
+    if arr.shape != (n,) + shape:
+        raise ModelConfigError(f"{what} must have shape {(n,) + shape}, got {arr.shape}")
+    return arr
 
 
 @dataclass(frozen=True)
 class PosteriorFunnel:
-    """Posterior draws of the monthly funnel for one segment and month.
+    """Posterior draws of the monthly funnel for one segment.
 
     Parameters
     ----------
     stages : tuple of str
         Open stage codes, in order (``K`` of them).
-    P : ndarray, shape (draws, K+2, K+2)
-        Monthly transition matrices over ``[open..., WON, LOST]``; rows sum to 1 and the
-        WON and LOST rows are absorbing.
+    rates : ndarray, shape (draws, K, A, K+2)
+        Monthly move probabilities from stage ``k`` at age ``a`` to ``[open..., WON,
+        LOST]`` (column ``k`` is staying, which ages the lead); ``A == 1`` is memoryless.
     entry : ndarray, shape (draws, K+2)
-        Where a new lead is at the end of the month it enters.
+        Where a new lead is at the end of the month it enters (at age 0).
     deal_value : ndarray, shape (draws,), optional
-        Revenue per won deal (posterior of the mean deal value). NaN when unknown.
+        Revenue per won deal. NaN when unknown.
     names : tuple of str, optional
         Readable stage names.
     label : str
         What this posterior describes, e.g. ``"region=North"``.
+    meta : mapping
+        Free-form facts for reports (the month, the model, unobserved rows, ...).
+    shock_sd : ndarray, shape (draws, K+1), optional
+        Standard deviation of a month's shock on the log-odds of every move out of each
+        source row (the open stages, then new leads); future months draw it afresh.
+    season : ndarray, shape (draws, 12, K+1, K+2), optional
+        Log-odds offsets by calendar month (January first) for each source row and
+        destination.
     """
 
     stages: tuple[str, ...]
-    P: np.ndarray
+    rates: np.ndarray
     entry: np.ndarray
     deal_value: np.ndarray | None = None
     names: tuple[str, ...] | None = None
     label: str = "all"
     meta: Mapping[str, object] = field(default_factory=dict)
+    shock_sd: np.ndarray | None = None
+    season: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        K = len(self.stages)
-        P = np.asarray(self.P, dtype=float)
+        rates = np.asarray(self.rates, dtype=float)
         entry = np.asarray(self.entry, dtype=float)
+        K = len(self.stages)
+        if rates.ndim != 4 or rates.shape[1] != K or rates.shape[3] != K + 2:
+            raise ModelConfigError(f"rates must have shape (draws, {K}, ages, {K + 2}), got {rates.shape}")
+        if entry.shape != (rates.shape[0], K + 2):
+            raise ModelConfigError(f"entry must have shape ({rates.shape[0]}, {K + 2}), got {entry.shape}")
+        chain.check_rates(rates, entry)
+        n = rates.shape[0]
+        object.__setattr__(self, "stages", tuple(self.stages))
+        object.__setattr__(self, "rates", rates)
+        object.__setattr__(self, "entry", entry)
+        dv = np.full(n, np.nan) if self.deal_value is None else \
+            np.broadcast_to(np.asarray(self.deal_value, float), (n,)).copy()
+        object.__setattr__(self, "deal_value", dv)
+        object.__setattr__(self, "shock_sd", _bcast(self.shock_sd, n, (K + 1,), "shock_sd"))
+        object.__setattr__(self, "season", _bcast(self.season, n, (12, K + 1, K + 2), "season"))
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_matrix(cls, stages: Sequence[str], P: np.ndarray, entry: np.ndarray,
+                    **kw: object) -> "PosteriorFunnel":
+        """A memoryless posterior from transition matrices ``P`` (draws, K+2, K+2)."""
+        K = len(stages)
+        P = np.asarray(P, dtype=float)
         if P.ndim != 3 or P.shape[1:] != (K + 2, K + 2):
             raise ModelConfigError(f"P must have shape (draws, {K + 2}, {K + 2}), got {P.shape}")
-        if entry.shape != (P.shape[0], K + 2):
-            raise ModelConfigError(f"entry must have shape ({P.shape[0]}, {K + 2}), got {entry.shape}")
-        if not np.allclose(P.sum(-1), 1.0, atol=1e-6) or not np.allclose(entry.sum(-1), 1.0, atol=1e-6):
-            raise ModelConfigError("transition rows and entry distributions must sum to 1")
-        object.__setattr__(self, "P", P)
-        object.__setattr__(self, "entry", entry)
-        if self.deal_value is None:
-            object.__setattr__(self, "deal_value", np.full(P.shape[0], np.nan))
+        return cls(stages=tuple(stages), rates=P[:, :K, None, :], entry=entry, **kw)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_point(cls, stages: Sequence[str], P: np.ndarray, entry: np.ndarray,
+                   deal_value: float = float("nan"), **kw: object) -> "PosteriorFunnel":
+        """A one-draw memoryless 'posterior' from a known matrix (truth, tests)."""
+        return cls.from_matrix(stages, np.asarray(P, float)[None], np.asarray(entry, float)[None],
+                               deal_value=np.array([deal_value]), **kw)
+
+    @classmethod
+    def from_rows(cls, stages: Sequence[str], rows: Mapping[str, tuple[Sequence[str], np.ndarray]],
+                  deal_value: np.ndarray | float | None = None, *, n_ages: int = 1,
+                  **kw: object) -> "PosteriorFunnel":
+        """Assemble rates from per-row destination probabilities.
+
+        Parameters
+        ----------
+        stages : sequence of str
+            Open stage codes.
+        rows : mapping source -> (destinations, probs)
+            ``source`` is ``"ENTRY"`` or an open stage; ``probs`` has shape (draws,
+            n_dest) or (draws, n_ages, n_dest) for stage rows. A stage without a row
+            (never observed leaving or staying) gets an even split over staying, the next
+            state and LOST, and is listed in ``meta["unobserved_rows"]``.
+        n_ages : int
+            Ages of the chain (1: memoryless).
+        """
+        stages = tuple(stages)
+        K = len(stages)
+        states = stages + ("WON", "LOST")
+        pos = {s: i for i, s in enumerate(states)}
+        n = next(iter(rows.values()))[1].shape[0]
+        rates = np.zeros((n, K, n_ages, K + 2))
+        entry = np.zeros((n, K + 2))
+        missing = []
+        for k, code in enumerate(stages):
+            if code not in rows:
+                missing.append(code)
+                rates[:, k, :, [k, k + 1, K + 1]] = 1.0 / 3.0
+                continue
+            dest, probs = rows[code]
+            probs = np.asarray(probs, float)
+            idx = [pos[d] for d in dest]
+            rates[:, k][..., idx] = probs[:, None, :] if probs.ndim == 2 else probs
+        if "ENTRY" in rows:
+            dest, probs = rows["ENTRY"]
+            entry[:, [pos[d] for d in dest]] = probs
         else:
-            object.__setattr__(self, "deal_value", np.broadcast_to(np.asarray(self.deal_value, float), (P.shape[0],)).copy())
+            entry[:, 0] = 1.0
+        meta = dict(kw.pop("meta", {}) or {})  # type: ignore[arg-type]
+        meta["unobserved_rows"] = missing
+        return cls(stages=stages, rates=rates, entry=entry, deal_value=deal_value, meta=meta, **kw)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ basics
     @property
     def n_draws(self) -> int:
         """Number of posterior draws."""
-        return int(self.P.shape[0])
+        return int(self.rates.shape[0])
 
     @property
     def n_stages(self) -> int:
         """Number of open stages ``K``."""
         return len(self.stages)
+
+    @property
+    def n_ages(self) -> int:
+        """Ages of the chain (1: memoryless)."""
+        return int(self.rates.shape[2])
+
+    @property
+    def cold_after(self) -> int | None:
+        """Months in a stage without moving after which a lead counts as cold (None: memoryless)."""
+        return self.n_ages - 1 if self.n_ages > 1 else None
 
     @property
     def states(self) -> tuple[str, ...]:
@@ -119,195 +207,150 @@ class PosteriorFunnel:
         if n >= self.n_draws:
             return self
         idx = np.sort(np.random.default_rng(seed).choice(self.n_draws, n, replace=False))
-        return replace(self, P=self.P[idx], entry=self.entry[idx], deal_value=self.deal_value[idx])
+        return self.take(idx)
 
-    @classmethod
-    def from_point(cls, stages: Sequence[str], P: np.ndarray, entry: np.ndarray,
-                   deal_value: float = float("nan"), **kw: object) -> "PosteriorFunnel":
-        """A one-draw 'posterior' from known parameters (used for truth and tests)."""
-        return cls(stages=tuple(stages), P=np.asarray(P, float)[None], entry=np.asarray(entry, float)[None],
-                   deal_value=np.array([deal_value]), **kw)  # type: ignore[arg-type]
+    def take(self, idx: np.ndarray) -> "PosteriorFunnel":
+        """The draws ``idx`` (repeats allowed)."""
+        return replace(self, rates=self.rates[idx], entry=self.entry[idx], deal_value=self.deal_value[idx],
+                       shock_sd=None if self.shock_sd is None else self.shock_sd[idx],
+                       season=None if self.season is None else self.season[idx])
 
-    @classmethod
-    def from_rows(cls, stages: Sequence[str], rows: Mapping[str, tuple[Sequence[str], np.ndarray]],
-                  deal_value: np.ndarray | float | None = None, **kw: object) -> "PosteriorFunnel":
-        """Assemble transition matrices from per-row destination probabilities.
-
-        Parameters
-        ----------
-        stages : sequence of str
-            Open stage codes.
-        rows : mapping source -> (destinations, probs)
-            ``source`` is ``"ENTRY"`` or an open stage; ``probs`` has shape
-            (draws, len(destinations)). A stage without a row (never observed) gets an
-            even split over staying, the next state and LOST, and is listed in
-            ``meta["unobserved_rows"]``.
-        """
-        stages = tuple(stages)
-        K = len(stages)
-        states = stages + ("WON", "LOST")
-        pos = {s: i for i, s in enumerate(states)}
-        n = next(iter(rows.values()))[1].shape[0]
-        P = np.zeros((n, K + 2, K + 2))
-        P[:, K, K] = P[:, K + 1, K + 1] = 1.0
-        entry = np.zeros((n, K + 2))
-        missing = []
-        for k, code in enumerate(stages):
-            if code in rows:
-                dest, probs = rows[code]
-                P[:, k, [pos[d] for d in dest]] = probs
-            else:
-                missing.append(code)
-                P[:, k, [k, k + 1, K + 1]] = 1.0 / 3.0
-        if "ENTRY" in rows:
-            dest, probs = rows["ENTRY"]
-            entry[:, [pos[d] for d in dest]] = probs
-        else:
-            entry[:, 0] = 1.0
-        meta = dict(kw.pop("meta", {}) or {})  # type: ignore[arg-type]
-        meta["unobserved_rows"] = missing
-        return cls(stages=stages, P=P, entry=entry, deal_value=deal_value, meta=meta, **kw)  # type: ignore[arg-type]
-
-    # ------------------------------------------------------------------ absorbing chain
-    def fundamental(self) -> np.ndarray:
-        """Fundamental matrix ``N = (I - Q)^-1``, shape (draws, K, K)."""
-        K = self.n_stages
-        Q = self.P[:, :K, :K]
-        return np.linalg.inv(np.eye(K)[None] - Q)
-
+    # ------------------------------------------------------------------ eventual outcomes
     def absorption(self) -> np.ndarray:
-        """Probability of ending WON / LOST from each open stage, shape (draws, K, 2)."""
-        K = self.n_stages
-        return self.fundamental() @ self.P[:, :K, K:]
+        """P(ending WON / LOST / COLD) for a lead arriving in each stage, (draws, K, 3)."""
+        return chain.absorption(self.rates)
 
     def win_rate(self) -> np.ndarray:
-        """Probability of eventually winning from each open stage, shape (draws, K)."""
+        """P(eventually won) for a lead arriving in each open stage, (draws, K)."""
         return self.absorption()[..., 0]
 
     def lead_win_rate(self) -> np.ndarray:
-        """Probability that a new lead is eventually won, shape (draws,)."""
+        """P(a new lead is eventually won), (draws,)."""
         K = self.n_stages
         return np.einsum("dk,dk->d", self.entry[:, :K], self.win_rate()) + self.entry[:, K]
 
-    def conversion(self) -> np.ndarray:
-        """Stage-to-stage conversion, shape (draws, K).
-
-        The probability that a prospect in stage ``k`` moves on to a later stage
-        (``k+1``, a skip beyond it, or WON) rather than being lost. For the last open
-        stage it is the win rate from that stage.
-        """
+    def lead_outcomes(self) -> np.ndarray:
+        """P(a new lead ends WON / LOST / COLD), (draws, 3)."""
         K = self.n_stages
-        stay = self.P[:, np.arange(K), np.arange(K)]
-        lost = self.P[:, :K, K + 1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = (1.0 - stay - lost) / (1.0 - stay)
-        return np.nan_to_num(out, nan=0.0)
-
-    def reach_next(self) -> np.ndarray:
-        """Probability that a prospect in stage ``k`` ever visits exactly ``k+1``, (draws, K).
-
-        From the fundamental matrix: ``N[k, k+1] / N[k+1, k+1]``; for the last stage, the
-        win rate. Differs from :meth:`conversion` only where stages are skipped.
-        """
-        N = self.fundamental()
-        K = self.n_stages
-        out = np.empty((self.n_draws, K))
-        for k in range(K - 1):
-            out[:, k] = N[:, k, k + 1] / N[:, k + 1, k + 1]
-        out[:, K - 1] = self.win_rate()[:, K - 1]
+        out = np.einsum("dk,dkc->dc", self.entry[:, :K], self.absorption())
+        out[:, 0] += self.entry[:, K]
+        out[:, 1] += self.entry[:, K + 1]
         return out
 
+    def pipeline_outcomes(self, counts: np.ndarray) -> np.ndarray:
+        """Expected number of today's open leads that end WON / LOST / COLD, (draws, 3).
+
+        ``counts`` (K, A) holds the open leads by stage and age (see
+        :func:`funnel_models.simulate.pipeline_state`).
+        """
+        x = np.asarray(counts, dtype=float)
+        if x.shape != (self.n_stages, self.n_ages):
+            raise SimulationError(f"pipeline counts must have shape ({self.n_stages}, {self.n_ages}), got {x.shape}")
+        return np.einsum("ka,dkac->dc", x, chain.absorption_by_age(self.rates))
+
+    def conversion(self) -> np.ndarray:
+        """Stage conversion, (draws, K): P(moving on to a later stage or WON rather than
+        being lost or going cold). For the last open stage it is the win rate from it."""
+        return chain.forward_share(self.rates)
+
+    def reach_next(self) -> np.ndarray:
+        """P(a lead in stage ``k`` ever enters exactly ``k+1``), (draws, K); the win rate
+        for the last stage. Differs from :meth:`conversion` only where stages are skipped."""
+        return chain.reach_next(self.rates)
+
+    # ------------------------------------------------------------------ time
     def expected_stall(self) -> np.ndarray:
-        """Expected months a prospect stays in each open stage (incl. the entry month), (draws, K)."""
-        K = self.n_stages
-        stay = self.P[:, np.arange(K), np.arange(K)]
-        return 1.0 / np.clip(1.0 - stay, 1e-12, None)
+        """Expected month ends in each open stage (arrival month included), (draws, K)."""
+        return chain.expected_months(self.rates)
 
     def median_stall(self) -> np.ndarray:
-        """Median months in each open stage (geometric time in stage), (draws, K)."""
-        K = self.n_stages
-        stay = np.clip(self.P[:, np.arange(K), np.arange(K)], 1e-12, 1 - 1e-12)
-        return np.ceil(np.log(0.5) / np.log(stay))
+        """Median month ends in each open stage, (draws, K)."""
+        return chain.months_quantile(self.rates, 0.5)
 
     def stall_quantile(self, q: float) -> np.ndarray:
-        """``q``-quantile of months in each open stage, (draws, K)."""
-        K = self.n_stages
-        stay = np.clip(self.P[:, np.arange(K), np.arange(K)], 1e-12, 1 - 1e-12)
-        return np.maximum(1.0, np.ceil(np.log(1.0 - q) / np.log(stay)))
+        """``q``-quantile of the month ends spent in each open stage, (draws, K)."""
+        if not 0.0 < q < 1.0:
+            raise SimulationError(f"q must lie strictly between 0 and 1, got {q!r}")
+        return chain.months_quantile(self.rates, q)
 
     def cycle_time_cdf(self, horizon: int = 24) -> np.ndarray:
-        """P(a new lead is won by month h after entry), h = 0..horizon-1, shape (draws, horizon).
+        """P(a new lead is won by month ``h`` after entry), h = 0..horizon-1, (draws, horizon).
 
-        Month 0 is the entry month; the curve rises to :meth:`lead_win_rate`.
+        Month 0 is the entry month. Leads keep moving at their fitted rates at every age.
         """
-        K = self.n_stages
-        state = self.entry.copy()
-        out = np.empty((self.n_draws, horizon))
+        D, K, A = self.n_draws, self.n_stages, self.n_ages
+        x = np.zeros((D, K, A))
+        x[..., 0] = self.entry[:, :K]
+        won = self.entry[:, K].copy()
+        out = np.empty((D, horizon))
         for h in range(horizon):
-            out[:, h] = state[:, K]
-            state = np.einsum("ds,dst->dt", state, self.P)
+            out[:, h] = won
+            x, arrivals = chain.step_expected(self.rates, self.entry, x, np.zeros(D))
+            won = won + arrivals[:, K]
         return out
 
     def median_cycle_time(self, horizon: int = 60) -> np.ndarray:
-        """Median months from entry to win among eventually-won leads, shape (draws,)."""
+        """Median months from entry to win among the leads won within ``horizon`` months, (draws,)."""
         cdf = self.cycle_time_cdf(horizon)
-        final = self.lead_win_rate()[:, None]
-        frac = cdf / np.clip(final, 1e-12, None)
+        frac = cdf / np.clip(cdf[:, -1:], 1e-12, None)
         return (frac < 0.5).sum(axis=1).astype(float)
 
+    # ------------------------------------------------------------------ month variation
+    def month_path(self, calendar_months: Sequence[int], rng: np.random.Generator | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Rates and entry distributions for a run of future months.
+
+        Each month gets its seasonal offset (``calendar_months`` are 1..12) and, when
+        ``rng`` is given and the posterior has month shocks, a fresh shock per draw, source
+        row and destination, applied to the log-odds against the reference destination
+        (staying; the first stage for new leads).
+
+        Returns
+        -------
+        rates : ndarray (draws, H, K, A, K+2)
+        entry : ndarray (draws, H, K+2)
+        """
+        D, K, A = self.n_draws, self.n_stages, self.n_ages
+        H = len(calendar_months)
+        if self.season is None and (self.shock_sd is None or rng is None):
+            return (np.broadcast_to(self.rates[:, None], (D, H, K, A, K + 2)),
+                    np.broadcast_to(self.entry[:, None], (D, H, K + 2)))
+        off = np.zeros((D, H, K + 1, K + 2))
+        if self.season is not None:
+            off += self.season[:, np.asarray(calendar_months, dtype=np.int64) - 1]
+        if self.shock_sd is not None and rng is not None:
+            off += self.shock_sd[:, None, :, None] * rng.standard_normal((D, H, K + 1, K + 2))
+        ref = np.append(np.arange(K), 0)                  # staying; first stage for new leads
+        off = off - np.take_along_axis(off, ref[None, None, :, None], axis=3)
+        rates = self.rates[:, None] * np.exp(off[:, :, :K, None, :])
+        rates = rates / rates.sum(-1, keepdims=True)
+        entry = self.entry[:, None] * np.exp(off[:, :, K])
+        return rates, entry / entry.sum(-1, keepdims=True)
+
     # ------------------------------------------------------------------ adjustments
-    def adjust(
-        self,
-        conversion: Mapping[str, float] | None = None,
-        stall: Mapping[str, float] | None = None,
-    ) -> "PosteriorFunnel":
+    def adjust(self, conversion: Mapping[str, float] | None = None,
+               stall: Mapping[str, float] | None = None) -> "PosteriorFunnel":
         """A what-if copy with scaled conversion and stall time per stage.
 
         Parameters
         ----------
         conversion : mapping of stage code -> multiplier, optional
-            Multiplies the stage's conversion (odds of moving on rather than being lost
-            are rescaled so that conversion becomes ``min(1, m * conversion)``); the
-            stall time is kept.
+            Multiplies the share of leavers who move on rather than being lost, at every
+            age (capped at 1), so the stage conversion is multiplied too; stall is kept.
         stall : mapping of stage code -> multiplier, optional
-            Multiplies the expected months in the stage (``0.5`` halves it); where the
-            lead goes when it leaves is kept.
+            Divides the monthly probability of leaving at every age by the multiplier
+            (``2`` roughly doubles the months spent there); where leavers go is kept.
         """
-        P = self.P.copy()
-        K = self.n_stages
+        R = self.rates
         for code, m in (conversion or {}).items():
-            if m < 0:
+            if not np.isfinite(m) or m < 0:
                 raise SimulationError(f"conversion multiplier for {code!r} must be >= 0, got {m}")
-            k = self.stage_index(code)
-            row = P[:, k, :]
-            stay = row[:, k].copy()
-            leave = 1.0 - stay
-            fwd = row.copy()
-            fwd[:, k] = 0.0
-            fwd[:, K + 1] = 0.0
-            fwd_tot = fwd.sum(-1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                conv = np.where(leave > 0, fwd_tot / leave, 0.0)
-                new_conv = np.clip(conv * m, 0.0, 1.0)
-                scale = np.where(fwd_tot > 0, new_conv * leave / fwd_tot, 0.0)
-            row_new = fwd * scale[:, None]
-            row_new[:, k] = stay
-            row_new[:, K + 1] = leave * (1.0 - new_conv)
-            P[:, k, :] = row_new
+            R = scale_forward(R, self.stage_index(code), np.full(self.n_draws, float(m)))
         for code, m in (stall or {}).items():
-            if m <= 0:
+            if not np.isfinite(m) or m <= 0:
                 raise SimulationError(f"stall multiplier for {code!r} must be > 0, got {m}")
-            k = self.stage_index(code)
-            stay = P[:, k, k]
-            exp_old = 1.0 / np.clip(1.0 - stay, 1e-12, None)
-            exp_new = np.maximum(1.0, exp_old * m)
-            new_stay = 1.0 - 1.0 / exp_new
-            leave_old = 1.0 - stay
-            with np.errstate(divide="ignore", invalid="ignore"):
-                scale = np.where(leave_old > 0, (1.0 - new_stay) / leave_old, 0.0)
-            P[:, k, :] *= scale[:, None]
-            P[:, k, k] = new_stay
-        return replace(self, P=P)
+            R = scale_leaving(R, self.stage_index(code), np.full(self.n_draws, 1.0 / float(m)))
+        return replace(self, rates=R)
 
     # ------------------------------------------------------------------ tables
     def stage_table(self, level: float = 0.9) -> pd.DataFrame:
@@ -329,8 +372,41 @@ class PosteriorFunnel:
         if self.names:
             out["name"] = list(self.names)
         for key, d in rows.items():
-            lo, hi = interval(d, level)
+            lo, hi = central_interval(d, level)
             out[f"{key}_mean"] = d.mean(0)
             out[f"{key}_lo"] = lo
             out[f"{key}_hi"] = hi
         return out
+
+
+def scale_forward(rates: np.ndarray, k: int, factor: np.ndarray) -> np.ndarray:
+    """Copy of ``rates`` whose stage ``k`` sends ``factor`` (per draw) times as many of its
+    leavers onward (capped at all of them); LOST takes the rest, staying is kept."""
+    R = rates.copy()
+    K = R.shape[1]
+    row = R[:, k]                                        # (D, A, C)
+    leave = 1.0 - row[..., k]
+    fwd = row[..., k + 1:K + 1]
+    fwd_tot = fwd.sum(-1)
+    f = np.broadcast_to(np.asarray(factor, float), (R.shape[0],))[:, None]
+    ok = fwd_tot > 1e-12
+    new_tot = np.where(ok, np.minimum(fwd_tot * f, leave), fwd_tot)
+    scale = np.where(ok, new_tot / np.where(ok, fwd_tot, 1.0), 1.0)
+    R[:, k, :, k + 1:K + 1] = fwd * scale[..., None]
+    R[:, k, :, K + 1] = np.where(ok, leave - new_tot, row[..., K + 1])
+    return R
+
+
+def scale_leaving(rates: np.ndarray, k: int, factor: np.ndarray) -> np.ndarray:
+    """Copy of ``rates`` whose stage ``k`` is left ``factor`` (per draw) times as often each
+    month (capped at every month); where the leavers go is kept."""
+    R = rates.copy()
+    row = R[:, k]
+    leave = 1.0 - row[..., k]
+    f = np.broadcast_to(np.asarray(factor, float), (R.shape[0],))[:, None]
+    new_leave = np.clip(leave * f, 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(leave > 1e-12, new_leave / leave, 0.0)
+    R[:, k] = row * scale[..., None]
+    R[:, k, :, k] = np.where(leave > 1e-12, 1.0 - new_leave, row[..., k])
+    return R

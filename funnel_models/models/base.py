@@ -1,0 +1,148 @@
+"""The interface every funnel model implements, and the diagnostics it reports.
+
+Reports, the dashboard, the backtest and the CLI use only this interface: they never ask
+which model they hold. A model is chosen by name (:data:`funnel_models.models.MODELS`):
+
+=============  ===============================================================
+``markov``     :class:`~funnel_models.models.markov.FunnelModel`: Bayesian Markov
+               chain over (stage, months in stage), fitted with MCMC
+``conjugate``  :class:`~funnel_models.models.conjugate.ConjugateFunnel`: exact
+               Dirichlet-multinomial quick mode, no MCMC
+``lag``        :class:`~funnel_models.models.lag.LagModel`: distributed-lag model
+               for aggregate monthly counts only
+=============  ===============================================================
+
+Lifecycle (PyMC-Marketing style): the constructor validates the configuration and samples
+nothing; :meth:`BaseFunnelModel.fit` returns ``self``; :meth:`posterior_funnel` gives the
+draws every downstream piece consumes.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+import pandas as pd
+
+from ..data.spec import FunnelSpec
+from ..posterior import PosteriorFunnel
+
+__all__ = ["BaseFunnelModel", "Diagnostics", "check_diagnostics"]
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Convergence diagnostics of a fit.
+
+    Attributes
+    ----------
+    ok : bool
+        True when the answers can be trusted (r_hat <= 1.01, bulk ESS >= 400, no
+        divergences; always True for exact models).
+    message : str
+        One sentence for reports.
+    method : str
+        ``"mcmc"`` or ``"exact"``.
+    r_hat_max, ess_bulk_min, ess_tail_min : float
+        NaN for exact models.
+    divergences, chains, draws : int
+    notes : tuple of str
+        What the fit did on its own (e.g. a refit in the other parameterization).
+    """
+
+    ok: bool
+    message: str
+    method: str = "mcmc"
+    r_hat_max: float = float("nan")
+    ess_bulk_min: float = float("nan")
+    ess_tail_min: float = float("nan")
+    divergences: int = 0
+    chains: int = 0
+    draws: int = 0
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (for summary.json)."""
+        d = asdict(self)
+        d["notes"] = list(self.notes)
+        return d
+
+
+#: Thresholds of :func:`check_diagnostics`.
+R_HAT_MAX = 1.01
+ESS_MIN = 400
+
+
+def check_diagnostics(stats: Mapping[str, Any], notes: tuple[str, ...] = ()) -> Diagnostics:
+    """Judge raw MCMC statistics (``r_hat_max``, ``ess_bulk_min``, ``ess_tail_min``,
+    ``divergences``, ``chains``, ``draws``) against the thresholds."""
+    problems = []
+    if not stats["r_hat_max"] <= R_HAT_MAX:
+        problems.append(f"r_hat up to {stats['r_hat_max']:.3f} (> {R_HAT_MAX}): chains disagree")
+    if not stats["ess_bulk_min"] >= ESS_MIN:
+        problems.append(f"bulk ESS as low as {stats['ess_bulk_min']:.0f} (< {ESS_MIN})")
+    if stats["divergences"] > 0:
+        problems.append(f"{stats['divergences']} divergent transitions")
+    msg = (f"Diagnostics OK: r_hat <= {R_HAT_MAX}, bulk ESS >= {ESS_MIN}, no divergences." if not problems else
+           "The model has not converged well: " + "; ".join(problems) +
+           ". Increase draws/tune, simplify the model, or check the data.")
+    return Diagnostics(ok=not problems, message=msg, method="mcmc", r_hat_max=float(stats["r_hat_max"]),
+                       ess_bulk_min=float(stats["ess_bulk_min"]), ess_tail_min=float(stats["ess_tail_min"]),
+                       divergences=int(stats["divergences"]), chains=int(stats["chains"]),
+                       draws=int(stats["draws"]), notes=tuple(notes))
+
+
+class BaseFunnelModel(abc.ABC):
+    """What every funnel model offers (see the module docstring).
+
+    Subclasses set :attr:`name` and :attr:`description` and implement the abstract
+    methods. ``spec`` is the funnel; ``factors`` the segment factors the model answers for.
+    """
+
+    #: Registry name (``markov``, ``conjugate``, ``lag``).
+    name: ClassVar[str]
+    #: One line for reports, e.g. "Bayesian Markov model (MCMC)".
+    description: ClassVar[str]
+
+    spec: FunnelSpec
+
+    @abc.abstractmethod
+    def fit(self, data: Any, *, progress: bool = False) -> "BaseFunnelModel":
+        """Fit on the data (the shapes a model accepts are in its docstring); returns self."""
+
+    @abc.abstractmethod
+    def posterior_funnel(self, segment: Mapping[str, str] | None = None, month: Any = None, *,
+                         draws: int | None = None, seed: int = 0) -> PosteriorFunnel:
+        """Posterior draws of the monthly funnel for a segment (default: all) and month
+        (default: the last fitted month); ``draws`` thins to that many draws."""
+
+    @abc.abstractmethod
+    def diagnostics(self, *, warn: bool = True) -> Diagnostics:
+        """How far the answers can be trusted (warns loudly when they cannot)."""
+
+    @abc.abstractmethod
+    def save(self, path: str | Path) -> Path:
+        """Write the fit to ``path`` atomically; returns the path."""
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, path: str | Path) -> "BaseFunnelModel":
+        """Read a fit written by :meth:`save`."""
+
+    @abc.abstractmethod
+    def segments(self) -> dict[str, list[str]]:
+        """Segment factor -> levels the model can answer for (empty when unsegmented)."""
+
+    def summary(self, segment: Mapping[str, str] | None = None, level: float = 0.9) -> pd.DataFrame:
+        """Per-stage table: conversion, win rate, stall, with central intervals."""
+        return self.posterior_funnel(segment).stage_table(level)
+
+    def change_point_effects(self) -> pd.DataFrame:
+        """Before/after conversion at each configured change point (empty without any)."""
+        return pd.DataFrame(columns=["change", "stage", "month", "before_mean", "after_mean", "uplift_mean",
+                                     "uplift_lo", "uplift_hi", "p_improved"])
+
+    def fit_info(self) -> dict[str, Any]:
+        """What the last fit did: timings, whether it came from the cache, notes."""
+        return dict(getattr(self, "timings", {}))
