@@ -1,14 +1,16 @@
 """One-call entry points used by notebooks, the dashboard, the backtest and the CLI.
 
 :func:`load_data` reads a data source (the demo, a file, a DuckDB store, or the Olist
-example) into canonical stage history; :func:`fit_model` returns a fitted, cached model.
+example) into canonical stage history (or aggregate counts); :func:`fit_model` returns a
+fitted model behind the one model interface; :func:`from_params` does both from a
+parameter file's settings.
 
 Examples
 --------
 >>> loaded = load_data("demo", demo_months=6)
 >>> loaded.spec.codes[0]
 'LEAD'
->>> quick = fit_model(loaded, quick=True)
+>>> quick = fit_model(loaded, model="conjugate")
 >>> quick.posterior_funnel(draws=100).n_draws
 100
 """
@@ -21,64 +23,102 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from .data import derive
-from .errors import FunnelDataError
 from .data.spec import FunnelSpec
+from .errors import FunnelDataError
+from .models import BaseFunnelModel, ModelConfig, SamplerConfig, make_model
 
-__all__ = ["LoadedData", "load_data", "fit_model", "OLIST_DIR"]
-
-_OLIST_REL = Path("shared") / "datasets" / "olist-marketing-funnel"
-
-
-def _find_olist() -> Path:
-    """The Olist folder: ``$FUNNEL_OLIST_DIR``, else ``../shared/...`` next to the working
-    directory or the source checkout (read in place, never copied)."""
-    import os
-    if os.environ.get("FUNNEL_OLIST_DIR"):
-        return Path(os.environ["FUNNEL_OLIST_DIR"])
-    here = Path(__file__).resolve()
-    candidates = [Path.cwd().parent / _OLIST_REL, Path.cwd() / _OLIST_REL, here.parents[2] / _OLIST_REL]
-    return next((c for c in candidates if c.exists()), candidates[0])
-
-
-#: Where the Olist example data is looked for (set ``FUNNEL_OLIST_DIR`` to override).
-OLIST_DIR = _find_olist()
+__all__ = ["LoadedData", "load_data", "fit_model", "from_params", "model_name"]
 
 
 @dataclass(frozen=True)
 class LoadedData:
-    """Canonical stage history with its spec and cut-off.
+    """Canonical data with its spec and cut-off.
 
     Attributes
     ----------
-    history : DataFrame
-        Canonical stage history (after filters).
+    history : DataFrame or None
+        Canonical stage history (after filters); None for aggregate counts.
     spec : FunnelSpec
     cutoff : Timestamp
         Last observed day.
     source : str
         What was read.
+    counts : DataFrame or None
+        Aggregate monthly counts (``month, stage, count``) when that is all the source has.
     truth : object or None
         The demo's :class:`~funnel_models.datasets.demo.DemoTruth` when the source is the demo.
     """
 
-    history: pd.DataFrame
+    history: pd.DataFrame | None
     spec: FunnelSpec
     cutoff: pd.Timestamp
     source: str
+    counts: pd.DataFrame | None = None
     truth: Any = None
+
+    @property
+    def has_leads(self) -> bool:
+        """Lead-level data (stage history), as opposed to aggregate counts only."""
+        return self.history is not None
 
     @property
     def cutoff_month(self) -> pd.Timestamp:
         """First day of the cut-off month."""
         return derive.month_start(self.cutoff)
 
+    def _leads(self) -> pd.DataFrame:
+        if self.history is None:
+            raise FunnelDataError(f"{self.source}: only aggregate counts are available; this needs lead-level "
+                                  "data (stage history or monthly snapshots)")
+        return self.history
+
     def snapshots(self) -> pd.DataFrame:
         """Monthly snapshots of the history up to the cut-off."""
-        return derive.snapshots_from_history(self.history, self.spec, cutoff=self.cutoff)
+        return derive.snapshots_from_history(self._leads(), self.spec, cutoff=self.cutoff)
 
     def pipeline(self) -> pd.DataFrame:
-        """Open pipeline at the cut-off."""
-        return derive.open_pipeline(self.history, self.spec, cutoff=self.cutoff)
+        """Open pipeline at the cut-off (one row per open lead, with its age in stage)."""
+        return derive.open_pipeline(self._leads(), self.spec, cutoff=self.cutoff)
+
+    def n_leads(self) -> int:
+        """Number of distinct leads (0 for aggregate counts)."""
+        return 0 if self.history is None else int(self.history["lead_id"].nunique())
+
+
+def _through(frame: pd.DataFrame, column: str, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Rows known on the cut-off day: timestamp < cut-off day + 1 day."""
+    return frame[pd.to_datetime(frame[column]) < cutoff.normalize() + pd.Timedelta(days=1)]
+
+
+def _read_source(src: str, spec: Any, mapping: Mapping[str, str] | None, demo_seed: int,
+                 demo_months: int) -> tuple[pd.DataFrame | None, pd.DataFrame | None, FunnelSpec, Any]:
+    """(history, counts, spec, truth) of a source."""
+    if src == "demo":
+        from .datasets.demo import demo_data
+        d = demo_data(seed=demo_seed, months=demo_months)
+        return d.history, None, d.spec, d.truth
+    if src == "olist":
+        from .data.readers import read_history
+        from .datasets.olist import OLIST_SPEC, olist_dir, olist_stage_history
+        the_spec = FunnelSpec.load(spec) if spec is not None else FunnelSpec.from_dict(OLIST_SPEC)
+        return read_history(olist_stage_history(olist_dir()), the_spec, mapping=mapping), None, the_spec, None
+    if src.endswith(".duckdb") and Path(src).is_file():
+        from .data.store import Store
+        store = Store(src)
+        the_spec = FunnelSpec.load(spec) if spec is not None else store.spec()
+        history, counts = store.read_source()
+        return history, counts, the_spec, None
+    if spec is None:
+        raise FunnelDataError(f"{src}: a funnel spec is needed to read this file; pass spec= (a YAML path or a "
+                              "dict with stages, won, lost), or run 'funnel init' on the file to write one")
+    from .data.readers import read_any
+    the_spec = FunnelSpec.load(spec)
+    shape, frame = read_any(src, the_spec, mapping=mapping)
+    if shape == "counts":
+        return None, frame, the_spec, None
+    if shape == "snapshots":
+        return derive.history_from_snapshots(frame, the_spec), None, the_spec, None
+    return frame, None, the_spec, None
 
 
 def load_data(
@@ -93,88 +133,99 @@ def load_data(
     demo_seed: int = 42,
     demo_months: int = 36,
 ) -> LoadedData:
-    """Read a data source into canonical stage history.
+    """Read a data source into canonical stage history (or aggregate counts).
 
     Parameters
     ----------
     source : str or path
-        ``"demo"`` (bundled generator), ``"olist"`` (the Olist example data next to the
-        repository), a CSV/Parquet file of stage history, or ``"store.duckdb"`` (a store
-        written by ``funnel ingest``; ``"file.duckdb::table"`` reads a table).
+        ``"demo"`` (bundled generator), ``"olist"`` (the Olist example data), a
+        CSV/Parquet file of stage history, monthly snapshots or aggregate counts, a store
+        written by ``funnel ingest`` (``"store.duckdb"``, which records its spec) or
+        ``"file.duckdb::table"``.
     spec : FunnelSpec, mapping or YAML path
-        Required for files; the demo and Olist bring their own.
+        Required for files; the demo, Olist and stores bring their own.
     mapping : mapping, optional
         Column mapping overriding the spec's.
     filters, start, end :
         Attribute filters and time frame applied before any derivation.
     cutoff : str, optional
-        Last observed day (default: the latest date in the data).
+        Last observed day (default: the latest date in the data); rows dated after that
+        day are left out.
     """
-    truth = None
     src = str(source)
-    if src == "demo":
-        from .datasets.demo import demo_data
-        d = demo_data(seed=demo_seed, months=demo_months)
-        history, the_spec, cut, truth = d.history, d.spec, d.cutoff, d.truth
-    elif src == "olist":
-        from .datasets.olist import OLIST_SPEC, olist_stage_history
-        from .data.readers import read_history
-        if not OLIST_DIR.exists():
-            raise FunnelDataError(f"the Olist example data is not at {OLIST_DIR}; pass its folder as a "
-                                  "CSV source or put the dataset there")
-        the_spec = FunnelSpec.load(spec) if spec is not None else FunnelSpec.from_dict(OLIST_SPEC)
-        raw = olist_stage_history(OLIST_DIR)
-        history = read_history(raw, the_spec, mapping=mapping)
-        cut = pd.Timestamp(history["entered_at"].max()).normalize()
-    else:
-        if spec is None:
-            raise FunnelDataError(f"{src}: a funnel spec is needed to read this file; pass spec= "
-                                  "(a YAML path or a dict with stages, won, lost)")
-        the_spec = FunnelSpec.load(spec)
-        if src.endswith(".duckdb") and Path(src).exists():
-            from .data.store import Store
-            history = Store(src).read("history")
-        else:
-            from .data.readers import read_history
-            history = read_history(src, the_spec, mapping=mapping)
-        if history.empty:
-            raise FunnelDataError(f"{src}: no stage history rows to analyse")
-        cut = pd.Timestamp(history["entered_at"].max()).normalize()
-    if cutoff is not None:
-        cut = pd.Timestamp(cutoff)
-        history = history[pd.to_datetime(history["entered_at"]) <= cut + pd.Timedelta(days=1)]
+    history, counts, the_spec, truth = _read_source(src, spec, mapping, demo_seed, demo_months)
+    frame, col = (history, "entered_at") if history is not None else (counts, "month")
+    if frame is None or frame.empty:
+        raise FunnelDataError(f"{src}: no rows to analyse")
+    cut = pd.Timestamp(cutoff) if cutoff is not None else pd.Timestamp(pd.to_datetime(frame[col]).max()).normalize()
+    if truth is not None and cutoff is None:
+        cut = pd.Timestamp(truth.start + pd.DateOffset(months=truth.months)) - pd.Timedelta(days=1)
+    frame = _through(frame, col, cut)
     if filters or start or end:
-        history = derive.filter_frame(history, filters, start=start, end=end)
-        if history.empty:
-            raise FunnelDataError(f"{src}: no rows left after filters {dict(filters or {})} "
-                                  f"start={start} end={end}; loosen the filters")
-    return LoadedData(history=history.reset_index(drop=True), spec=the_spec, cutoff=cut,
-                      source=src, truth=truth)
+        frame = derive.filter_frame(frame, filters, start=start, end=end)
+    if frame.empty:
+        raise FunnelDataError(f"{src}: no rows left after the cut-off {cut.date()} and filters "
+                              f"{dict(filters or {})} start={start} end={end}; loosen them")
+    frame = frame.reset_index(drop=True)
+    return LoadedData(history=frame if history is not None else None, spec=the_spec, cutoff=cut, source=src,
+                      counts=frame if history is None else None, truth=truth)
+
+
+def model_name(requested: str, data: LoadedData) -> str:
+    """The model an ``auto`` request gets: the Markov model for lead-level data, the lag
+    model for aggregate counts."""
+    if requested == "auto":
+        return "markov" if data.has_leads else "lag"
+    if requested in ("markov", "conjugate") and not data.has_leads:
+        raise FunnelDataError(f"{data.source}: the {requested} model needs lead-level data (stage history or "
+                              "monthly snapshots); aggregate counts support model: lag (or auto)")
+    return requested
 
 
 def fit_model(
     data: LoadedData,
     *,
-    quick: bool = False,
+    model: str = "auto",
     factors: Sequence[str] = (),
-    change_points: Sequence[Mapping[str, str]] = (),
-    time_varying: bool = False,
-    sampler_config: Mapping[str, Any] | None = None,
-    cache_dir: str | Path | None = None,
+    model_config: ModelConfig | Mapping[str, Any] | None = None,
+    sampler_config: SamplerConfig | Mapping[str, Any] | None = None,
+    cache_dir: str | Path | bool | None = None,
     progress: bool = False,
-) -> Any:
-    """A fitted model for ``data``: the MCMC :class:`FunnelModel` (cached) or quick mode.
+) -> BaseFunnelModel:
+    """A fitted model for ``data``, behind the one model interface.
 
-    Both returned types offer ``posterior_funnel(segment)``; the MCMC model also has
-    ``diagnostics()``, ``summary()`` and ``change_point_effects()``.
+    Parameters
+    ----------
+    data : LoadedData
+    model : {"auto", "markov", "conjugate", "lag"}
+        See :func:`model_name`.
+    factors : sequence of str
+        Segment factors (added to ``model_config``).
+    model_config, sampler_config : optional
+        Settings of the model (see :mod:`funnel_models.models.config`).
+    cache_dir : path or False, optional
+        Fit cache (MCMC fits are cached by a hash of spec, settings and data).
+    progress : bool
+        Show the sampler's progress bar.
     """
-    from .models import ConjugateFunnel, FunnelModel
-    if quick:
-        return ConjugateFunnel(data.spec, factors=factors).fit(data.history)
-    cfg = {"factors": list(factors), "change_points": [dict(c) for c in change_points],
-           "time_varying": time_varying}
-    sc = dict(sampler_config or {})
-    sc.setdefault("progress", progress)
-    model = FunnelModel(data.spec, cfg, sc, cache_dir=cache_dir)
-    snaps = derive.snapshots_from_history(data.history, data.spec, cutoff=data.cutoff)
-    return model.fit(snaps)
+    cfg = ModelConfig.model_validate(model_config or {}) if not isinstance(model_config, ModelConfig) \
+        else model_config
+    cfg = cfg.model_copy(update={"factors": list(factors) or list(cfg.factors)})
+    name = model_name(model, data)
+    m = make_model(name, data.spec, cfg, sampler_config, cache_dir=cache_dir)
+    if name == "lag":
+        return m.fit(data, progress=progress)
+    return m.fit(data.snapshots(), progress=progress)
+
+
+def from_params(params: Any, *, progress: bool = False, cache_dir: str | Path | bool | None = None
+                ) -> tuple[LoadedData, BaseFunnelModel]:
+    """Load the data and fit the model of a parameter file's settings
+    (:class:`funnel_models.params.RunParams`)."""
+    data = load_data(params.source, spec=params.spec, mapping=params.mapping or None,
+                     filters=params.segment_filters or None, start=params.start, end=params.end,
+                     cutoff=params.cutoff)
+    model = fit_model(data, model=params.model, factors=params.factors, model_config=params.settings,
+                      sampler_config=params.sampler_settings(progress=progress), cache_dir=cache_dir,
+                      progress=progress)
+    return data, model

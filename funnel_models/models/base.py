@@ -138,6 +138,11 @@ class BaseFunnelModel(abc.ABC):
         """Per-stage table: conversion, win rate, stall, with central intervals."""
         return self.posterior_funnel(segment).stage_table(level)
 
+    def pipeline(self, data: Any) -> pd.DataFrame:
+        """The open pipeline at the cut-off of ``data`` (a :class:`funnel_models.workflow.LoadedData`):
+        one row per open lead with its stage and age. Models of aggregate counts estimate it."""
+        return data.pipeline()
+
     def change_point_effects(self) -> pd.DataFrame:
         """Before/after conversion at each configured change point (empty without any)."""
         return pd.DataFrame(columns=["change", "stage", "month", "before_mean", "after_mean", "uplift_mean",

@@ -6,7 +6,10 @@ Defaults are weakly informative on the log-odds scale against staying in a stage
 - ``segment_sigma = 0.5``: the scale of a segment factor's effects is half-normal(0.5), so
   a segment typically shifts the odds by a factor within about 0.4-2.7;
 - ``rw_sigma = 0.1``: month-to-month drift of the log-odds, half-normal(0.1);
-- ``change_sigma = 1.0``: a process change's effect on the log-odds, normal(0, 1).
+- ``change_sigma = 1.0``: a process change's effect on the log-odds, normal(0, 1);
+- ``age_sigma = 0.5``: step of the log-odds from one age bucket to the next, half-normal(0.5);
+- ``month_sigma = 0.3``: spread of a whole month's shock on the log-odds, half-normal(0.3);
+- ``season_sigma = 0.3``: spread of the seasonal effects, half-normal(0.3).
 
 They are checked with :meth:`FunnelModel.sample_prior_predictive` in the tests.
 """
@@ -20,7 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..errors import ModelConfigError
 
-__all__ = ["Priors", "ChangePointConfig", "ModelConfig", "SamplerConfig", "parse_config"]
+__all__ = ["Priors", "ChangePointConfig", "ModelConfig", "SamplerConfig", "parse_config", "COLD_SHARE"]
+
+#: ``cold_after: auto`` cuts where fewer than this share of the observed moves on happen later.
+COLD_SHARE = 0.02
 
 
 class _Strict(BaseModel):
@@ -34,6 +40,9 @@ class Priors(_Strict):
     segment_sigma: float = Field(0.5, gt=0)
     rw_sigma: float = Field(0.1, gt=0)
     change_sigma: float = Field(1.0, gt=0)
+    age_sigma: float = Field(0.5, gt=0)
+    month_sigma: float = Field(0.3, gt=0)
+    season_sigma: float = Field(0.3, gt=0)
 
 
 class ChangePointConfig(_Strict):
@@ -52,6 +61,9 @@ class ChangePointConfig(_Strict):
             raise ValueError(f"month must look like YYYY-MM, got {v!r}") from exc
 
 
+Switch = Literal["auto", "on", "off"]
+
+
 class ModelConfig(_Strict):
     """Structure of the Bayesian funnel model.
 
@@ -59,31 +71,67 @@ class ModelConfig(_Strict):
     ----------
     factors : list of str
         Segment factors pooled partially (one scale per factor).
+    time_in_stage : "auto", "on" or "off"
+        Move probabilities that depend on the months already spent in the stage
+        (piecewise constant over ``age_buckets``, random-walk prior across buckets that
+        shrinks toward the memoryless chain). ``auto`` chooses by leave-one-out
+        predictive accuracy (:mod:`funnel_models.models.selection`).
+    age_buckets : list of int
+        First month of each age bucket (0, 1, 2, 3-5, 6-11, 12+ by default).
+    cold_after : int or "auto"
+        Months in a stage without moving after which a lead counts as cold for eventual
+        quantities. ``auto``: the first bucket start after which fewer than
+        :data:`COLD_SHARE` of the observed moves on (advances and wins) happen.
+    month_effects : "auto", "on" or "off"
+        Month-to-month variation beyond binomial noise: a hierarchical effect of every
+        month on every move (drawn afresh for future months in forecasts).
+    seasonality : "none", "month_of_year" or "quarter"
+        A seasonal effect on every move (by calendar month, or by position in the quarter).
     time_varying : bool
-        Smooth monthly variation of every move (non-centered random walk).
+        Smooth drift of every move over months (non-centered random walk).
     change_points : list of ChangePointConfig
     parameterization : "auto", "centered" or "non_centered"
-        Of the segment effects. ``auto`` picks centered for factors whose smallest
-        level has at least ``centered_min_count`` transitions out of every stage.
+        Of the segment effects. ``auto`` picks centered for factors whose smallest level
+        has at least ``centered_min_count`` transitions out of every stage, and refits in
+        the other geometry when the sampler reports problems.
     centered_min_count : int
     priors : Priors
     """
 
     factors: list[str] = []
+    time_in_stage: Switch = "auto"
+    age_buckets: list[int] = [0, 1, 2, 3, 6, 12]
+    cold_after: int | Literal["auto"] = "auto"
+    month_effects: Switch = "auto"
+    seasonality: Literal["none", "month_of_year", "quarter"] = "none"
     time_varying: bool = False
     change_points: list[ChangePointConfig] = []
     parameterization: Literal["auto", "centered", "non_centered"] = "auto"
     centered_min_count: int = Field(100, ge=1)
     priors: Priors = Priors()
 
+    @field_validator("age_buckets")
+    @classmethod
+    def _buckets(cls, v: list[int]) -> list[int]:
+        if not v or v[0] != 0 or any(b <= a for a, b in zip(v, v[1:])) or v[-1] > 120:
+            raise ValueError(f"age_buckets must start at 0 and increase (months in stage, at most 120), got {v}")
+        return v
+
+    @field_validator("cold_after")
+    @classmethod
+    def _cold(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 120:
+            raise ValueError(f"cold_after must be between 1 and 120 months, got {v}")
+        return v
+
 
 class SamplerConfig(_Strict):
     """How to sample: nutpie by default, PyMC's NUTS as a fallback."""
 
     sampler: Literal["nutpie", "pymc"] = "nutpie"
-    draws: int = Field(500, ge=10)
-    tune: int = Field(400, ge=10)
-    chains: int = Field(4, ge=1)
+    draws: int = Field(500, ge=10, le=20_000)
+    tune: int = Field(400, ge=10, le=20_000)
+    chains: int = Field(4, ge=1, le=16)
     seed: int = 0
     low_rank: bool = False
     target_accept: float = Field(0.85, gt=0, lt=1)

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["draws", "summary", "diagnostics", "save", "load", "var_names"]
+__all__ = ["draws", "has", "n_draws", "arrays", "summary", "diagnostics", "save", "load", "var_names"]
 
 _TABLE_PREFIX = "funnel_table_"
 
@@ -18,6 +18,21 @@ _TABLE_PREFIX = "funnel_table_"
 def var_names(idata: Any) -> list[str]:
     """Names of the posterior variables."""
     return list(idata.posterior.data_vars)
+
+
+def has(idata: Any, name: str) -> bool:
+    """Whether the posterior has a variable ``name``."""
+    return name in idata.posterior.data_vars
+
+
+def n_draws(idata: Any) -> int:
+    """Number of posterior draws, chains stacked."""
+    return int(idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"])
+
+
+def arrays(idata: Any) -> dict[str, np.ndarray]:
+    """Every posterior variable as an array (for integrity digests)."""
+    return {k: idata.posterior[k].to_numpy() for k in idata.posterior.data_vars}
 
 
 def draws(idata: Any, name: str) -> np.ndarray:

@@ -60,6 +60,8 @@ def prepare(
     """
     if isinstance(data, FunnelData):
         return data
+    if hasattr(data, "history") and hasattr(data, "spec"):      # workflow.LoadedData
+        data = data.snapshots() if getattr(data, "history", None) is not None else data
     if not isinstance(data, pd.DataFrame):
         raise FunnelDataError(f"fit data must be a DataFrame of stage history, snapshots or "
                               f"transitions, got {type(data).__name__}")
@@ -71,7 +73,7 @@ def prepare(
         return FunnelData(tr.reset_index(drop=True), pd.DataFrame(columns=["value", *factors]))
     if "entered_at" in cols:
         if cutoff is not None:
-            data = data[pd.to_datetime(data["entered_at"]) <= pd.Timestamp(cutoff) + pd.Timedelta(days=1)]
+            data = data[pd.to_datetime(data["entered_at"]) < pd.Timestamp(cutoff).normalize() + pd.Timedelta(days=1)]
         snaps = derive.snapshots_from_history(data, spec, cutoff=cutoff)
     elif {"month", "lead_id", "stage"} <= cols:
         snaps = data if cutoff is None else data[pd.to_datetime(data["month"]) <= pd.Timestamp(cutoff)]

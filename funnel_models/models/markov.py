@@ -1,28 +1,32 @@
-"""The Bayesian funnel model: a monthly multi-state Markov chain fitted in PyMC.
+"""The Bayesian funnel model: a monthly Markov chain over (stage, months in stage), fitted in PyMC.
 
 Each row (``ENTRY`` and every open stage) is a multinomial over its allowed destinations
-(see :mod:`funnel_models.models.structure`). The log-odds of each destination against the
-reference (staying; the first stage for ENTRY) is::
+(:mod:`funnel_models.models.structure`); the log-odds of each destination against staying
+come from the one linear predictor (:mod:`funnel_models.models.predictor`), with priors in
+:mod:`funnel_models.models.graph`. Optional components:
 
-    eta[row, dest] = intercept
-                   + sum over factors of effect[factor][level]      (partial pooling)
-                   + random_walk[month]                             (optional)
-                   + sum over active change points of delta         (optional)
+- **time in stage** (``time_in_stage``): move probabilities depend on the whole months
+  already spent in the stage, piecewise constant over age buckets, so "most wins come
+  soon after a lead arrives and old leads rarely close" is representable; a lead that
+  sits ``cold_after`` months without moving counts as cold in the eventual quantities;
+- **month effects** (``month_effects``): whole months differ by more than binomial noise;
+  forecasts draw a fresh shock for every future month;
+- seasonality, a smooth random walk, known change points, partially pooled segments.
 
-Segment effects are zero-sum over levels with one scale per factor. They are *centered*
-where every level has plenty of transitions and *non-centered* where data are sparse
-(``parameterization="auto"``): centered effects sample far better on data-rich cells,
-non-centered ones on sparse cells. The likelihood uses the transition counts, which are
-sufficient statistics, so the model size does not depend on the number of leads.
+``auto`` switches are settled by leave-one-out predictive accuracy
+(:mod:`funnel_models.models.selection`): every candidate variant is sampled from the same
+compiled graph and the rule picks one; ``selection`` holds the ELPD table. When the
+sampler reports problems and the segment parameterization was chosen automatically, the
+chosen variant is refitted in the other geometry and the better fit is kept (said in
+:meth:`diagnostics` notes).
 
 Lifecycle (PyMC-Marketing style): ``FunnelModel(spec, model_config, sampler_config)``
 validates and samples nothing; ``.fit(data)`` returns self and sets ``.idata``.
 """
 from __future__ import annotations
 
-import hashlib
+import itertools
 import json
-import os
 import time
 import warnings
 from pathlib import Path
@@ -31,39 +35,35 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from ..data.spec import ENTRY, FunnelSpec
 from ..errors import FunnelWarning, ModelConfigError
 from ..posterior import PosteriorFunnel
-from ..data.spec import ENTRY, FunnelSpec
 from . import idata_access as acc
+from . import selection
+from .base import BaseFunnelModel, Diagnostics, check_diagnostics
 from .config import ModelConfig, SamplerConfig, parse_config
+from .fitcache import FitCache, default_cache_dir, digest_arrays, stable_hash
+from .graph import VARIANT_LABELS, Variant, build_graph, graph_data, theta_names
 from .inputs import FunnelData, deal_value_draws, prepare
-from .structure import ChangePoint, FunnelStructure, RowData, build_structure
+from .predictor import pointwise_loglik, probabilities
+from .sampling import sample_compiled
+from .structure import ChangePoint, Design, build_design, bucket_of, choose_cold_after, safe_name, season_index
 
 __all__ = ["FunnelModel", "default_cache_dir"]
 
-_FORMAT_VERSION = "1"
-# compiled nutpie models, keyed by graph signature: refits with new data do not recompile
-_COMPILED: dict[str, Any] = {}
+_FORMAT_VERSION = "2"
 
 
-def default_cache_dir() -> Path:
-    """Fit cache folder: ``$FUNNEL_CACHE_DIR`` or ``~/.cache/funnel_models``."""
-    return Path(os.environ.get("FUNNEL_CACHE_DIR", Path.home() / ".cache" / "funnel_models"))
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in name)
-
-
-class FunnelModel:
-    """Bayesian monthly Markov model of a sales funnel.
+class FunnelModel(BaseFunnelModel):
+    """Bayesian Markov model of a sales funnel over (stage, months in stage).
 
     Parameters
     ----------
     spec : FunnelSpec, mapping or path
         The funnel.
     model_config : ModelConfig or mapping, optional
-        Factors, time variation, change points, parameterisation and priors.
+        Factors, time in stage, month effects, seasonality, change points,
+        parameterization and priors (:class:`~funnel_models.models.config.ModelConfig`).
     sampler_config : SamplerConfig or mapping, optional
         Sampler (nutpie or pymc), draws, tune, chains, seed.
     cache_dir : path, optional
@@ -78,6 +78,9 @@ class FunnelModel:
     True
     """
 
+    name = "markov"
+    description = "Bayesian Markov model over stage and months in stage (MCMC)"
+
     def __init__(self, spec: FunnelSpec | Mapping | str, model_config: ModelConfig | Mapping | None = None,
                  sampler_config: SamplerConfig | Mapping | None = None, *,
                  cache_dir: str | Path | None | bool = None) -> None:
@@ -88,15 +91,18 @@ class FunnelModel:
             if cp.stage not in self.spec.codes:
                 raise ModelConfigError(f"model_config.change_points: stage {cp.stage!r} is not an open "
                                        f"stage; stages are {list(self.spec.codes)}")
-        self.cache_dir: Path | None = None if cache_dir is False else Path(cache_dir) if cache_dir else default_cache_dir()
+        self.cache = FitCache(None if cache_dir is False else cache_dir or default_cache_dir())
         self.idata: Any = None
         self.data: FunnelData | None = None
-        self.structure: FunnelStructure | None = None
+        self.design: Design | None = None
+        self.variant = Variant()
+        self.cold_after: int | None = None
         self.parameterization: dict[str, str] = {}
+        self.selection: pd.DataFrame | None = None
+        self.notes: list[str] = []
         self.timings: dict[str, float] = {}
-        self._pm_model: Any = None
 
-    # ------------------------------------------------------------------ config
+    # ------------------------------------------------------------------ configuration
     def _change_points(self) -> list[ChangePoint]:
         return [ChangePoint(stage=c.stage, month=pd.Timestamp(c.month), name=c.name)
                 for c in self.model_config.change_points]
@@ -111,321 +117,184 @@ class FunnelModel:
         """Hash of config and data: the cache key and the saved file's identity."""
         if self.data is None:
             raise ModelConfigError("no data yet: call fit(data) first")
-        h = hashlib.sha256(json.dumps(self.config_dict(), sort_keys=True).encode())
-        h.update(self.data.fingerprint().encode())
-        return h.hexdigest()[:20]
+        return stable_hash(json.dumps(self.config_dict(), sort_keys=True), self.data.fingerprint())
 
-    # ------------------------------------------------------------------ building
-    def _choose_parameterization(self, st: FunnelStructure) -> dict[str, str]:
+    def candidates(self) -> list[Variant]:
+        """The variants the configuration leaves open (one unless a switch is ``auto``)."""
+        opts = {"on": (True,), "off": (False,), "auto": (False, True)}
+        mc = self.model_config
+        return [Variant(a, m) for a, m in itertools.product(opts[mc.time_in_stage], opts[mc.month_effects])]
+
+    def segments(self) -> dict[str, list[str]]:
+        """Segment factor -> levels of the fitted data."""
+        return {f: list(v) for f, v in (self.design.factors if self.design else {}).items()}
+
+    # ------------------------------------------------------------------ data
+    def _set_data(self, data: Any) -> None:
+        mc = self.model_config
+        fd = prepare(data, self.spec, factors=mc.factors)
+        self.data = fd
+        tr = fd.transitions
+        if "age" not in tr.columns:
+            tr = tr.assign(age=0)
+        self.cold_after = mc.cold_after if isinstance(mc.cold_after, int) else choose_cold_after(tr, mc.age_buckets)
+        edges = [e for e in mc.age_buckets if e <= self.cold_after]
+        by_month = mc.month_effects != "off" or mc.time_varying or mc.seasonality != "none"
+        age_edges = edges if mc.time_in_stage != "off" else [0]
+        self.design = build_design(tr, self.spec, factors=mc.factors, by_month=by_month,
+                                   change_points=self._change_points(), age_edges=age_edges,
+                                   season=mc.seasonality)
+
+    def _choose_parameterization(self) -> dict[str, str]:
+        d = self.design
+        assert d is not None
         mode = self.model_config.parameterization
         out = {}
-        for f in st.factors:
+        for f in d.factors:
             if mode != "auto":
                 out[f] = mode
                 continue
-            smallest = min(int(v.min()) for k, v in st.cell_counts.items()
-                           if k.endswith(f"|{f}") and not k.startswith(ENTRY))
+            cells = [v for k, v in d.cell_counts.items() if k.endswith(f"|{f}") and not k.startswith(ENTRY)]
+            smallest = min(int(v.min()) for v in cells) if cells else 0
             out[f] = "centered" if smallest >= self.model_config.centered_min_count else "non_centered"
         return out
 
-    def _slots(self) -> list[np.ndarray]:
-        """Flat parameter slots of each row's non-reference destinations."""
-        assert self.structure is not None
-        out, off = [], 0
-        for row in self.structure.rows:
-            out.append(np.arange(off, off + len(row.dest) - 1))
-            off += len(row.dest) - 1
-        return out
-
-    def _stacked(self) -> dict[str, np.ndarray]:
-        """All rows' observations stacked into padded arrays (the ``pm.Data`` values)."""
-        st = self.structure
-        assert st is not None
-        slots = self._slots()
-        dmax = max(len(r.dest) for r in st.rows)
-        n_slots = sum(len(s) for s in slots)
-        counts, slot_idx, levels, month, active = [], [], {f: [] for f in st.factors}, [], []
-        for row, sl in zip(st.rows, slots):
-            c = np.zeros((row.n_obs, dmax), dtype=np.int64)
-            c[:, :len(row.dest)] = row.counts
-            counts.append(c)
-            si = np.full((row.n_obs, dmax - 1), n_slots, dtype=np.int64)  # n_slots = padding slot
-            si[:, :len(sl)] = sl
-            slot_idx.append(si)
-            for f in st.factors:
-                levels[f].append(row.levels[f])
-            month.append(np.maximum(row.month, 0))
-            act = np.zeros((row.n_obs, max(len(st.change_points), 1)))
-            for j, cp in enumerate(st.change_points):
-                if cp.stage == row.source:
-                    act[:, j] = row.active[:, j]
-            active.append(act)
-        out = {"counts": np.concatenate(counts), "slot": np.concatenate(slot_idx),
-               "month": np.concatenate(month), "active": np.concatenate(active)}
-        for f in st.factors:
-            out[f"level_{_safe(f)}"] = np.concatenate(levels[f])
-        return out
-
-    def build_model(self, data: pd.DataFrame | FunnelData | None = None) -> Any:
-        """Build (not sample) the PyMC model for ``data`` (or the fitted data).
-
-        All rows are stacked into one padded (observations x destinations) array so the
-        compiled graph stays small whatever the number of stages; padded destinations
-        get probability zero and zero counts.
-        """
-        import pymc as pm
-        import pytensor.tensor as pt
-
-        if data is not None:
-            self._set_data(data)
-        st = self.structure
-        assert st is not None
-        pri = self.model_config.priors
-        slots = self._slots()
-        n_slots = sum(len(s) for s in slots)
-        arrays = self._stacked()
-        coords: dict[str, list] = {f: list(v) for f, v in st.factors.items()}
-        coords["move"] = [f"{row.source}>{d}" for row in st.rows for d in row.dest[1:]]
-        if st.time_varying:
-            coords["month_step"] = [m.strftime("%Y-%m") for m in st.months[1:]]
-        with pm.Model(coords=coords) as model:
-            data = {k: pm.Data(k, v) for k, v in arrays.items()}
-            slot = data["slot"]
-            zero = pt.zeros((1,))
-            intercept = pm.Normal("intercept", 0.0, pri.intercept_sigma, dims="move")
-            eta = pt.concatenate([intercept, zero])[slot]
-            for f in st.factors:
-                sig = pm.HalfNormal(f"sigma_{_safe(f)}", pri.segment_sigma)
-                if self.parameterization[f] == "centered":
-                    eff = pm.ZeroSumNormal(f"effect_{_safe(f)}", sigma=sig, dims=("move", f))
-                else:
-                    eff = pm.ZeroSumNormal(f"effectz_{_safe(f)}", sigma=1.0, dims=("move", f)) * sig
-                eff = pt.concatenate([eff, pt.zeros((1, len(st.factors[f])))], axis=0)
-                eta = eta + eff[slot, data[f"level_{_safe(f)}"][:, None]]
-            if st.time_varying:
-                sig_rw = pm.HalfNormal("sigma_rw", pri.rw_sigma)
-                z = pm.Normal("rwz", 0.0, 1.0, dims=("month_step", "move"))
-                walk = pt.concatenate([pt.zeros((1, n_slots)), pt.cumsum(z * sig_rw, axis=0)], axis=0)
-                walk = pt.concatenate([walk, pt.zeros((walk.shape[0], 1))], axis=1)
-                eta = eta + walk[data["month"][:, None], slot]
-            for j, cp in enumerate(st.change_points):
-                row_i = [r.source for r in st.rows].index(cp.stage) if cp.stage in [r.source for r in st.rows] else None
-                if row_i is None:
-                    continue
-                delta = pm.Normal(f"change_{j}", 0.0, pri.change_sigma, shape=len(slots[row_i]))
-                full = pt.zeros((n_slots + 1,))
-                full = pt.set_subtensor(full[slots[row_i]], delta)
-                eta = eta + data["active"][:, j][:, None] * full[slot]
-            pad = pt.eq(slot, n_slots)
-            eta = pt.switch(pad, -1e4, eta)
-            logits = pt.concatenate([pt.zeros((slot.shape[0], 1)), eta], axis=1)
-            logp = pt.special.log_softmax(logits, axis=1)
-            pm.Potential("transition_loglik", pt.sum(data["counts"] * logp))
-        self._pm_model = model
-        return model
-
-    def _set_data(self, data: pd.DataFrame | FunnelData) -> None:
-        fd = prepare(data, self.spec, factors=self.model_config.factors)
-        self.data = fd
-        self.structure = build_structure(fd.transitions, self.spec, factors=self.model_config.factors,
-                                         time_varying=self.model_config.time_varying,
-                                         change_points=self._change_points())
-        self.parameterization = self._choose_parameterization(self.structure)
-
     # ------------------------------------------------------------------ fitting
-    def fit(self, data: pd.DataFrame | FunnelData, *, progress: bool | None = None) -> "FunnelModel":
+    def fit(self, data: Any, *, progress: bool | None = None) -> "FunnelModel":
         """Fit on stage history, snapshots or transitions; returns self and sets ``.idata``.
 
         A fit with the same spec, config and data is loaded from the cache folder.
         """
+        t0 = time.perf_counter()
         self._set_data(data)
         key = self.fit_hash()
-        cached = self.cache_dir / f"fit-{key}.nc" if self.cache_dir else None
-        if cached is not None and cached.exists():
-            t0 = time.perf_counter()
-            other = FunnelModel.load(cached)
-            self.idata = other.idata
+        cached = self.cache.get(key, lambda p: FunnelModel.load(p))
+        if cached is not None:
+            self.__dict__.update({k: v for k, v in cached.__dict__.items() if k not in ("cache", "timings")})
             self.timings = {"cache_load": time.perf_counter() - t0}
             return self
-        sc = self.sampler_config
-        show = sc.progress if progress is None else progress
-        t0 = time.perf_counter()
-        model = self.build_model()
-        if sc.sampler == "nutpie":
-            idata = self._sample_nutpie(model, show, t0)
-        else:
-            import pymc as pm
-            t1 = time.perf_counter()
-            self.timings["compile"] = 0.0
-            with model:
-                idata = pm.sample(draws=sc.draws, tune=sc.tune, chains=sc.chains, cores=min(2, sc.chains),
-                                  random_seed=sc.seed, target_accept=sc.target_accept, progressbar=show,
-                                  compute_convergence_checks=False)
-            self.timings["sampling"] = time.perf_counter() - t1
-        self.idata = idata
-        if cached is not None:
-            try:
-                self.save(cached)
-            except OSError as exc:  # a read-only cache must not break a fit
-                warnings.warn(f"could not write the fit cache {cached}: {exc}", FunnelWarning, stacklevel=2)
+        show = self.sampler_config.progress if progress is None else progress
+        self.parameterization = self._choose_parameterization()
+        self.notes, self.timings = [], {"compile": 0.0, "sampling": 0.0}
+        fits = self._fit_variants(self.candidates(), show)
+        self._select(fits)
+        self._refit_if_needed(show)
+        self.timings["total"] = time.perf_counter() - t0
+        self.cache.put(key, self.save)
         return self
 
-    def _sample_nutpie(self, model: Any, show: bool, t0: float) -> Any:
-        import nutpie
+    def _sample(self, variants: list[Variant], show: bool) -> dict[Variant, Any]:
+        d = self.design
+        assert d is not None
+        with_age = any(v.time_in_stage for v in variants) and d.n_buckets > 1
+        with_month = any(v.month_effects for v in variants) and d.by_month
+        graph_key = d.signature() + json.dumps(self.model_config.model_dump(), sort_keys=True) + \
+            json.dumps(self.parameterization, sort_keys=True) + f"{with_age}{with_month}"
 
-        sc = self.sampler_config
-        assert self.structure is not None
-        sig = self.structure.signature() + json.dumps(self.model_config.model_dump(), sort_keys=True) + \
-            json.dumps(self.parameterization, sort_keys=True)
-        compiled = _COMPILED.get(sig)
-        if compiled is None:
-            # cache=True lets Numba keep nutpie's wrapper functions on disk as well as
-            # PyTensor's graph functions: a warm compile is ~2.5x faster (see ARCHITECTURE.md)
-            compiled = nutpie.compile_pymc_model(model, cache=True)
-            _COMPILED[sig] = compiled
-        else:
-            new = {k: v for k, v in self._stacked().items() if k in compiled.shared_data}
-            compiled = compiled.with_data(**new)
-        t1 = time.perf_counter()
-        self.timings["compile"] = t1 - t0
-        idata = nutpie.sample(compiled, draws=sc.draws, tune=sc.tune, chains=sc.chains, cores=min(2, sc.chains),
-                              seed=sc.seed, progress_bar=show, low_rank_modified_mass_matrix=sc.low_rank,
-                              target_accept=sc.target_accept, save_warmup=False)
-        self.timings["sampling"] = time.perf_counter() - t1
-        return idata
+        def build() -> Any:
+            return build_graph(d, self.model_config, self.parameterization, with_age=with_age, with_month=with_month)
+        out = {}
+        for v in variants:
+            idata, timing = sample_compiled(graph_key, build, graph_data(d, v), self.sampler_config, show)
+            for k, s in timing.items():
+                self.timings[k] = self.timings.get(k, 0.0) + s
+            out[v] = idata
+        return out
 
-    def _obs_probabilities(self, get: Any) -> np.ndarray:
-        """Destination probabilities of every stacked observation, (draws, n_obs, Dmax)."""
-        st = self.structure
-        assert st is not None
-        arrays = self._stacked()
-        slot = arrays["slot"]
-        n_slots = sum(len(x) for x in self._slots())
+    def _fit_variants(self, variants: list[Variant], show: bool) -> dict[Variant, Any]:
+        if self.design is not None and self.design.n_buckets == 1:
+            variants = sorted({Variant(False, v.month_effects) for v in variants}, key=lambda v: v.size)
+        return self._sample(variants, show)
 
-        def ext(a: np.ndarray, axis: int) -> np.ndarray:
-            pad = list(a.shape)
-            pad[axis] = 1
-            return np.concatenate([a, np.zeros(pad)], axis=axis)
+    def _loglik(self, idata: Any) -> np.ndarray:
+        d = self.design
+        assert d is not None
+        theta = {n: acc.draws(idata, n) for n in theta_names(d, len(d.change_points)) if acc.has(idata, n)}
+        return pointwise_loglik(theta, d.arrays(), d.counts, n_slots=d.n_slots,
+                                factors=[safe_name(f) for f in d.factors], n_change=len(d.change_points))
 
-        eta = ext(get("intercept"), 1)[:, slot]
-        for f in st.factors:
-            fs = _safe(f)
-            if self.parameterization[f] == "centered":
-                eff = get(f"effect_{fs}")
-            else:
-                eff = get(f"effectz_{fs}") * get(f"sigma_{fs}")[:, None, None]
-            eta = eta + ext(eff, 1)[:, slot, arrays[f"level_{fs}"][:, None]]
-        if st.time_varying:
-            z = get("rwz") * get("sigma_rw")[:, None, None]
-            walk = np.concatenate([np.zeros((z.shape[0], 1, z.shape[2])), np.cumsum(z, axis=1)], axis=1)
-            eta = eta + ext(walk, 2)[:, arrays["month"][:, None], slot]
-        slots = self._slots()
-        sources = [r.source for r in st.rows]
-        for j, cp in enumerate(st.change_points):
-            if cp.stage not in sources:
-                continue
-            full = np.zeros((eta.shape[0], n_slots + 1))
-            full[:, slots[sources.index(cp.stage)]] = get(f"change_{j}")
-            eta = eta + arrays["active"][None, :, j, None] * full[:, slot]
-        eta = np.where(slot[None] == n_slots, -np.inf, eta)
-        logits = np.concatenate([np.zeros(eta.shape[:2] + (1,)), eta], axis=2)
-        logits -= logits.max(2, keepdims=True)
-        ex = np.exp(logits)
-        return ex / ex.sum(2, keepdims=True)
+    def _select(self, fits: dict[Variant, Any]) -> None:
+        if len(fits) == 1:
+            (self.variant, self.idata), = fits.items()
+            self.selection = None
+            return
+        lls = {v.label: self._loglik(idata) for v, idata in fits.items()}
+        chains = self.sampler_config.chains
+        self.selection = selection.loo_table(lls, {v.label: v.size for v in fits}, chains)
+        self.variant = VARIANT_LABELS[selection.choose(self.selection)]
+        self.idata = fits[self.variant]
+        self.notes.append(f"chose '{self.variant.label}' by leave-one-out accuracy ({selection.RULE})")
 
-    def _predictive(self, get: Any, seed: int) -> dict[str, np.ndarray]:
-        arrays = self._stacked()
-        probs = self._obs_probabilities(get)
-        n = arrays["counts"].sum(1)
-        rng = np.random.default_rng(seed)
-        sim = rng.multinomial(np.broadcast_to(n, probs.shape[:2]), probs)
-        return {"observed": arrays["counts"], "predicted": sim, "probabilities": probs}
+    def _refit_if_needed(self, show: bool) -> None:
+        diag = self.diagnostics(warn=False)
+        if diag.ok or self.model_config.parameterization != "auto" or not self.parameterization:
+            return
+        first = dict(self.parameterization)
+        self.parameterization = {f: "non_centered" if p == "centered" else "centered" for f, p in first.items()}
+        other = self._sample([self.variant], show)[self.variant]
+        old_idata, self.idata = self.idata, other
+        new = self.diagnostics(warn=False)
+        better = (new.divergences, new.r_hat_max) < (diag.divergences, diag.r_hat_max)
+        if not better:
+            self.idata, self.parameterization = old_idata, first
+        self.notes.append(f"the first fit did not converge ({diag.message}); refitted with segment effects "
+                          f"{self.parameterization if better else {f: 'other' for f in first}} and kept the "
+                          f"{'refit' if better else 'first fit'}")
 
-    def sample_prior_predictive(self, data: pd.DataFrame | FunnelData | None = None, *, draws: int = 200,
-                                seed: int = 0) -> dict[str, np.ndarray]:
-        """Prior predictive transition counts for the data's observations (checks the priors).
-
-        Returns a dict with ``observed`` (n_obs, Dmax), ``predicted`` (draws, n_obs, Dmax)
-        counts and the implied ``probabilities``.
-        """
-        import pymc as pm
-        model = self.build_model(data) if data is not None or self._pm_model is None else self._pm_model
-        with model, warnings.catch_warnings():
-            # the likelihood is a Potential; only parameters are drawn here, counts below
-            warnings.filterwarnings("ignore", message="The effect of Potentials")
-            prior = pm.sample_prior_predictive(draws=draws, random_seed=seed).prior
-
-        def get(name: str) -> np.ndarray:
-            a = prior[name].to_numpy()
-            return a.reshape((-1,) + a.shape[2:])
-        return self._predictive(get, seed)
-
-    def sample_posterior_predictive(self, *, draws: int = 200, seed: int = 0) -> dict[str, np.ndarray]:
-        """Posterior predictive transition counts (same layout as the prior predictive)."""
-        self._require_fit()
-        total = acc.draws(self.idata, "intercept").shape[0]
-        idx = np.random.default_rng(seed).choice(total, min(draws, total), replace=False)
-        return self._predictive(lambda name: acc.draws(self.idata, name)[idx], seed)
-
+    # ------------------------------------------------------------------ posterior
     def _require_fit(self) -> None:
         if self.idata is None:
             raise ModelConfigError("the model is not fitted: call .fit(data) or FunnelModel.load(path)")
 
-    # ------------------------------------------------------------------ posterior
-    def _row_slots(self, row: RowData) -> np.ndarray:
-        assert self.structure is not None
-        return self._slots()[[r.source for r in self.structure.rows].index(row.source)]
+    def _theta(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        d = self.design
+        assert d is not None
+        out = {}
+        for n in theta_names(d, len(d.change_points)):
+            if acc.has(self.idata, n):
+                a = acc.draws(self.idata, n)
+                out[n] = a if idx is None else a[idx]
+        return out
 
-    def _effect(self, row: RowData, factor: str) -> np.ndarray:
-        """Draws of the (dest, level) effects of a factor on a row."""
-        f, sl = _safe(factor), self._row_slots(row)
-        if self.parameterization.get(factor) == "centered":
-            return acc.draws(self.idata, f"effect_{f}")[:, sl]
-        z = acc.draws(self.idata, f"effectz_{f}")[:, sl]
-        return z * acc.draws(self.idata, f"sigma_{f}")[:, None, None]
+    def _month_index(self, month: Any) -> int:
+        d = self.design
+        assert d is not None
+        if not d.by_month:
+            return 0
+        m = np.datetime64(pd.Timestamp(month).to_period("M").to_timestamp())
+        t = int(np.searchsorted(np.array(d.months, dtype="datetime64[ns]"), m, side="right")) - 1
+        return min(max(t, 0), len(d.months) - 1)
 
-    def segment_effects(self) -> pd.DataFrame:
-        """Long table of segment effect draws summarised: row, dest, factor, level, mean, lo, hi (90%)."""
-        self._require_fit()
-        assert self.structure is not None
-        out = []
-        for row in self.structure.rows:
-            for f, levels in self.structure.factors.items():
-                e = self._effect(row, f)
-                for di, dest in enumerate(row.dest[1:]):
-                    for li, lev in enumerate(levels):
-                        d = e[:, di, li]
-                        out.append((row.source, dest, f, lev, d.mean(), *np.quantile(d, [0.05, 0.95])))
-        return pd.DataFrame(out, columns=["source", "dest", "factor", "level", "mean", "lo", "hi"])
+    def _query(self, segment: Mapping[str, str] | None, month: pd.Timestamp, n_ages: int) -> tuple[dict, list]:
+        """A design with one observation per (row, chain age) for a segment and month."""
+        d = self.design
+        assert d is not None
+        segment = dict(segment or {})
+        for f, level in segment.items():
+            if f not in d.factors:
+                raise ModelConfigError(f"segment factor {f!r} is not in the model; factors: {list(d.factors)}")
+            if level not in d.factors[f]:
+                raise ModelConfigError(f"unknown level {level!r} of {f!r}; levels: {d.factors[f]}")
+        rows, slot, age, active, keys = [], [], [], [], []
+        dmax = d.slot.shape[1]
+        for i, r in enumerate(d.rows):
+            ages = [0] if r.source == ENTRY else list(range(n_ages))
+            for a in ages:
+                s = np.full(dmax, d.n_slots)
+                s[:len(r.slots)] = r.slots
+                slot.append(s)
+                age.append(0 if r.source == ENTRY else int(bucket_of(np.array([a]), d.age_edges)[0]))
+                active.append([float(c.stage == r.source and month >= c.month) for c in d.change_points])
+                keys.append((i, a))
+        n = len(slot)
+        design = {"slot": np.array(slot), "month": np.full(n, self._month_index(month)), "age": np.array(age),
+                  "season": np.zeros(n, np.int64), "active": np.array(active).reshape(n, len(d.change_points))}
+        for f, levels in d.factors.items():
+            design[f"level_{safe_name(f)}"] = np.full(n, levels.index(segment[f]) if f in segment else 0)
+        return design, keys
 
-    def row_probabilities(self, row: RowData, segment: Mapping[str, str] | None, month: pd.Timestamp) -> np.ndarray:
-        """Draws of a row's destination probabilities for a segment and month, (draws, D)."""
-        st = self.structure
-        assert st is not None
-        sl = self._row_slots(row)
-        eta = acc.draws(self.idata, "intercept")[:, sl]
-        for f, level in (segment or {}).items():
-            if f not in st.factors:
-                raise ModelConfigError(f"segment factor {f!r} is not in the model; factors: {list(st.factors)}")
-            if level not in st.factors[f]:
-                raise ModelConfigError(f"unknown level {level!r} of {f!r}; levels: {st.factors[f]}")
-            eta = eta + self._effect(row, f)[:, :, st.factors[f].index(level)]
-        if st.time_varying:
-            t = int(np.searchsorted(np.array(st.months, dtype="datetime64[ns]"), np.datetime64(month), side="right")) - 1
-            t = min(max(t, 0), len(st.months) - 1)
-            if t > 0:
-                z = acc.draws(self.idata, "rwz")[:, :t][:, :, sl]
-                eta = eta + (z * acc.draws(self.idata, "sigma_rw")[:, None, None]).sum(1)
-        for j, cp in enumerate(st.change_points):
-            if cp.stage == row.source and month >= cp.month:
-                eta = eta + acc.draws(self.idata, f"change_{j}")
-        logits = np.concatenate([np.zeros((eta.shape[0], 1)), eta], axis=1)
-        logits -= logits.max(1, keepdims=True)
-        ex = np.exp(logits)
-        return ex / ex.sum(1, keepdims=True)
-
-    def posterior_funnel(self, segment: Mapping[str, str] | None = None, month: str | pd.Timestamp | None = None,
-                         *, seed: int = 0) -> PosteriorFunnel:
+    def posterior_funnel(self, segment: Mapping[str, str] | None = None, month: Any = None, *,
+                         draws: int | None = None, seed: int = 0) -> PosteriorFunnel:
         """Posterior draws of the monthly funnel for a segment and month.
 
         Parameters
@@ -433,115 +302,155 @@ class FunnelModel:
         segment : mapping factor -> level, optional
             Factors left out are at their average (zero) effect.
         month : date-like, optional
-            Which month's rates (random walk and change points); default the last month.
+            Which month's rates (random walk and change points); default the last fitted
+            month. Month shocks and seasonality are not in the rates (the average month):
+            they are carried as ``shock_sd`` and ``season`` for forecasts.
+        draws : int, optional
+            Thin to this many draws (default: all).
+        seed : int
+            Seed of the thinning and of the deal-value draws.
         """
         self._require_fit()
-        st = self.structure
-        assert st is not None and self.data is not None
-        m = pd.Timestamp(month).to_period("M").to_timestamp() if month is not None else st.months[-1]
-        rows = {row.source: (row.dest, self.row_probabilities(row, segment, m)) for row in st.rows}
-        n = next(iter(rows.values()))[1].shape[0]
+        d = self.design
+        assert d is not None and self.data is not None
+        total = acc.n_draws(self.idata)
+        idx = None if draws is None or draws >= total else \
+            np.sort(np.random.default_rng(seed).choice(total, draws, replace=False))
+        m = pd.Timestamp(month).to_period("M").to_timestamp() if month is not None else d.months[-1]
+        n_ages = self.cold_after + 1 if self.variant.time_in_stage and self.cold_after else 1
+        theta = self._theta(idx)
+        q_theta = {k: v for k, v in theta.items() if k not in ("month", "season")}
+        for f in d.factors:
+            if f not in (segment or {}):
+                q_theta[f"effect_{safe_name(f)}"] = np.zeros_like(theta[f"effect_{safe_name(f)}"])
+        design, keys = self._query(segment, m, n_ages)
+        probs = probabilities(q_theta, design, n_slots=d.n_slots, factors=[safe_name(f) for f in d.factors],
+                              n_change=len(d.change_points))
+        rows = self._assemble_rows(probs, keys, n_ages)
+        n = probs.shape[0]
         value = deal_value_draws(self.data.won_values, n, segment=segment, seed=seed)
         label = ", ".join(f"{k}={v}" for k, v in (segment or {}).items()) or "all"
-        return PosteriorFunnel.from_rows(self.spec.codes, rows, deal_value=value, names=self.spec.names,
-                                         label=label, meta={"month": str(m.date())})
+        return PosteriorFunnel.from_rows(
+            self.spec.codes, rows, deal_value=value, n_ages=n_ages, names=self.spec.names, label=label,
+            meta={"month": str(m.date()), "model": self.variant.label, "cold_after": self.cold_after},
+            shock_sd=self._shock_sd(idx, n), season=self._season(theta, n))
+
+    def _assemble_rows(self, probs: np.ndarray, keys: list, n_ages: int) -> dict:
+        d = self.design
+        assert d is not None
+        rows = {}
+        for i, r in enumerate(d.rows):
+            pos = [j for j, (ri, _) in enumerate(keys) if ri == i]
+            p = probs[:, pos, :len(r.dest)]
+            rows[r.source] = (r.dest, p[:, 0] if r.source == ENTRY else p)
+        return rows
+
+    def _row_position(self) -> list[int]:
+        """Position of each design row in the posterior's source order [stages..., ENTRY]."""
+        d = self.design
+        assert d is not None
+        K = self.spec.n_stages
+        return [K if r.source == ENTRY else self.spec.codes.index(r.source) for r in d.rows]
+
+    def _shock_sd(self, idx: np.ndarray | None, n: int) -> np.ndarray | None:
+        if not (self.variant.month_effects and acc.has(self.idata, "sigma_month")):
+            return None
+        sig = acc.draws(self.idata, "sigma_month")
+        sig = sig if idx is None else sig[idx]
+        out = np.zeros((n, self.spec.n_stages + 1))
+        out[:, self._row_position()] = sig
+        return out
+
+    def _season(self, theta: dict[str, np.ndarray], n: int) -> np.ndarray | None:
+        d = self.design
+        assert d is not None
+        if theta.get("season") is None:
+            return None
+        K = self.spec.n_stages
+        states = list(self.spec.states)
+        pos_of = self._row_position()
+        s_idx = season_index(pd.date_range("2001-01-01", periods=12, freq="MS"), d.season_kind)
+        out = np.zeros((n, 12, K + 1, K + 2))
+        for i, r in enumerate(d.rows):
+            cols = [states.index(x) for x in r.dest[1:]]
+            out[:, :, pos_of[i], cols] = theta["season"][:, s_idx][:, :, r.slots]
+        return out
 
     def change_point_effects(self) -> pd.DataFrame:
         """Before/after conversion at each change point's stage, and P(improved)."""
         self._require_fit()
-        st = self.structure
-        assert st is not None
         out = []
-        for cp in st.change_points:
+        for cp in self._change_points():
             before = self.posterior_funnel(month=cp.month - pd.DateOffset(months=1))
             after = self.posterior_funnel(month=cp.month)
             k = self.spec.codes.index(cp.stage)
             b, a = before.conversion()[:, k], after.conversion()[:, k]
-            d = a - b
-            out.append({"change": cp.label, "stage": cp.stage, "month": cp.month,
-                        "before_mean": b.mean(), "after_mean": a.mean(), "uplift_mean": d.mean(),
-                        "uplift_lo": np.quantile(d, 0.05), "uplift_hi": np.quantile(d, 0.95),
-                        "p_improved": float((d > 0).mean())})
-        return pd.DataFrame(out)
+            dlt = a - b
+            out.append({"change": cp.label, "stage": cp.stage, "month": cp.month, "before_mean": b.mean(),
+                        "after_mean": a.mean(), "uplift_mean": dlt.mean(), "uplift_lo": np.quantile(dlt, 0.05),
+                        "uplift_hi": np.quantile(dlt, 0.95), "p_improved": float((dlt > 0).mean())})
+        return pd.DataFrame(out) if out else super().change_point_effects()
 
-    # ------------------------------------------------------------------ reporting
-    def summary(self, segment: Mapping[str, str] | None = None, level: float = 0.9) -> pd.DataFrame:
-        """Tidy per-stage table: conversion, win rate, expected and median stall, with intervals."""
-        return self.posterior_funnel(segment).stage_table(level)
-
-    def parameter_summary(self) -> pd.DataFrame:
-        """ArviZ summary of the sampled parameters (mean, sd, HDI, r_hat, ESS)."""
+    # ------------------------------------------------------------------ checks
+    def diagnostics(self, *, warn: bool = True) -> Diagnostics:
+        """Convergence diagnostics (r_hat, ESS, divergences); warns loudly when bad."""
         self._require_fit()
-        return acc.summary(self.idata)
+        diag = check_diagnostics(acc.diagnostics(self.idata), tuple(self.notes))
+        if warn and not diag.ok:
+            warnings.warn(diag.message, FunnelWarning, stacklevel=2)
+        return diag
 
-    def diagnostics(self, *, warn: bool = True) -> dict[str, Any]:
-        """Convergence diagnostics: max r_hat, min bulk/tail ESS, divergences.
+    def predictive(self, *, draws: int = 200, seed: int = 0) -> dict[str, np.ndarray]:
+        """Posterior predictive transition counts of every stacked observation.
 
-        Warns loudly (:class:`FunnelWarning`) when r_hat > 1.01, ESS < 400 or any
-        divergence; the returned dict has ``ok`` and a ``message``.
+        Returns ``observed`` (n_obs, Dmax), ``predicted`` (draws, n_obs, Dmax) and the
+        ``probabilities``.
         """
         self._require_fit()
-        d = acc.diagnostics(self.idata)
-        problems = []
-        if d["r_hat_max"] > 1.01:
-            problems.append(f"r_hat up to {d['r_hat_max']:.3f} (> 1.01): chains disagree")
-        if d["ess_bulk_min"] < 400:
-            problems.append(f"bulk ESS as low as {d['ess_bulk_min']:.0f} (< 400)")
-        if d["divergences"] > 0:
-            problems.append(f"{d['divergences']} divergent transitions")
-        d["ok"] = not problems
-        d["message"] = ("Diagnostics OK: r_hat <= 1.01, bulk ESS >= 400, no divergences." if not problems else
-                        "WARNING: the model has not converged well: " + "; ".join(problems) +
-                        ". Increase draws/tune, simplify the model, or check the data.")
-        if problems and warn:
-            warnings.warn(d["message"], FunnelWarning, stacklevel=2)
-        return d
+        d = self.design
+        assert d is not None
+        total = acc.n_draws(self.idata)
+        idx = np.random.default_rng(seed).choice(total, min(draws, total), replace=False)
+        probs = probabilities(self._theta(idx), d.arrays(), n_slots=d.n_slots,
+                              factors=[safe_name(f) for f in d.factors], n_change=len(d.change_points))
+        n = d.counts.sum(1)
+        sim = np.random.default_rng(seed + 1).multinomial(np.broadcast_to(n, probs.shape[:2]), probs)
+        return {"observed": d.counts, "predicted": sim, "probabilities": probs}
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
-        """Write the fit to NetCDF with config, structure and data as attributes/groups.
-
-        The file is written to a temporary name and renamed, so a failure never leaves a
-        half-written file.
-        """
+        """Write the fit to NetCDF: draws, config, data tables and integrity hashes."""
         self._require_fit()
         assert self.data is not None
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        attrs = {"funnel_config": json.dumps(self.config_dict(), sort_keys=True),
-                 "funnel_hash": self.fit_hash(),
-                 "funnel_parameterization": json.dumps(self.parameterization)}
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        try:
-            acc.save(self.idata, tmp, attrs, {"transitions": self.data.transitions,
-                                             "won_values": self.data.won_values})
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        return path
+        attrs = {"funnel_config": json.dumps(self.config_dict(), sort_keys=True), "funnel_hash": self.fit_hash(),
+                 "funnel_state": json.dumps({"parameterization": self.parameterization, "cold_after": self.cold_after,
+                                             "variant": self.variant.label, "notes": self.notes}),
+                 "funnel_draws": digest_arrays(acc.arrays(self.idata))}
+        tables = {"transitions": self.data.transitions, "won_values": self.data.won_values}
+        if self.selection is not None:
+            tables["selection"] = self.selection
+        acc.save(self.idata, Path(path), attrs, tables)
+        return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path, *, model_config: ModelConfig | Mapping | None = None,
-             spec: FunnelSpec | Mapping | None = None) -> "FunnelModel":
-        """Load a saved fit. Passing a ``model_config`` or ``spec`` that differs is an error."""
+    def load(cls, path: str | Path) -> "FunnelModel":
+        """Load a saved fit; :class:`ModelConfigError` when it does not match its hashes."""
         path = Path(path)
         if not path.exists():
             raise ModelConfigError(f"{path}: no saved model there")
         idata, attrs, tables = acc.load(path)
+        need = {"funnel_config", "funnel_hash", "funnel_state", "funnel_draws"}
+        if not need <= set(attrs):
+            raise ModelConfigError(f"{path}: not a fit saved by this version of funnel_models; refit")
         cfg = json.loads(attrs["funnel_config"])
-        if model_config is not None:
-            want = parse_config(ModelConfig, model_config, "model_config").model_dump()
-            if want != cfg["model_config"]:
-                raise ModelConfigError(f"{path}: saved with a different model_config:\n saved {cfg['model_config']}\n"
-                                       f" given {want}\nRefit with the new config instead of loading.")
-        if spec is not None and FunnelSpec.load(spec).to_dict() != cfg["spec"]:
-            raise ModelConfigError(f"{path}: saved with a different funnel spec; refit instead of loading.")
         m = cls(cfg["spec"], cfg["model_config"], cfg["sampler_config"], cache_dir=False)
         m._set_data(FunnelData(tables["transitions"], tables["won_values"]))
-        m.parameterization = json.loads(attrs["funnel_parameterization"])
-        if m.fit_hash() != attrs["funnel_hash"]:
-            raise ModelConfigError(f"{path}: the stored hash does not match its config and data; the file "
-                                   "is corrupt or from another version. Refit.")
+        state = json.loads(attrs["funnel_state"])
+        if m.fit_hash() != attrs["funnel_hash"] or digest_arrays(acc.arrays(idata)) != attrs["funnel_draws"]:
+            raise ModelConfigError(f"{path}: the stored hashes do not match its config, data or draws; the file "
+                                   "is corrupt or was changed. Refit.")
+        m.parameterization, m.cold_after = state["parameterization"], state["cold_after"]
+        m.variant, m.notes = VARIANT_LABELS[state["variant"]], list(state["notes"])
+        m.selection = tables.get("selection")
         m.idata = idata
         return m
