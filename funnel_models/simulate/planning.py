@@ -243,7 +243,7 @@ def window_win_probabilities(post: PosteriorFunnel, months: np.ndarray, window: 
         if a > 1:                                                       # minus won in t+1..a-1
             v = v - np.pad(chain.won_to_go(rates, a - 1), ((0, 0), (0, T - a + 1), (0, 0), (0, 0)))
         v = np.clip(v, 0.0, 1.0)
-        q = np.einsum("dmk,dmk->dm", entry[..., :K], v[:, m, :, 0]) + entry[..., K] * (m >= a)
+        q = np.einsum("dmk,dmk->dm", entry[..., :K], v[:, 1:, :, 0]) + entry[..., K] * (m >= a)
         qs.append(np.where(q > 1e-12, np.clip(q, 0.0, 1.0), 0.0))     # rounding noise is no chance to win
         rs.append(v[:, 0])
     return np.concatenate(qs), np.concatenate(rs)
