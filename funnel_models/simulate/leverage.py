@@ -240,8 +240,10 @@ def pipeline_outlook(post: PosteriorFunnel, pipeline: PipelineLike, *, months: i
         cold age) and ``cold_share`` (both NaN for a memoryless posterior, which has no
         cold age); ``win_rate_mean/lo/hi``, the eventual win rate of these open leads
         (:meth:`PosteriorFunnel.pipeline_outcomes` per lead, cold leads counting as not
-        won); ``p_won_within_mean/lo/hi``, P(won within ``months``) per open lead (fitted
-        rates at every age, average months). Rates are NaN for a stage without open leads.
+        won); ``p_won_within_mean/lo/hi``, P(won within ``months``) per open lead at the
+        fitted rates of every age, as forecasts simulate them (average months). The two
+        differ in how they treat cold leads, so an old stage's ``p_won_within`` can
+        exceed its eventual ``win_rate``. Rates are NaN for a stage without open leads.
         ``attrs["new_lead_win_rate"]`` holds (mean, lo, hi) of the win rate of a new lead.
     """
     M = check_horizon(months, "months")

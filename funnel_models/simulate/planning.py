@@ -451,6 +451,34 @@ def _answer(prob: PlanProblem, confidence: float, what: str, p0: float, max_lead
                              curve_upto=2 * leads, monthly_leads=monthly, scale=scale, **common)
 
 
+def _solve(post: PosteriorFunnel, prob: PlanProblem, target: float, target_unit: str, confidence: float,
+           max_leads: int, profile: Sequence[float] | None, has_baseline: bool) -> LeadsNeededResult:
+    """The answer of :func:`leads_needed` once its problem is set up."""
+    a, T = prob.window
+    amount = f"{target:g} wins" if target_unit == "wins" else f"{target:,.0f} in revenue"
+    what = f"{amount} in months {a}-{T}" if a > 1 else f"{amount} by month {T}"
+    p_pipe = float(np.mean(prob.pipeline_need <= 0))
+    p0 = float(np.mean(prob.need <= 0))                      # P(hit) without planned leads
+    naive, naive_p, rate = _naive_plan(post, prob, target, target_unit)
+    common = dict(naive_leads=naive, naive_probability=naive_p, naive_rate=rate, pipeline_probability=p_pipe,
+                  target=target, target_unit=target_unit, window=(a, T), confidence=confidence,
+                  min_months_to_win=prob.min_months_to_win, expected_pipeline_wins=prob.expected_pipeline_wins,
+                  baseline_probability=p0 if has_baseline else float("nan"),
+                  meta={"sims": int(prob.idx.size), "constant": prob.constant})
+    alone = "the pipeline and the baseline inflow" if has_baseline else "the current pipeline alone"
+    if p0 >= confidence:
+        return LeadsNeededResult(leads=0, probability=p0, feasible=True, problem=prob,
+                                 message=f"{alone} reaches {what} with P={p0:.2f} >= {confidence:g}: "
+                                         "no new leads are needed", curve_upto=max(naive or 0, 10),
+                                 monthly_leads=np.zeros(T, dtype=np.int64), scale=0.0, **common)
+    sup = prob.upper_bound()
+    if sup < confidence:
+        msg = f"no number of new leads can reach {what}: {_why_infeasible(prob, sup)}; {alone} gives P={p0:.2f}"
+        return LeadsNeededResult(leads=None, probability=sup, feasible=False, message=msg, problem=prob,
+                                 curve_upto=max(naive or 0, 10), monthly_leads=None, scale=None, **common)
+    return _answer(prob, confidence, what, p0, max_leads, profile, common)
+
+
 def leads_needed(
     post: PosteriorFunnel,
     target: float,
@@ -518,26 +546,4 @@ def leads_needed(
     prob = plan_problem(post, target, window, pipeline=pipeline, profile=profile, target_unit=target_unit,
                         seed=seed, max_leads=max_leads, sims_per_draw=sims_per_draw, start=start,
                         baseline=baseline)
-    a, T = prob.window
-    amount = f"{target:g} wins" if target_unit == "wins" else f"{target:,.0f} in revenue"
-    what = f"{amount} in months {a}-{T}" if a > 1 else f"{amount} by month {T}"
-    p_pipe = float(np.mean(prob.pipeline_need <= 0))
-    p0 = float(np.mean(prob.need <= 0))                      # P(hit) without planned leads
-    naive, naive_p, rate = _naive_plan(post, prob, target, target_unit)
-    common = dict(naive_leads=naive, naive_probability=naive_p, naive_rate=rate, pipeline_probability=p_pipe,
-                  target=float(target), target_unit=target_unit, window=(a, T), confidence=confidence,
-                  min_months_to_win=prob.min_months_to_win, expected_pipeline_wins=prob.expected_pipeline_wins,
-                  baseline_probability=float("nan") if baseline is None else p0,
-                  meta={"sims": int(prob.idx.size), "constant": prob.constant})
-    alone = "the current pipeline alone" if baseline is None else "the pipeline and the baseline inflow"
-    if p0 >= confidence:
-        return LeadsNeededResult(leads=0, probability=p0, feasible=True, problem=prob,
-                                 message=f"{alone} reaches {what} with P={p0:.2f} >= {confidence:g}: "
-                                         "no new leads are needed", curve_upto=max(naive or 0, 10),
-                                 monthly_leads=np.zeros(T, dtype=np.int64), scale=0.0, **common)
-    sup = prob.upper_bound()
-    if sup < confidence:
-        msg = f"no number of new leads can reach {what}: {_why_infeasible(prob, sup)}; {alone} gives P={p0:.2f}"
-        return LeadsNeededResult(leads=None, probability=sup, feasible=False, message=msg, problem=prob,
-                                 curve_upto=max(naive or 0, 10), monthly_leads=None, scale=None, **common)
-    return _answer(prob, confidence, what, p0, max_leads, profile, common)
+    return _solve(post, prob, float(target), target_unit, confidence, max_leads, profile, baseline is not None)

@@ -217,8 +217,9 @@ def inflow_effect(
     observed_leads : float
         New leads seen this month.
     expected_leads : float or ndarray (n,)
-        The inflow model's expectation for this month, or its draws (each paired with a
-        posterior draw by seeded resampling, so the intervals carry both uncertainties).
+        The inflow model's expectation for this month, or its draws (paired with the
+        posterior draws in a seeded random order, every draw of both used; the intervals
+        carry both uncertainties).
     horizon : int
         Months ahead (1..H, month 1 being this month).
     start, level, seed
@@ -248,7 +249,10 @@ def inflow_effect(
     one[0] = 1.0
     per_lead = expected_run(post, np.zeros_like(x0), one, months)[0][..., post.n_stages]      # (D, H)
     from_pipe = expected_run(post, x0, np.zeros(H), months)[0][..., post.n_stages]
-    drawn = exp if exp.size == 1 else exp[make_rng(seed).integers(0, exp.size, post.n_draws)]
+    N = max(post.n_draws, exp.size)                                  # pair draws: every one used
+    d_idx = np.arange(N) % post.n_draws
+    drawn = exp[make_rng(seed).permutation(N) % exp.size]
+    per_lead, from_pipe = per_lead[d_idx], from_pipe[d_idx]
     diff = (obs - drawn)[:, None] * per_lead
     cum = np.cumsum(diff, axis=1)
     out = pd.DataFrame({"month": forecast_months(start, H), "month_ahead": np.arange(1, H + 1),
