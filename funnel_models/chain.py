@@ -273,17 +273,21 @@ def step_sampled(rng: np.random.Generator | Sequence[np.random.Generator], rates
         raise ModelConfigError(f"step_sampled needs one generator or {K + 1} (one per stage, then new leads), "
                                f"got {len(rngs)}")
     C = K + 2
-    flows = np.zeros((D, K, A, C), dtype=np.int64)
+    st = np.zeros((D, K, A), dtype=np.int64)                 # stayers by source (stage, age)
+    arrivals = _multinomial_rows(rngs[K], leads[:, None], entry[:, None, :])[:, 0, :]
     for k in range(K):
         n = x[:, k].reshape(D * A)
         live = np.flatnonzero(n)                             # only rows holding leads are drawn
-        if live.size:
-            got = np.zeros((D * A, C), dtype=np.int64)
-            got[live] = _multinomial_rows(rngs[k], n[live][None], rates[:, k].reshape(D * A, C)[live][None])[0]
-            flows[:, k] = got.reshape(D, A, C)
-    new = _multinomial_rows(rngs[K], leads[:, None], entry[:, None, :])[:, 0, :]
-    st = np.einsum("dkak->dka", flows[..., :K])
-    arrivals = flows.sum(axis=(1, 2)) - np.pad(st.sum(-1), ((0, 0), (0, 2))) + new
+        if not live.size:
+            continue
+        got = _multinomial_rows(rngs[k], n[live][None], rates[:, k].reshape(D * A, C)[live][None])[0]
+        stay_k = np.zeros(D * A, dtype=np.int64)
+        stay_k[live] = got[:, k]
+        st[:, k] = stay_k.reshape(D, A)
+        got[:, k] = 0
+        draw = live // A                                     # rows are sorted by draw
+        first = np.flatnonzero(np.r_[True, draw[1:] != draw[:-1]])
+        arrivals[draw[first]] += np.add.reduceat(got, first, axis=0)
     x_next = np.zeros_like(x)
     if A == 1:
         x_next[..., 0] = st[..., 0]

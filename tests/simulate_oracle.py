@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from funnel_models.posterior import PosteriorFunnel
+from funnel_models.simulate.core import aged_posterior
 from test_chain import dense
 
 __all__ = ["aged", "dense", "dense_wins", "month_matrices"]
@@ -17,18 +18,7 @@ __all__ = ["aged", "dense", "dense_wins", "month_matrices"]
 def aged(post: PosteriorFunnel, n_ages: int, decay: float = 0.6, **kw) -> PosteriorFunnel:
     """``post`` with ``n_ages`` ages whose monthly chance of leaving (moving on, winning or
     being lost) is multiplied by ``decay ** age``: old leads move, win and close less."""
-    K = post.n_stages
-    R = np.repeat(post.rates, n_ages, axis=2)
-    for a in range(n_ages):
-        row = R[:, :, a]
-        diag = np.arange(K)
-        leave = row.copy()
-        leave[:, diag, diag] = 0.0
-        leave *= decay ** a
-        leave[:, diag, diag] = 1.0 - leave.sum(-1)
-        R[:, :, a] = leave
-    return PosteriorFunnel(stages=post.stages, rates=R, entry=post.entry, deal_value=post.deal_value,
-                           names=post.names, label=post.label, **kw)
+    return aged_posterior(post, n_ages, decay=decay, **kw)
 
 
 def month_matrices(rates_path: np.ndarray) -> np.ndarray:

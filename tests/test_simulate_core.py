@@ -231,3 +231,25 @@ def test_synthetic_posterior_is_centred(demo):
     np.testing.assert_allclose(many.rates.mean(0), old.rates[0], atol=0.02)
     assert np.all((many.rates > 0) == (old.rates[0] > 0))     # impossible moves stay impossible
     assert core.sims_for(7, None, 1000) == 143
+
+
+def test_aged_posterior_rows(demo):
+    _, truth, _ = demo
+    old = aged(truth, 4, decay=0.5)
+    K = truth.n_stages
+    for k in range(K):
+        for a in range(4):
+            row = truth.rates[0, k, 0].copy()
+            leave = np.delete(np.arange(K + 2), k)
+            want = row.copy()
+            want[leave] = row[leave] * 0.5 ** a
+            want[k] = 1.0 - want[leave].sum()
+            np.testing.assert_allclose(old.rates[0, k, a], want, atol=1e-14)
+    same = aged(truth, 3, decay=1.0)                      # no decay: the memoryless forecast
+    x0 = np.zeros((K, 3))
+    x0[:, 0] = 10.0
+    got = expected_run(same, x0, np.full(6, 50.0), months_of(6))[0]
+    want = expected_run(truth, x0[:, :1], np.full(6, 50.0), months_of(6))[0]
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    with pytest.raises(SimulationError, match="decay"):
+        aged(truth, 3, decay=1.5)

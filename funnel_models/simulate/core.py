@@ -36,7 +36,8 @@ Examples
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence, Union
+from dataclasses import replace
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -49,7 +50,7 @@ __all__ = [
     "SeedLike", "PipelineLike", "LeadsLike",
     "make_rng", "check_horizon", "pipeline_state", "observed_counts", "new_leads_vector", "mean_leads",
     "round_leads", "sims_for", "calendar_months", "season_months", "forecast_months", "month_rates",
-    "expected_run", "sampled_run", "synthetic_posterior",
+    "expected_run", "sampled_run", "synthetic_posterior", "aged_posterior",
 ]
 
 #: Anything :func:`numpy.random.default_rng` accepts.
@@ -391,3 +392,29 @@ def synthetic_posterior(post: PosteriorFunnel, n_draws: int, *, concentration: f
     return PosteriorFunnel(stages=post.stages, rates=rates, entry=entry, deal_value=one.deal_value,
                            names=post.names, label=post.label, meta=dict(post.meta),
                            shock_sd=one.shock_sd, season=one.season)
+
+
+def aged_posterior(post: PosteriorFunnel, n_ages: int, *, decay: float = 0.6, **changes: Any) -> PosteriorFunnel:
+    """A posterior with ``n_ages`` ages built from the first age of ``post`` (for tests,
+    benchmarks, demos): at age ``a`` the monthly chance of leaving a stage (moving on,
+    winning or being lost) is ``decay ** a`` times the first age's, split as before, so
+    old leads move, win and close less. ``changes`` are set on the result (e.g.
+    ``shock_sd=...``).
+
+    Examples
+    --------
+    >>> from funnel_models.datasets.demo import demo_data
+    >>> old = aged_posterior(demo_data(months=6, leads_per_month=50).truth.posterior(), 4, decay=0.5)
+    >>> old.n_ages, old.cold_after
+    (4, 3)
+    """
+    if isinstance(n_ages, bool) or not isinstance(n_ages, (int, np.integer)) or n_ages < 1:
+        raise SimulationError(f"n_ages must be an int >= 1, got {n_ages!r}")
+    if not np.isfinite(decay) or not 0.0 <= decay <= 1.0:
+        raise SimulationError(f"decay must lie between 0 and 1, got {decay!r}")
+    K = post.n_stages
+    stay = np.eye(K, K + 2, dtype=bool)[None, :, None, :]                # the staying column of each stage
+    R = np.repeat(post.rates[:, :, :1], n_ages, axis=2)
+    R = np.where(stay, 0.0, R) * (decay ** np.arange(n_ages))[None, None, :, None]
+    R = np.where(stay, 1.0 - R.sum(-1, keepdims=True), R)
+    return replace(post, rates=R, **changes)
