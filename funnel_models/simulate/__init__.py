@@ -5,6 +5,18 @@ open pipeline's outlook, process-change impact and early warning all share one e
 over the monthly (stage, months in stage) chain (:mod:`funnel_models.simulate.core`,
 whose docstring states the semantics). Per-segment questions are answered by passing that
 segment's posterior.
+
+Examples
+--------
+>>> from funnel_models.datasets.demo import demo_data
+>>> import pandas as pd
+>>> from funnel_models import simulate
+>>> truth = demo_data(months=6, leads_per_month=50).truth.posterior()
+>>> old = simulate.core.aged_posterior(truth, 4, decay=0.5)     # hazards fall with months in stage
+>>> young = float(simulate.expected_wins(old, {"NEGO": 10}, 0, 3).sum())
+>>> stale = float(simulate.expected_wins(old, pd.DataFrame({"stage": ["NEGO"] * 10, "age_months": 3}), 0, 3).sum())
+>>> young > stale
+True
 """
 from __future__ import annotations
 
