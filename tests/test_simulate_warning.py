@@ -170,5 +170,7 @@ def test_inflow_effect_matches_dense_oracle(setup):
     wide = inflow_effect(old, prev, 150, draws, H)
     assert (wide["difference_hi"] - wide["difference_lo"]).iloc[lag] > 10 * (fx["difference_hi"] - fx["difference_lo"]).iloc[lag]
     assert 0.5 < wide["p_fewer"].iloc[lag] < 1.0
+    paths = np.column_stack([draws, np.zeros((draws.size, H - 1))])     # (n, H) inflow draws: month 1 counts
+    pd.testing.assert_frame_equal(inflow_effect(old, prev, 150, paths, H), wide)
     with pytest.raises(SimulationError, match="observed_leads"):
         inflow_effect(old, prev, -1, 250, H)

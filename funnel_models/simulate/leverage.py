@@ -27,6 +27,7 @@ from ..intervals import central_interval, check_levels
 from ..posterior import PosteriorFunnel, scale_forward, scale_leaving
 from .core import (LeadsLike, PipelineLike, SeedLike, check_horizon, expected_run, mean_leads, new_leads_vector,
                    pipeline_state, season_months)
+from .planning import window_win_probabilities
 
 __all__ = ["leverage", "stall_ranking", "pipeline_coverage", "pipeline_outlook", "benchmark_gaps",
            "stall_factor"]
@@ -164,8 +165,7 @@ def stall_ranking(post: PosteriorFunnel, *, level: float = 0.8) -> pd.DataFrame:
 
 def _won_within(post: PosteriorFunnel, months: int, start: object | None) -> np.ndarray:
     """P(won within months 1..M | open at (stage, age) at the cut-off), (D, K, A), average months."""
-    rates, _ = post.month_path(season_months(post, start, months))
-    return chain.won_to_go(rates, months)[:, 0]
+    return window_win_probabilities(post, season_months(post, start, months), (1, months))[1]
 
 
 def pipeline_coverage(

@@ -216,8 +216,9 @@ def inflow_effect(
         The open pipeline at the cut-off (by age), for the wins the coming months expect.
     observed_leads : float
         New leads seen this month.
-    expected_leads : float or ndarray (n,)
-        The inflow model's expectation for this month, or its draws (paired with the
+    expected_leads : float, ndarray (n,) or ndarray (n, months)
+        The inflow model's expectation for this month, or its draws (of this month, or
+        of the coming months, whose first column is this month; paired with the
         posterior draws in a seeded random order, every draw of both used; the intervals
         carry both uncertainties).
     horizon : int
@@ -240,6 +241,7 @@ def inflow_effect(
     (lv,) = check_levels(level)
     obs = float(observed_leads)
     exp = np.atleast_1d(np.asarray(expected_leads, dtype=float))
+    exp = exp[:, 0] if exp.ndim == 2 else exp                      # inflow draws (n, H): this month
     if not np.isfinite(obs) or obs < 0 or exp.ndim != 1 or not np.all(np.isfinite(exp)) or np.any(exp < 0):
         raise SimulationError(f"observed_leads must be a number >= 0 and expected_leads a number or 1-D draws "
                               f">= 0; got {observed_leads!r} and an array of shape {np.shape(expected_leads)}")
