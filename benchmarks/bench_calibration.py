@@ -9,9 +9,11 @@ stage conversions, spread over the window) is simulated the same way.
 
 A second block checks posterior-predictive calibration with parameter uncertainty: the
 posterior is Dirichlet draws around the truth, and each future first draws its
-parameters from that posterior.
+parameters from that posterior. A third runs on one segment. The last block uses the
+(stage, months in stage) chain with 13 ages whose hazards fall with age and month shocks
+(sd 0.2): the pipeline enters by age, and every future draws its own months.
 
-Run: ``/work/venv/bin/python benchmarks/bench_calibration.py [--futures 200]``
+Run: ``python benchmarks/bench_calibration.py [--futures 200]``
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from funnel_models.data import derive
 from funnel_models.datasets.demo import demo_data
 from funnel_models.posterior import PosteriorFunnel
 from funnel_models.simulate import expected_wins, leads_from_history, leads_needed, synthetic_posterior
-from funnel_models.simulate.core import pipeline_counts, simulate_chain
+from funnel_models.simulate.core import aged_posterior, calendar_months, pipeline_state, sampled_run
 
 CONFIDENCE = 0.8
 TOLERANCE = 0.07
@@ -39,13 +41,13 @@ def hit_rate(post: PosteriorFunnel, x0: np.ndarray, plan: np.ndarray, target: fl
     a, T = window
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, post.n_draws, n)
-    ent, _ = simulate_chain(post.P[idx], post.entry[idx], x0, np.asarray(plan, dtype=np.int64), T, rng)
+    ent, _, _ = sampled_run(post.take(idx), x0, np.asarray(plan, dtype=np.int64), calendar_months(None, T), rng)
     return float(np.mean(ent[:, a - 1:T, post.n_stages].sum(1) >= target))
 
 
 def run_block(name: str, plan_post: PosteriorFunnel, world: PosteriorFunnel, pipe: pd.DataFrame, rate: float,
               truth: PosteriorFunnel, futures: int, seed0: int) -> pd.DataFrame:
-    x0 = pipeline_counts(truth, pipe)
+    x0 = pipeline_state(world, pipe)
     rows = []
     for i, (window, mult) in enumerate(SCENARIOS):
         a, T = window
@@ -87,7 +89,10 @@ def main() -> None:
     seg_rate = rate * d.truth.shares["region"]["North"] * d.truth.shares["channel"]["Partner"]
     t3 = run_block("segment North/Partner", synthetic_posterior(seg_truth, 500), seg_truth, seg_pipe, seg_rate,
                    seg_truth, args.futures, 200)
-    table = pd.concat([t1, t2, t3], ignore_index=True)
+    K = truth.n_stages
+    old = aged_posterior(truth, 13, decay=0.85, shock_sd=np.full((1, K + 1), 0.2))
+    t4 = run_block("13 ages, month shocks", synthetic_posterior(old, 500), old, pipe, rate, old, args.futures, 300)
+    table = pd.concat([t1, t2, t3, t4], ignore_index=True)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(index=False))
     feasible = table.dropna(subset=["hit_rate"])

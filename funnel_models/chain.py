@@ -258,15 +258,36 @@ def _multinomial_rows(rng: np.random.Generator, n: np.ndarray, probs: np.ndarray
     return out
 
 
-def step_sampled(rng: np.random.Generator, rates: np.ndarray, entry: np.ndarray, x: np.ndarray,
-                 leads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def step_sampled(rng: np.random.Generator | Sequence[np.random.Generator], rates: np.ndarray,
+                 entry: np.ndarray, x: np.ndarray, leads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One month of random moves (same arguments and outputs as :func:`step_expected`,
-    whole counts instead of expectations)."""
+    whole counts instead of expectations).
+
+    ``rng`` is one generator, or ``K + 1`` of them: one per source stage (all its ages),
+    then one for the new leads. With separate streams, changing one stage's rates leaves
+    the draws of every other stage unchanged (common random numbers for scenarios).
+    """
     D, K, A = x.shape
-    flows = _multinomial_rows(rng, x.reshape(D, K * A), rates.reshape(D, K * A, K + 2)).reshape(D, K, A, K + 2)
-    new = _multinomial_rows(rng, leads[:, None], entry[:, None, :])[:, 0, :]
-    st = np.einsum("dkak->dka", flows[..., :K])
-    arrivals = flows.sum(axis=(1, 2)) - np.pad(st.sum(-1), ((0, 0), (0, 2))) + new
+    rngs = [rng] * (K + 1) if isinstance(rng, np.random.Generator) else list(rng)
+    if len(rngs) != K + 1:
+        raise ModelConfigError(f"step_sampled needs one generator or {K + 1} (one per stage, then new leads), "
+                               f"got {len(rngs)}")
+    C = K + 2
+    st = np.zeros((D, K, A), dtype=np.int64)                 # stayers by source (stage, age)
+    arrivals = _multinomial_rows(rngs[K], leads[:, None], entry[:, None, :])[:, 0, :]
+    for k in range(K):
+        n = x[:, k].reshape(D * A)
+        live = np.flatnonzero(n)                             # only rows holding leads are drawn
+        if not live.size:
+            continue
+        got = _multinomial_rows(rngs[k], n[live][None], rates[:, k].reshape(D * A, C)[live][None])[0]
+        stay_k = np.zeros(D * A, dtype=np.int64)
+        stay_k[live] = got[:, k]
+        st[:, k] = stay_k.reshape(D, A)
+        got[:, k] = 0
+        draw = live // A                                     # rows are sorted by draw
+        first = np.flatnonzero(np.r_[True, draw[1:] != draw[:-1]])
+        arrivals[draw[first]] += np.add.reduceat(got, first, axis=0)
     x_next = np.zeros_like(x)
     if A == 1:
         x_next[..., 0] = st[..., 0]

@@ -1,5 +1,7 @@
-"""Tests of forecast() and leads_from_history() against exact expectations on the demo truth."""
+"""Tests of forecast(), expected_wins(), default_target() and leads_from_history() against exact expectations."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -8,8 +10,11 @@ import pytest
 from funnel_models.data import derive
 from funnel_models.datasets.demo import demo_data
 from funnel_models.errors import SimulationError
-from funnel_models.simulate import expected_wins, forecast, leads_from_history, synthetic_posterior
-from funnel_models.simulate.core import pipeline_counts
+from funnel_models.posterior import PosteriorFunnel
+from funnel_models.simulate import (default_target, expected_wins, forecast, leads_from_history,
+                                    synthetic_posterior)
+from funnel_models.simulate.core import pipeline_state
+from simulate_oracle import aged, dense_wins
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +69,12 @@ def test_forecast_small_posterior_gets_many_futures_and_revenue(demo):
     np.testing.assert_allclose(cum, np.cumsum(fc.wins.mean(0)))
 
 
-def test_forecast_reproducible_and_age_not_used(demo):
+def test_forecast_reproducible_and_age_unused_when_memoryless(demo):
     _, truth, pipe, _ = demo
     a = forecast(truth, pipe, 100, horizon=3, seed=9)
     b = forecast(truth, pipe.assign(age_months=pipe["age_months"] + 5), 100, horizon=3, seed=9)
     c = forecast(truth, pipe, 100, horizon=3, seed=10)
-    np.testing.assert_array_equal(a.entries, b.entries)
+    np.testing.assert_array_equal(a.entries, b.entries)        # one age: age cannot matter
     ages = a.meta["pipeline_mean_age_months"]
     assert b.meta["pipeline_mean_age_months"]["NEGO"] == pytest.approx(ages["NEGO"] + 5)
     assert not np.array_equal(a.entries, c.entries)
@@ -114,8 +119,109 @@ def test_leads_from_history(demo):
         leads_from_history(t.drop(columns="n"))
 
 
-def test_pipeline_counts_used_by_forecast(demo):
+def test_pipeline_state_used_by_forecast(demo):
     _, truth, pipe, _ = demo
     fc = forecast(truth, pipe, 0, horizon=2, seed=0)
-    np.testing.assert_array_equal(fc.pipeline, pipeline_counts(truth, pipe))
+    np.testing.assert_array_equal(fc.pipeline, np.append(pipeline_state(truth, pipe).sum(1), [0, 0]))
     assert np.all(fc.open[:, -1].sum(1) == len(pipe))
+
+
+# ---------------------------------------------------------------------- ages, months, inflow
+@pytest.fixture(scope="module")
+def old_world(demo):
+    """The demo truth with 6 ages whose hazards fall with age (old leads move and win less)."""
+    _, truth, pipe, _ = demo
+    return aged(truth, 6, decay=0.5), pipe
+
+
+def test_expected_wins_by_age_match_dense_oracle(old_world):
+    post, pipe = old_world
+    exact = expected_wins(post, pipe, [80, 0, 120, 40, 0], 5)
+    rates, entry = post.month_path(np.ones(5, dtype=int))
+    np.testing.assert_allclose(exact, dense_wins(rates, entry, pipeline_state(post, pipe),
+                                                 np.array([80.0, 0, 120, 40, 0])), rtol=1e-10)
+
+
+def test_pipeline_age_changes_the_forecast(old_world):
+    post, pipe = old_world
+    young = pipe.assign(age_months=0)
+    old = pipe.assign(age_months=5)
+    w_young = expected_wins(post, young, 0, 6)[0]
+    w_old = expected_wins(post, old, 0, 6)[0]
+    assert w_old.sum() < 0.5 * w_young.sum()                 # old leads win less
+    fc_y = forecast(post, young, 0, horizon=6, seed=1)
+    fc_o = forecast(post, old, 0, horizon=6, seed=1)
+    se = np.sqrt(fc_y.wins.sum(1).var() / fc_y.n_sims + fc_o.wins.sum(1).var() / fc_o.n_sims)
+    assert fc_y.wins.sum(1).mean() - fc_o.wins.sum(1).mean() > 10 * se
+    assert abs(fc_o.wins.sum(1).mean() - w_old.sum()) < 4 * fc_o.wins.sum(1).std() / np.sqrt(fc_o.n_sims)
+    np.testing.assert_array_equal(fc_o.pipeline_by_age[:, -1], pipeline_state(post, pipe).sum(1))
+
+
+def shocked(post: PosteriorFunnel, sd: float) -> PosteriorFunnel:
+    return PosteriorFunnel(post.stages, post.rates, post.entry, deal_value=post.deal_value,
+                           shock_sd=np.full((post.n_draws, post.n_stages + 1), sd))
+
+
+def test_month_shocks_widen_the_forecast(demo):
+    _, truth, pipe, _ = demo
+    base = synthetic_posterior(truth, 2000)
+    calm = forecast(base, pipe, 250, horizon=6, seed=4)
+    wild = forecast(shocked(base, 0.5), pipe, 250, horizon=6, seed=4)
+    assert np.all(wild.wins.std(0) > 1.3 * calm.wins.std(0)), (wild.wins.std(0), calm.wins.std(0))
+    assert wild.wins.sum(1).std() > 1.3 * calm.wins.sum(1).std()
+    # small shocks: the mean stays within Monte Carlo error of the no-shock expectation
+    small = forecast(shocked(base, 0.05), pipe, 250, horizon=6, seed=5)
+    tot = small.wins.sum(1)
+    exact = expected_wins(truth, pipe, 250, 6)[0].sum()
+    assert abs(tot.mean() - exact) < 4 * tot.std(ddof=1) / np.sqrt(tot.size)
+    np.testing.assert_allclose(small.expected_wins, calm.expected_wins)   # expected run: no shocks
+
+
+def test_seasonal_offsets_shift_the_right_calendar_month(old_world):
+    post, pipe = old_world
+    K = post.n_stages
+    season = np.zeros((1, 12, K + 1, K + 2))
+    season[0, 2, :K, K] = 1.0                                 # March: more wins from every stage
+    seasonal = PosteriorFunnel(post.stages, post.rates, post.entry, deal_value=post.deal_value, season=season)
+    flat = expected_wins(post, pipe, 200, 4)[0]
+    got = expected_wins(seasonal, pipe, 200, 4, start="2025-01-31")[0]   # months: Feb, Mar, Apr, May
+    np.testing.assert_allclose(got[0], flat[0])
+    assert got[1] > 1.3 * flat[1]
+    months = np.array([2, 3, 4, 5])
+    rates, entry = seasonal.month_path(months)
+    np.testing.assert_allclose(got, dense_wins(rates, entry, pipeline_state(post, pipe), np.full(4, 200.0))[0],
+                               rtol=1e-10)
+    with pytest.raises(SimulationError, match="start="):
+        forecast(seasonal, pipe, 200, horizon=4)
+    fc = forecast(seasonal, pipe, 200, horizon=4, seed=0, start="2025-01-31")
+    assert abs(fc.wins[:, 1].mean() - got[1]) < 4 * fc.wins[:, 1].std() / np.sqrt(fc.n_sims)
+
+
+def test_inflow_draws_widen_the_forecast(demo):
+    _, truth, pipe, _ = demo
+    post = synthetic_posterior(truth, 1500)
+    rng = np.random.default_rng(0)
+    level = rng.gamma(shape=4.0, scale=250 / 4.0, size=(500, 1))          # mean 250, sd 125: an uncertain level
+    draws = rng.poisson(level * np.ones((1, 9)))
+    plan = forecast(post, pipe, 250, horizon=9, seed=2)
+    inflow = forecast(post, pipe, draws, horizon=9, seed=2)
+    assert inflow.meta["inflow"] and inflow.inflow.shape == (inflow.n_sims, 9)
+    assert set(map(tuple, inflow.inflow[:50])) <= set(map(tuple, draws))   # whole inflow paths
+    late = slice(4, 9)                                   # new leads of the demo win from month 5 on
+    assert inflow.wins[:, late].sum(1).std() > 1.3 * plan.wins[:, late].sum(1).std()
+    exact = expected_wins(truth, pipe, inflow.inflow.mean(0), 9)[0]
+    tot = inflow.wins.sum(1)
+    assert abs(tot.mean() - exact.sum()) < 4 * tot.std(ddof=1) / np.sqrt(tot.size)
+    np.testing.assert_allclose(inflow.expected_wins[0], exact)
+    again = forecast(post, pipe, draws, horizon=9, seed=2)
+    np.testing.assert_array_equal(again.wins, inflow.wins)
+
+
+def test_default_target(demo):
+    _, truth, pipe, tr = demo
+    rate = leads_from_history(tr)
+    want = math.ceil(1.1 * expected_wins(truth, pipe, rate, 6)[0].sum())
+    assert default_target(truth, pipe, rate, 6) == want
+    window = expected_wins(truth, pipe, rate, 9)[0, 3:9].sum()
+    assert default_target(truth, pipe, rate, (4, 9)) == math.ceil(1.1 * window)
+    assert default_target(truth, None, 0, 3) == 1.0                    # nothing expected: at least 1

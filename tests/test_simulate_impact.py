@@ -60,3 +60,17 @@ def test_errors(truth):
     other = replace(post, stages=tuple(s.lower() for s in post.stages))
     with pytest.raises(SimulationError, match="different stages"):
         process_change_impact(post, other, "DEMO", new_leads=10)
+
+
+def test_mix_replaces_only_the_stage_rates_at_every_age(truth):
+    from simulate_oracle import aged
+    before = aged(synthetic_posterior(truth.posterior(), 40, concentration=100.0, seed=3), 4, decay=0.6)
+    after = before.adjust(conversion={"DEMO": 1.2, "SQL": 0.5}, stall={"PROP": 2.0})
+    res = process_change_impact(before, after, "DEMO", new_leads=200, horizon=8, pipeline={"DEMO": 30, "PROP": 20})
+    only_demo = before.adjust(conversion={"DEMO": 1.2})
+    want = (expected_wins(only_demo, {"DEMO": 30, "PROP": 20}, 200, 8)
+            - expected_wins(before, {"DEMO": 30, "PROP": 20}, 200, 8))
+    np.testing.assert_allclose(res.extra_wins, want, atol=1e-10)
+    assert res.p_improved == 1.0
+    with pytest.raises(SimulationError, match="ages"):
+        process_change_impact(before, synthetic_posterior(truth.posterior(), 40), "DEMO", new_leads=10)

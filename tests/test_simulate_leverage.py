@@ -1,4 +1,4 @@
-"""Tests of leverage(), stall_ranking(), pipeline_coverage() and benchmark_gaps() against hand computations."""
+"""Tests of leverage(), stall_ranking(), pipeline_coverage(), pipeline_outlook() and benchmark_gaps()."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,9 +8,10 @@ from funnel_models.data import derive
 from funnel_models.datasets.demo import demo_data
 from funnel_models.errors import SimulationError
 from funnel_models.posterior import PosteriorFunnel
-from funnel_models.simulate import (benchmark_gaps, expected_wins, leverage, pipeline_coverage, stall_ranking,
-                                    synthetic_posterior)
-from funnel_models.simulate.core import pipeline_counts
+from funnel_models.simulate import (benchmark_gaps, expected_wins, leverage, pipeline_coverage, pipeline_outlook,
+                                    stall_ranking, synthetic_posterior)
+from funnel_models.simulate.core import pipeline_state
+from simulate_oracle import aged, month_matrices
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +37,11 @@ def test_leverage_matches_direct_computation(demo):
     # one month less stall, per draw
     k = post.stage_index("NEGO")
     E = post.expected_stall()[:, k]
-    P = post.P.copy()
+    R = post.rates.copy()
     new_stay = 1 - 1 / np.maximum(1.0, E - 1.0)
-    P[:, k, :] *= ((1 - new_stay) / (1 - P[:, k, k]))[:, None]
-    P[:, k, k] = new_stay
-    direct = expected_wins(PosteriorFunnel(post.stages, P, post.entry), pipe, 250, 6).mean(1) - base
+    R[:, k, 0, :] *= ((1 - new_stay) / (1 - R[:, k, 0, k]))[:, None]
+    R[:, k, 0, k] = new_stay
+    direct = expected_wins(PosteriorFunnel(post.stages, R, post.entry), pipe, 250, 6).mean(1) - base
     row = tab[(tab["stage"] == "NEGO") & tab["lever"].str.startswith("stall")].iloc[0]
     assert row["extra_wins_mean"] == pytest.approx(direct.mean())
     zero = leverage(post, pipe, 250, 6, improvement=0.0, stall_reduction_months=0.0)
@@ -50,7 +51,7 @@ def test_leverage_matches_direct_computation(demo):
 def test_stall_ranking(demo):
     _, _, post = demo
     tab = stall_ranking(post)
-    stay = post.P[:, np.arange(post.n_stages), np.arange(post.n_stages)]
+    stay = post.rates[:, np.arange(post.n_stages), 0, np.arange(post.n_stages)]
     exp = (1 / (1 - stay)).mean(0)
     got = tab.set_index("stage").loc[list(post.stages), "expected_months_mean"].to_numpy()
     np.testing.assert_allclose(got, exp)
@@ -62,11 +63,13 @@ def test_stall_ranking(demo):
 def test_pipeline_coverage(demo):
     truth, pipe, _ = demo
     tab = pipeline_coverage(truth, pipe, 40, 3).set_index("stage")
-    x0 = pipeline_counts(truth, pipe)
-    P3 = np.linalg.matrix_power(truth.P[0], 3)
+    x0 = pipeline_state(truth, pipe)[:, 0]
     K = truth.n_stages
-    np.testing.assert_allclose(tab["expected_wins_mean"].iloc[:K], x0[:K] * P3[:K, K])
-    assert tab.loc["TOTAL", "expected_wins_mean"] == pytest.approx((x0[:K] * P3[:K, K]).sum())
+    P = np.zeros((K + 2, K + 2))
+    P[:K], P[K:, K:] = truth.rates[0, :, 0], np.eye(2)
+    P3 = np.linalg.matrix_power(P, 3)
+    np.testing.assert_allclose(tab["expected_wins_mean"].iloc[:K], x0 * P3[:K, K])
+    assert tab.loc["TOTAL", "expected_wins_mean"] == pytest.approx((x0 * P3[:K, K]).sum())
     assert tab.loc["TOTAL", "coverage"] == pytest.approx(tab.loc["TOTAL", "expected_wins_mean"] / 120)
     assert tab.loc["TOTAL", "open"] == len(pipe)
     with pytest.raises(SimulationError, match="targets_per_month"):
@@ -94,3 +97,64 @@ def test_benchmark_gaps(demo):
         benchmark_gaps(truth, {"XX": 0.5}, 100)
     with pytest.raises(SimulationError, match="between 0 and 1"):
         benchmark_gaps(truth, {"DEMO": 1.5}, 100)
+
+
+def test_stall_lever_with_ages_reaches_the_target_months(demo):
+    truth, pipe, _ = demo
+    post = aged(synthetic_posterior(truth, 50, concentration=150.0, seed=3), 6, decay=0.7)
+    tab = leverage(post, pipe, 250, 6, stall_reduction_months=0.5)
+    assert len(tab) == 2 * post.n_stages and tab["extra_wins_mean"].is_monotonic_decreasing
+    from funnel_models.posterior import scale_leaving
+    from funnel_models.simulate.leverage import stall_factor
+    k = post.stage_index("DEMO")
+    E = post.expected_stall()[:, k]
+    f = stall_factor(post.rates, k, E - 0.5)
+    quicker = PosteriorFunnel(post.stages, scale_leaving(post.rates, k, f), post.entry)
+    np.testing.assert_allclose(quicker.expected_stall()[:, k], E - 0.5, rtol=1e-9)
+    row = tab[(tab["stage"] == "DEMO") & tab["lever"].str.startswith("stall")].iloc[0]
+    base = expected_wins(post, pipe, 250, 6).mean(1)
+    assert row["extra_wins_mean"] == pytest.approx((expected_wins(quicker, pipe, 250, 6).mean(1) - base).mean())
+
+
+def test_pipeline_coverage_by_age_matches_dense_oracle(demo):
+    truth, pipe, _ = demo
+    post = aged(truth, 5, decay=0.5)
+    tab = pipeline_coverage(post, pipe, 40, 3).set_index("stage")
+    x0 = pipeline_state(post, pipe)
+    rates, _ = post.month_path(np.ones(3, dtype=int))
+    P = month_matrices(rates)[0]
+    n = x0.size
+    P3 = P[0] @ P[1] @ P[2]
+    by_state = x0.reshape(n) * P3[:n, n]
+    want = by_state.reshape(x0.shape).sum(1)
+    np.testing.assert_allclose(tab["expected_wins_mean"].iloc[:post.n_stages], want, rtol=1e-10)
+    k = post.stage_index("NEGO")
+    assert tab.loc["NEGO", "win_prob_mean"] == pytest.approx(want[k] / x0[k].sum())
+
+
+def test_pipeline_outlook(demo):
+    truth, pipe, _ = demo
+    memoryless = pipeline_outlook(truth, pipe, months=3).set_index("stage")
+    assert memoryless["cold"].isna().all() and memoryless["cold_share"].isna().all()
+    assert memoryless.loc["TOTAL", "open"] == len(pipe)
+    post = aged(synthetic_posterior(truth, 300, concentration=150.0, seed=4), 4, decay=0.6)
+    tab = pipeline_outlook(post, pipe, months=3, level=0.8).set_index("stage")
+    x0 = pipeline_state(post, pipe)
+    for k, s in enumerate(post.stages):                      # cold = leads at age >= cold_after (3)
+        ages = pipe.loc[pipe["stage"] == s, "age_months"]
+        assert tab.loc[s, "cold"] == (ages >= post.cold_after).sum()
+    assert tab.loc["TOTAL", "cold"] == x0[:, -1].sum() > 0
+    assert tab.loc["TOTAL", "cold_share"] == pytest.approx(x0[:, -1].sum() / x0.sum())
+    # eventual win rate of the open leads, per draw from the absorption probabilities by age
+    won = post.pipeline_outcomes(x0)[:, 0]
+    assert tab.loc["TOTAL", "win_rate_mean"] == pytest.approx(won.mean() / x0.sum())
+    assert tab.loc["TOTAL", "win_rate_lo"] < tab.loc["TOTAL", "win_rate_mean"] < tab.loc["TOTAL", "win_rate_hi"]
+    # P(won within 3 months) matches the coverage table and grows with the months
+    cov = pipeline_coverage(post, pipe, 1, 3).set_index("stage")
+    assert tab.loc["TOTAL", "p_won_within_mean"] == pytest.approx(cov.loc["TOTAL", "expected_wins_mean"] / len(pipe))
+    longer = pipeline_outlook(post, pipe, months=6).set_index("stage")
+    assert (longer["p_won_within_mean"] >= tab["p_won_within_mean"] - 1e-12).all()
+    lw = post.lead_win_rate()
+    assert tab.attrs["new_lead_win_rate"][0] == pytest.approx(lw.mean())
+    empty = pipeline_outlook(post, {"NEGO": 4}).set_index("stage")
+    assert np.isnan(empty.loc["LEAD", "win_rate_mean"]) and empty.loc["NEGO", "open"] == 4

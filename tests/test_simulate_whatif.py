@@ -71,3 +71,16 @@ def test_what_if_errors(demo):
         what_if(truth, lead_multiplier=-1, pipeline=pipe, new_leads=10)
     with pytest.raises(SimulationError, match="target"):
         what_if(truth, pipeline=pipe, new_leads=10, window=3)
+
+
+def test_aged_shocked_scenario_keeps_common_random_numbers(demo):
+    from simulate_oracle import aged
+    truth, pipe = demo
+    K = truth.n_stages
+    old = aged(truth, 5, shock_sd=np.full((1, K + 1), 0.3))
+    draws = np.random.default_rng(0).poisson(250, size=(300, 4))
+    res = what_if(old, conversion={"LEAD": 1.3}, pipeline=pipe, new_leads=draws, horizon=4, seed=4,
+                  sims_per_draw=500)
+    assert np.all(res.wins_change[:, 0] == 0)                 # same shocks, inflow and draws where nothing changed
+    assert np.any(res.wins_change[:, 1:] != 0)
+    np.testing.assert_array_equal(res.base.inflow, res.scenario.inflow)

@@ -1,8 +1,9 @@
-"""Monte Carlo forecast of entries, wins and revenue from the pipeline and planned leads.
+"""Monte Carlo forecast of entries, wins and revenue from the pipeline and new leads.
 
 Every posterior draw drives one (or more) simulated futures with real multinomial moves
-(see :mod:`funnel_models.simulate.core` for the chain's semantics), so the intervals
-combine parameter uncertainty and the randomness of individual leads.
+and fresh month shocks (see :mod:`funnel_models.simulate.core` for the semantics), so the
+intervals combine parameter uncertainty, month-to-month variation, the randomness of
+individual leads and, with inflow draws, the uncertainty of the inflow.
 
 Examples
 --------
@@ -11,26 +12,31 @@ Examples
 >>> fc = forecast(post, {"NEGO": 20}, new_leads=0, horizon=2, seed=1, sims_per_draw=200)
 >>> fc.wins.shape
 (200, 2)
+>>> default_target(post, {"NEGO": 20}, 0, 2) >= 1
+True
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..errors import SimulationError
-from ..posterior import INTERVAL_LEVELS, PosteriorFunnel
 from ..data.spec import ENTRY
-from .core import (LeadsLike, PipelineLike, SeedLike, check_horizon, expected_chain, forecast_months,
-                   intervals, make_rng, new_leads_vector, pipeline_counts, round_leads, simulate_chain,
-                   sims_for)
+from ..errors import SimulationError
+from ..intervals import INTERVAL_LEVELS, interval_table
+from ..posterior import PosteriorFunnel
+from .core import (LeadsLike, PipelineLike, SeedLike, check_horizon, expected_run, forecast_months, make_rng,
+                   mean_leads, new_leads_vector, pipeline_state, round_leads, sampled_run, season_months, sims_for)
 
-__all__ = ["ForecastResult", "forecast", "leads_from_history", "check_window", "expected_wins"]
+__all__ = ["ForecastResult", "forecast", "leads_from_history", "check_window", "expected_wins", "default_target"]
 
 #: Default minimum number of simulated futures when ``sims_per_draw`` is automatic.
 MIN_FORECAST_SIMS = 1000
+#: Default target = ceil(TARGET_STRETCH x expected wins in the window at the recent lead volume).
+TARGET_STRETCH = 1.1
 
 
 def check_window(window: int | tuple[int, int] | Sequence[int], horizon: int | None = None) -> tuple[int, int]:
@@ -72,20 +78,27 @@ class ForecastResult:
     revenue : ndarray (sims, H)
         ``wins`` times the draw's deal value (NaN when deal values are unknown).
     open : ndarray (sims, H, K+2)
-        Leads in each open stage at each month end; WON / LOST hold the cumulative closed.
+        Leads in each open stage (all ages) at each month end; WON / LOST hold the
+        cumulative closed.
     expected : ndarray (draws, H, K+2)
-        Exact expected entries per posterior draw (no Monte Carlo noise).
+        Exact expected entries per posterior draw over the average months (seasonal
+        offsets, no month shocks; the mean inflow), without Monte Carlo noise.
     months : Index
         Month starts (``start`` given) or ``1..H``.
     draw_index : ndarray (sims,)
         Posterior draw behind each simulated future.
     new_leads : ndarray (H,)
-        Whole new leads entering each month (as simulated).
+        Whole planned new leads per month, or the mean simulated inflow per month.
     pipeline : ndarray (K+2,)
-        Open pipeline counts at the cut-off.
+        Open pipeline counts per stage at the cut-off (all ages).
     meta : dict
-        ``sims_per_draw``, and ``pipeline_mean_age_months`` (stage -> mean age) when the
-        pipeline frame has an ``age_months`` column: reported, not used by the chain.
+        ``sims_per_draw``, ``inflow`` (True when inflow draws were simulated) and
+        ``pipeline_mean_age_months`` (stage -> mean age) when the pipeline frame has an
+        ``age_months`` column.
+    pipeline_by_age : ndarray (K, A)
+        Open pipeline by stage and chain age, as simulated.
+    inflow : ndarray (sims, H) or None
+        The whole new leads of each simulated future when inflow draws were given.
     """
 
     states: tuple[str, ...]
@@ -100,6 +113,8 @@ class ForecastResult:
     pipeline: np.ndarray
     label: str = "all"
     meta: dict = field(default_factory=dict)
+    pipeline_by_age: np.ndarray | None = None
+    inflow: np.ndarray | None = None
 
     @property
     def horizon(self) -> int:
@@ -147,19 +162,62 @@ class ForecastResult:
             series[f"open_{s}"] = self.open[..., i]
         frames = []
         for name, d in series.items():
-            f = intervals(d, levels, index=self.months, name="month")
+            f = interval_table(d, levels, index=self.months, name="month")
             f.insert(1, "quantity", name)
             frames.append(f)
         return pd.concat(frames, ignore_index=True)
 
 
-def expected_wins(post: PosteriorFunnel, pipeline: PipelineLike, new_leads: LeadsLike, horizon: int) -> np.ndarray:
-    """Exact expected wins per draw and month, (draws, H), without simulation."""
+def expected_wins(post: PosteriorFunnel, pipeline: PipelineLike, new_leads: LeadsLike, horizon: int, *,
+                  start: object | None = None) -> np.ndarray:
+    """Exact expected wins per draw and month, (draws, H), without simulation.
+
+    The pipeline enters by age; months are the average months (seasonal offsets of the
+    calendar months after ``start``, no shocks); inflow draws (n, H) count by their mean.
+    """
     H = check_horizon(horizon)
-    x0 = pipeline_counts(post, pipeline, integer=False)
-    leads = new_leads_vector(new_leads, H)
-    ent, _ = expected_chain(post.P, post.entry, x0, leads, H)
+    x0 = pipeline_state(post, pipeline, integer=False)
+    leads = mean_leads(new_leads_vector(new_leads, H))
+    ent, _, _ = expected_run(post, x0, leads, season_months(post, start, H))
     return ent[..., post.n_stages]
+
+
+def default_target(post: PosteriorFunnel, pipeline: PipelineLike, new_leads: LeadsLike,
+                   window: int | tuple[int, int], *, start: object | None = None) -> float:
+    """The win target used when a parameter file leaves it out.
+
+    ``ceil(1.1 x expected wins in the window)`` (posterior mean of :func:`expected_wins`
+    from the open pipeline and ``new_leads``, normally the recent lead volume from
+    :func:`leads_from_history`), and at least 1: a target a little above what the funnel
+    is expected to deliver, so the plan asks for slightly more than the status quo.
+    Reports and the dashboard both use it.
+
+    Parameters
+    ----------
+    post, pipeline, new_leads, start
+        As in :func:`forecast`.
+    window : int or (first_month, last_month)
+        Forecast months in which the target counts (an int ``T`` means ``(1, T)``).
+
+    Returns
+    -------
+    float
+        A whole number of wins >= 1.
+    """
+    first, last = check_window(window)
+    wins = expected_wins(post, pipeline, new_leads if np.ndim(new_leads) == 0 else
+                         np.asarray(new_leads, float)[..., :last], last, start=start)
+    expected = float(wins[:, first - 1:last].sum(axis=1).mean())
+    return float(max(1, math.ceil(TARGET_STRETCH * expected - 1e-9)))
+
+
+def _simulated_leads(new_leads: np.ndarray, n_sims: int, rng: np.random.Generator) -> np.ndarray:
+    """Whole new leads per simulated future, (n_sims, H): the plan for every future, or one
+    inflow draw per future (resampled with ``rng``)."""
+    if new_leads.ndim == 1:
+        return np.broadcast_to(round_leads(new_leads), (n_sims, new_leads.size))
+    rows = rng.integers(0, new_leads.shape[0], n_sims)
+    return round_leads(new_leads[rows])
 
 
 def forecast(
@@ -179,20 +237,22 @@ def forecast(
     post : PosteriorFunnel
         Posterior of the segment to forecast (pass a segment's posterior to forecast it).
     pipeline : DataFrame, mapping, Series or None
-        The open pipeline at the cut-off: a frame from
-        :func:`funnel_models.data.derive.open_pipeline` (counted by ``stage``; the
-        ``age_months`` column is accepted but not used, the chain being memoryless), a
-        mapping / Series stage -> count, or ``None`` for no open leads.
-    new_leads : float or sequence of float
-        Planned new leads per month: one number for every month or one per forecast
-        month. Plans are taken as given (rounded to whole leads), not Poisson draws;
-        see :func:`leads_from_history` for the recent volume.
+        The open pipeline at the cut-off (:func:`~funnel_models.simulate.core.pipeline_state`):
+        a frame from :func:`funnel_models.data.derive.open_pipeline` enters with each
+        lead's age; counts without ages are taken as just arrived (age 0).
+    new_leads : float, sequence of float, or ndarray (n, horizon)
+        Either a plan: new leads per month, one number for every month or one per
+        forecast month, taken as given (rounded to whole leads); or inflow draws from a
+        count model of new leads: each simulated future gets one row (resampled with the
+        seeded generator), so the intervals carry the inflow's uncertainty. See
+        :func:`leads_from_history` for the recent volume.
     horizon : int
         Forecast months ``1..horizon`` after the cut-off month.
     seed : int or Generator
         Seed of the local ``np.random.default_rng``; same seed, same futures.
     start : date-like, optional
-        The cut-off month; when given, ``months`` are the following month starts.
+        The cut-off month; when given, ``months`` are the following month starts and a
+        seasonal posterior uses their calendar months (required when ``post.season`` is set).
     sims_per_draw : int, optional
         Futures simulated per posterior draw. Default: 1, or enough for at least
         1000 futures when the posterior has fewer draws (e.g. a known-truth posterior).
@@ -204,32 +264,34 @@ def forecast(
     Raises
     ------
     SimulationError
-        Bad horizon, pipeline or leads, or nothing to forecast (empty pipeline and no
-        new leads).
+        Bad horizon, pipeline or leads, a seasonal posterior without ``start``, or nothing
+        to forecast (empty pipeline and no new leads).
     """
     H = check_horizon(horizon)
-    x0 = pipeline_counts(post, pipeline)
-    leads = round_leads(new_leads_vector(new_leads, H))
-    if x0.sum() == 0 and leads.sum() == 0:
+    x0 = pipeline_state(post, pipeline)
+    leads = new_leads_vector(new_leads, H)
+    if x0.sum() == 0 and round_leads(leads).sum() == 0:
         raise SimulationError("nothing to forecast: the pipeline is empty and new_leads is 0 in every "
                               "month; pass the open pipeline (derive.open_pipeline) or new_leads > 0.")
-    months = forecast_months(start, H)
+    months = season_months(post, start, H)
     reps = sims_for(post.n_draws, sims_per_draw, MIN_FORECAST_SIMS)
     idx = np.repeat(np.arange(post.n_draws), reps)
-    rng = make_rng(seed)
-    entries, state = simulate_chain(post.P[idx], post.entry[idx], x0, leads, H, rng)
-    exp_entries, _ = expected_chain(post.P, post.entry, x0, leads.astype(float), H)
+    lead_rng, run_rng = make_rng(seed).spawn(2)
+    sim_leads = _simulated_leads(leads, idx.size, lead_rng)
+    entries, opened, _ = sampled_run(post.take(idx), x0, sim_leads, months, run_rng)
+    plan = round_leads(leads) if leads.ndim == 1 else sim_leads.mean(axis=0)
+    exp_entries, _, _ = expected_run(post, x0, plan.astype(float), months)
     K = post.n_stages
     wins = entries[..., K]
-    revenue = wins * post.deal_value[idx][:, None]
-    meta: dict = {"sims_per_draw": reps}
+    meta: dict = {"sims_per_draw": reps, "inflow": leads.ndim == 2}
     if isinstance(pipeline, pd.DataFrame) and "age_months" in pipeline.columns:
-        # reported for context only: the chain is memoryless, age does not change the forecast
         age = pd.to_numeric(pipeline["age_months"], errors="coerce").groupby(pipeline["stage"].astype(str)).mean()
         meta["pipeline_mean_age_months"] = {s: float(age[s]) for s in post.stages if s in age.index}
-    return ForecastResult(states=post.states, entries=entries, wins=wins, revenue=revenue, open=state,
-                          expected=exp_entries, months=months, draw_index=idx, new_leads=leads,
-                          pipeline=x0, label=post.label, meta=meta)
+    return ForecastResult(states=post.states, entries=entries, wins=wins,
+                          revenue=wins * post.deal_value[idx][:, None], open=opened, expected=exp_entries,
+                          months=forecast_months(start, H), draw_index=idx, new_leads=plan,
+                          pipeline=np.append(x0.sum(1), [0.0, 0.0]), label=post.label, meta=meta,
+                          pipeline_by_age=x0, inflow=sim_leads if leads.ndim == 2 else None)
 
 
 def leads_from_history(transitions: pd.DataFrame, months: int = 3) -> float:

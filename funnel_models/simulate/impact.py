@@ -5,8 +5,9 @@ before the change and the month after. Draws are paired by index, so the uplift
 ``after - before`` carries the posterior correlation between the two rates.
 
 The extra wins isolate the change at ``stage``: the ``before`` funnel with only that
-stage's transition row replaced by ``after``'s, versus ``before`` unchanged (exact
-expected wins per draw from the pipeline and the new leads).
+stage's rates (every age) replaced by ``after``'s, versus ``before`` unchanged (exact
+expected wins per draw over the average months, from the pipeline by age and the new
+leads).
 
 Examples
 --------
@@ -19,16 +20,17 @@ Examples
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import SimulationError
+from ..intervals import check_levels, interval_table
 from ..posterior import PosteriorFunnel
-from .core import (LeadsLike, PipelineLike, check_horizon, check_levels, expected_chain, intervals,
-                   new_leads_vector, pipeline_counts)
+from .core import (LeadsLike, PipelineLike, check_horizon, expected_run, mean_leads, new_leads_vector,
+                   pipeline_state, season_months)
 
 __all__ = ["ImpactResult", "process_change_impact"]
 
@@ -70,7 +72,7 @@ class ImpactResult:
         cols = {"rate_before": self.rate_before, "rate_after": self.rate_after, "uplift": self.uplift,
                 "relative_uplift": rel, "extra_wins_per_month": self.extra_wins_per_month}
         d = np.column_stack(list(cols.values()))
-        out = intervals(d, levels, index=list(cols), name="quantity")
+        out = interval_table(d, levels, index=list(cols), name="quantity")
         out["p_positive"] = (d > 0).mean(0)
         return out
 
@@ -83,6 +85,7 @@ def process_change_impact(
     new_leads: LeadsLike,
     horizon: int = 6,
     pipeline: PipelineLike = None,
+    start: object | None = None,
 ) -> ImpactResult:
     """Conversion before vs after a process change at ``stage`` and the wins it adds.
 
@@ -99,6 +102,8 @@ def process_change_impact(
         Months ahead for the extra wins.
     pipeline : optional
         Open pipeline (as in :func:`forecast`); its deals also benefit from the change.
+    start : date-like, optional
+        The cut-off month (needed for a seasonal posterior).
 
     Returns
     -------
@@ -110,17 +115,21 @@ def process_change_impact(
     if before.n_draws != after.n_draws:
         raise SimulationError(f"before has {before.n_draws} draws and after {after.n_draws}; the uplift pairs "
                               "draws by index, so pass posteriors with the same draws (same fit, two months)")
+    if before.n_ages != after.n_ages:
+        raise SimulationError(f"before has {before.n_ages} ages in stage and after {after.n_ages}; pass "
+                              "posteriors of the same model (same age buckets)")
     k = before.stage_index(stage)
     H = check_horizon(horizon)
-    leads = new_leads_vector(new_leads, H)
-    x0 = pipeline_counts(before, pipeline, integer=False)
+    leads = mean_leads(new_leads_vector(new_leads, H))
+    x0 = pipeline_state(before, pipeline, integer=False)
+    months = season_months(before, start, H)
     rb = before.conversion()[:, k]
     ra = after.conversion()[:, k]
     up = ra - rb
-    P_mix = before.P.copy()
-    P_mix[:, k, :] = after.P[:, k, :]
+    mixed = before.rates.copy()
+    mixed[:, k] = after.rates[:, k]
     K = before.n_stages
-    e0, _ = expected_chain(before.P, before.entry, x0, leads, H)
-    e1, _ = expected_chain(P_mix, before.entry, x0, leads, H)
+    e0, _, _ = expected_run(before, x0, leads, months)
+    e1, _, _ = expected_run(replace(before, rates=mixed), x0, leads, months)
     return ImpactResult(stage=stage, rate_before=rb, rate_after=ra, uplift=up, p_improved=float(np.mean(up > 0)),
                         extra_wins=e1[..., K] - e0[..., K])

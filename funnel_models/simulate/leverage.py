@@ -1,8 +1,8 @@
-"""Where to act: bottlenecks, stalls, pipeline coverage and gaps to benchmarks.
+"""Where to act: bottlenecks, stalls, the open pipeline's outlook, coverage and benchmarks.
 
-All quantities are exact expectations per posterior draw (the expected state vector is
-propagated through each draw's transition matrix), so the intervals show parameter
-uncertainty only, with no Monte Carlo noise.
+All quantities are exact expectations per posterior draw over the average months
+(seasonal offsets when ``start`` is given, no month shocks): the intervals show parameter
+uncertainty only, with no Monte Carlo noise. The pipeline enters by age.
 
 Examples
 --------
@@ -10,6 +10,8 @@ Examples
 >>> post = demo_data(months=6, leads_per_month=50).truth.posterior()
 >>> stall_ranking(post)["stage"].iloc[0] in post.stages
 True
+>>> int(pipeline_outlook(post, {"NEGO": 10}, months=3).set_index("stage").loc["TOTAL", "open"])
+10
 """
 from __future__ import annotations
 
@@ -19,21 +21,49 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .. import chain
 from ..errors import SimulationError
-from ..posterior import PosteriorFunnel, interval
-from .core import (LeadsLike, PipelineLike, SeedLike, check_horizon, check_levels, expected_chain,
-                   new_leads_vector, pipeline_counts, set_conversion, set_expected_stall, win_by_months)
+from ..intervals import central_interval, check_levels
+from ..posterior import PosteriorFunnel, scale_forward, scale_leaving
+from .core import (LeadsLike, PipelineLike, SeedLike, check_horizon, expected_run, mean_leads, new_leads_vector,
+                   pipeline_state, season_months)
+from .planning import window_win_probabilities
 
-__all__ = ["leverage", "stall_ranking", "pipeline_coverage", "benchmark_gaps"]
+__all__ = ["leverage", "stall_ranking", "pipeline_coverage", "pipeline_outlook", "benchmark_gaps",
+           "stall_factor"]
 
 
 def _names(post: PosteriorFunnel) -> list[str]:
     return list(post.names) if post.names else list(post.stages)
 
 
-def _mean_wins(P: np.ndarray, entry: np.ndarray, x0: np.ndarray, leads: np.ndarray, H: int, K: int) -> np.ndarray:
-    ent, _ = expected_chain(P, entry, x0, leads, H)
-    return ent[..., K].mean(axis=1)
+def _mean_wins(post: PosteriorFunnel, x0: np.ndarray, leads: np.ndarray, months: np.ndarray) -> np.ndarray:
+    ent, _, _ = expected_run(post, x0, leads, months)
+    return ent[..., post.n_stages].mean(axis=1)
+
+
+def _stage_months(stay: np.ndarray) -> np.ndarray:
+    """Expected month ends in one stage from its staying probabilities by age (D, A)."""
+    one = np.stack([stay, 1.0 - stay, np.zeros_like(stay)], axis=-1)[:, None]     # stay / leave / -
+    return chain.expected_months(one)[:, 0]
+
+
+def stall_factor(rates: np.ndarray, k: int, expected: np.ndarray) -> np.ndarray:
+    """Per-draw factor on stage ``k``'s monthly leaving probability (every age, capped at 1,
+    :func:`funnel_models.posterior.scale_leaving`) that makes its expected months ``expected``.
+
+    Found by bisection on the log factor (the expected months fall as the factor rises);
+    for a memoryless stage it is ``E / E_new``. Targets below the reachable minimum get
+    the capping factor; a stage never left keeps factor 1.
+    """
+    leave = 1.0 - rates[:, k, :, k]                          # (D, A)
+    lo = np.zeros(leave.shape[0])                            # log factors
+    hi = np.full(leave.shape[0], 30.0)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        above = _stage_months(1.0 - np.clip(leave * np.exp(mid)[:, None], 0.0, 1.0)) > expected
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    return np.where(leave.max(axis=1) > 1e-12, np.exp(hi), 1.0)
 
 
 def leverage(
@@ -46,19 +76,21 @@ def leverage(
     stall_reduction_months: float = 1.0,
     seed: SeedLike = 0,
     level: float = 0.8,
+    start: object | None = None,
 ) -> pd.DataFrame:
     """Extra wins per month from improving each stage, ranked: where to focus.
 
     For every open stage two levers are evaluated: conversion ``x (1 + improvement)``
     (:meth:`PosteriorFunnel.adjust`) and ``stall_reduction_months`` fewer expected months
-    in the stage (per draw, expected stall ``E -> max(1, E - r)``, i.e. the stall
-    multiplier ``(E - r) / E``). The effect is the mean over months 1..horizon of the
-    exact expected wins (pipeline + new leads) with the lever minus without.
+    in the stage (per draw, expected stall ``E -> max(1, E - r)``, reached by scaling the
+    monthly leaving probability at every age, :func:`stall_factor`). The effect is the
+    mean over months 1..horizon of the exact expected wins (pipeline + new leads) with
+    the lever minus without.
 
     Parameters
     ----------
-    post, pipeline, new_leads, horizon
-        As in :func:`forecast`.
+    post, pipeline, new_leads, horizon, start
+        As in :func:`forecast` (inflow draws count by their mean).
     improvement : float
         Relative conversion improvement (0.10 = +10%).
     stall_reduction_months : float
@@ -82,23 +114,23 @@ def leverage(
         raise SimulationError(f"improvement must be > -1 (0.10 = +10%), got {improvement!r}")
     if not np.isfinite(stall_reduction_months) or stall_reduction_months < 0:
         raise SimulationError(f"stall_reduction_months must be >= 0, got {stall_reduction_months!r}")
-    x0 = pipeline_counts(post, pipeline, integer=False)
-    leads = new_leads_vector(new_leads, H)
-    K = post.n_stages
-    base = _mean_wins(post.P, post.entry, x0, leads, H, K)
+    x0 = pipeline_state(post, pipeline, integer=False)
+    leads = mean_leads(new_leads_vector(new_leads, H))
+    months = season_months(post, start, H)
+    base = _mean_wins(post, x0, leads, months)
     stall = post.expected_stall()
     rows = []
-    names = _names(post)
-    for k, code in enumerate(post.stages):
-        P_conv = post.adjust(conversion={code: 1.0 + improvement}).P
-        P_stall = set_expected_stall(post.P, k, stall[:, k] - stall_reduction_months)
-        for lever, P in ((f"conversion +{100 * improvement:g}%", P_conv),
-                         (f"stall -{stall_reduction_months:g} month(s)", P_stall)):
-            extra = _mean_wins(P, post.entry, x0, leads, H, K) - base
-            lo, hi = interval(extra, lv)
-            rows.append({"stage": code, "name": names[k], "lever": lever, "extra_wins_mean": float(extra.mean()),
+    for k, (code, name) in enumerate(zip(post.stages, _names(post))):
+        conv = post.adjust(conversion={code: 1.0 + improvement})
+        target = np.maximum(1.0, stall[:, k] - stall_reduction_months)
+        quick = replace(post, rates=scale_leaving(post.rates, k, stall_factor(post.rates, k, target)))
+        for lever, scen in ((f"conversion +{100 * improvement:g}%", conv),
+                            (f"stall -{stall_reduction_months:g} month(s)", quick)):
+            extra = _mean_wins(scen, x0, leads, months) - base
+            lo, hi = central_interval(extra, lv)
+            rows.append({"stage": code, "name": name, "lever": lever, "extra_wins_mean": float(extra.mean()),
                          "extra_wins_lo": float(lo), "extra_wins_hi": float(hi),
-                         "p_positive": float(np.mean(extra > 0))})
+                         "p_positive": float(np.mean(extra > 1e-12))})
     out = pd.DataFrame(rows).sort_values("extra_wins_mean", ascending=False, kind="stable").reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     out["focus"] = np.where(out["rank"] == 1, "focus here", "")
@@ -107,6 +139,9 @@ def leverage(
 
 def stall_ranking(post: PosteriorFunnel, *, level: float = 0.8) -> pd.DataFrame:
     """Months prospects stall in each stage, ranked from the longest.
+
+    With several ages the months are counted up to the cold age (see
+    :meth:`PosteriorFunnel.expected_stall`).
 
     Returns
     -------
@@ -117,8 +152,8 @@ def stall_ranking(post: PosteriorFunnel, *, level: float = 0.8) -> pd.DataFrame:
     (lv,) = check_levels(level)
     e = post.expected_stall()
     med = post.median_stall()
-    e_lo, e_hi = interval(e, lv)
-    m_lo, m_hi = interval(med, lv)
+    e_lo, e_hi = central_interval(e, lv)
+    m_lo, m_hi = central_interval(med, lv)
     out = pd.DataFrame({"stage": list(post.stages), "name": _names(post),
                         "expected_months_mean": e.mean(0), "expected_months_lo": e_lo, "expected_months_hi": e_hi,
                         "median_months_mean": med.mean(0), "median_months_lo": m_lo, "median_months_hi": m_hi})
@@ -128,6 +163,11 @@ def stall_ranking(post: PosteriorFunnel, *, level: float = 0.8) -> pd.DataFrame:
     return out
 
 
+def _won_within(post: PosteriorFunnel, months: int, start: object | None) -> np.ndarray:
+    """P(won within months 1..M | open at (stage, age) at the cut-off), (D, K, A), average months."""
+    return window_win_probabilities(post, season_months(post, start, months), (1, months))[1]
+
+
 def pipeline_coverage(
     post: PosteriorFunnel,
     pipeline: PipelineLike,
@@ -135,13 +175,14 @@ def pipeline_coverage(
     months: int,
     *,
     level: float = 0.8,
+    start: object | None = None,
 ) -> pd.DataFrame:
     """How much of the win target the open pipeline covers in the next ``months`` months.
 
     Parameters
     ----------
-    post, pipeline
-        As in :func:`forecast`.
+    post, pipeline, start
+        As in :func:`forecast` (the pipeline enters by age).
     targets_per_month : float or sequence of float
         Win target per month (one number, or one per month).
     months : int
@@ -151,30 +192,80 @@ def pipeline_coverage(
     -------
     DataFrame
         One row per open stage and a ``TOTAL`` row: ``stage, open, win_prob_mean``
-        (P(won within the months) for one deal), ``expected_wins_mean/lo/hi``,
-        ``coverage`` (expected wins / total target) and ``open_per_target`` (open deals
-        per targeted win, the classic spreadsheet ratio).
+        (P(won within the months) for one of the stage's open deals, averaged over their
+        ages; for a stage without open deals, a deal that just arrived),
+        ``expected_wins_mean/lo/hi``, ``coverage`` (expected wins / total target) and
+        ``open_per_target`` (open deals per targeted win, the classic spreadsheet ratio).
     """
     M = check_horizon(months, "months")
     (lv,) = check_levels(level)
     tgt = new_leads_vector(targets_per_month, M, name="targets_per_month")
     total_target = float(tgt.sum())
-    if total_target <= 0:
+    if tgt.ndim != 1 or total_target <= 0:
         raise SimulationError("targets_per_month must be positive in at least one month to compute coverage")
-    x0 = pipeline_counts(post, pipeline)
-    K = post.n_stages
-    onehot = np.eye(K + 2)[None, :K, :].repeat(post.n_draws, axis=0)
-    win = win_by_months(post.P, onehot, M)[:, :, M]         # (D, K)
-    exp = win * x0[None, :K]
+    x0 = pipeline_state(post, pipeline)
+    win = _won_within(post, M, start)                        # (D, K, A)
+    exp = np.einsum("dka,ka->dk", win, x0)
     all_exp = np.column_stack([exp, exp.sum(1)])
-    lo, hi = interval(all_exp, lv)
-    opens = np.append(x0[:K], x0[:K].sum())
-    win_prob = np.append(win.mean(0), np.nan)
-    out = pd.DataFrame({"stage": list(post.stages) + ["TOTAL"], "open": opens.astype(np.int64),
-                        "win_prob_mean": win_prob, "expected_wins_mean": all_exp.mean(0),
+    lo, hi = central_interval(all_exp, lv)
+    n = x0.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_deal = np.where(n > 0, exp.mean(0) / np.where(n > 0, n, 1.0), win[..., 0].mean(0))
+    out = pd.DataFrame({"stage": list(post.stages) + ["TOTAL"], "open": np.append(n, n.sum()).astype(np.int64),
+                        "win_prob_mean": np.append(per_deal, np.nan), "expected_wins_mean": all_exp.mean(0),
                         "expected_wins_lo": lo, "expected_wins_hi": hi})
     out["coverage"] = out["expected_wins_mean"] / total_target
     out["open_per_target"] = out["open"] / total_target
+    return out
+
+
+def pipeline_outlook(post: PosteriorFunnel, pipeline: PipelineLike, *, months: int = 6,
+                     start: object | None = None, level: float = 0.8) -> pd.DataFrame:
+    """Today's open pipeline: how much of it is cold and how much of it will be won.
+
+    Parameters
+    ----------
+    post, pipeline, start
+        As in :func:`forecast` (the pipeline enters by age).
+    months : int
+        Months ahead for ``p_won_within``.
+    level : float
+        Central interval level.
+
+    Returns
+    -------
+    DataFrame
+        One row per open stage and ``TOTAL``: ``stage, open``; ``cold`` (open leads that
+        sat ``post.cold_after`` or more months in their stage without moving: the chain's
+        cold age) and ``cold_share`` (both NaN for a memoryless posterior, which has no
+        cold age); ``win_rate_mean/lo/hi``, the eventual win rate of these open leads
+        (:meth:`PosteriorFunnel.pipeline_outcomes` per lead, cold leads counting as not
+        won); ``p_won_within_mean/lo/hi``, P(won within ``months``) per open lead at the
+        fitted rates of every age, as forecasts simulate them (average months). The two
+        differ in how they treat cold leads, so an old stage's ``p_won_within`` can
+        exceed its eventual ``win_rate``. Rates are NaN for a stage without open leads.
+        ``attrs["new_lead_win_rate"]`` holds (mean, lo, hi) of the win rate of a new lead.
+    """
+    M = check_horizon(months, "months")
+    (lv,) = check_levels(level)
+    x0 = pipeline_state(post, pipeline)
+    n = np.append(x0.sum(1), x0.sum())
+    eventual = np.einsum("dka,ka->dk", chain.absorption_by_age(post.rates)[..., 0], x0)
+    soon = np.einsum("dka,ka->dk", _won_within(post, M, start), x0)
+    out = pd.DataFrame({"stage": list(post.stages) + ["TOTAL"], "open": n.astype(np.int64)})
+    cold = np.append(x0[:, -1], x0[:, -1].sum()) if post.cold_after is not None else np.full(n.size, np.nan)
+    out["cold"] = cold
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["cold_share"] = np.where(n > 0, cold / np.where(n > 0, n, 1.0), np.nan)
+        for key, wins in (("win_rate", eventual), ("p_won_within", soon)):
+            rate = np.column_stack([wins, wins.sum(1)]) / np.where(n > 0, n, np.nan)[None, :]
+            lo, hi = central_interval(np.nan_to_num(rate), lv)
+            out[f"{key}_mean"] = rate.mean(0)
+            out[f"{key}_lo"] = np.where(n > 0, lo, np.nan)
+            out[f"{key}_hi"] = np.where(n > 0, hi, np.nan)
+    lw = post.lead_win_rate()
+    out.attrs["new_lead_win_rate"] = (float(lw.mean()),) + tuple(float(v) for v in central_interval(lw, lv))
+    out.attrs["months"] = M
     return out
 
 
@@ -192,7 +283,7 @@ def benchmark_gaps(
     post : PosteriorFunnel
     benchmarks : mapping stage -> conversion
         Benchmark stage conversion (as :meth:`PosteriorFunnel.conversion`: the share
-        of prospects in the stage who move on rather than being lost).
+        of prospects in the stage who move on rather than being lost or going cold).
     new_leads : float
         New leads per month (constant).
 
@@ -201,8 +292,9 @@ def benchmark_gaps(
     DataFrame
         ``stage, benchmark, conversion_mean/lo/hi, p_below, gap_mean/lo/hi`` (benchmark
         minus conversion) and ``wins_gap_mean/lo/hi``: the long-run wins per month
-        from ``new_leads`` if the stage converted at least at the benchmark
-        (``max(conversion, benchmark)`` per draw) minus the wins per month now
+        from ``new_leads`` if the stage converted at least at the benchmark (its onward
+        moves scaled by ``max(conversion, benchmark) / conversion`` per draw at every
+        age, :func:`funnel_models.posterior.scale_forward`) minus the wins per month now
         (steady state: ``new_leads x lead win rate``).
     """
     (lv,) = check_levels(level)
@@ -220,14 +312,16 @@ def benchmark_gaps(
             raise SimulationError(f"benchmark for {code!r} must be a conversion between 0 and 1, got {b!r}")
         c = conv[:, k]
         gap = b - c
-        P_b = set_conversion(post.P, k, np.maximum(c, b))
-        wins = replace(post, P=P_b).lead_win_rate() * L - base
-        g_lo, g_hi = interval(gap, lv)
-        c_lo, c_hi = interval(c, lv)
-        w_lo, w_hi = interval(wins, lv)
-        rows.append({"stage": code, "benchmark": float(b), "conversion_mean": float(c.mean()),
-                     "conversion_lo": float(c_lo), "conversion_hi": float(c_hi),
-                     "p_below": float(np.mean(c < b)), "gap_mean": float(gap.mean()),
-                     "gap_lo": float(g_lo), "gap_hi": float(g_hi), "wins_gap_mean": float(wins.mean()),
-                     "wins_gap_lo": float(w_lo), "wins_gap_hi": float(w_hi)})
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(c > 0, np.maximum(c, b) / np.where(c > 0, c, 1.0), 1.0)
+        wins = replace(post, rates=scale_forward(post.rates, k, factor)).lead_win_rate() * L - base
+        stats = {}
+        for key, d in (("conversion", c), ("gap", gap), ("wins_gap", wins)):
+            lo, hi = central_interval(d, lv)
+            stats.update({f"{key}_mean": float(d.mean()), f"{key}_lo": float(lo), f"{key}_hi": float(hi)})
+        rows.append({"stage": code, "benchmark": float(b), **{k_: stats[k_] for k_ in
+                     ("conversion_mean", "conversion_lo", "conversion_hi")},
+                     "p_below": float(np.mean(c < b)),
+                     **{k_: stats[k_] for k_ in ("gap_mean", "gap_lo", "gap_hi", "wins_gap_mean", "wins_gap_lo",
+                                                  "wins_gap_hi")}})
     return pd.DataFrame(rows)

@@ -2,28 +2,34 @@
 
 Method (exact per draw where it can be, fast everywhere):
 
-1. Per posterior draw ``d``, the probability ``q[d, m]`` that a lead entering in month
-   ``m`` is won inside the window ``(a, T)`` follows from the entry distribution and
-   powers of the transition matrix: ``q = F(T - m) - F(a - 1 - m)`` with ``F(h)`` the
-   probability of being won within ``h`` months after the entry month (vectorised over
-   draws with ``einsum``).
-2. The current pipeline's wins inside the window are simulated once per simulation
-   (a sum over stages of ``Binomial(count_k, r[d, k])``, seeded), with at least
-   ``min_sims`` simulations in total (draws are reused when the posterior has few).
-3. Given a plan ``v_m`` (leads entering in months ``1..T``), new-lead wins are a sum of
-   independent binomials ``Binomial(v_m, q[d, m])``. They are replaced by one binomial
+1. Month paths: months 1..T get their seasonal offsets (``start``) and, when the posterior
+   has month shocks, one path of fresh shocks per simulated future drawn with the seeded
+   generator, so P(hit) includes month-to-month variation (without shocks one path per
+   posterior draw, the average months). Every lead is independent given its path.
+2. Per path, :func:`funnel_models.chain.won_to_go` runs backwards through the months and
+   gives the probability that an open lead at any (stage, age) at the end of month ``t``
+   is won inside the window ``(a, T)``. From it: ``q[m]``, the probability that a lead
+   entering in month ``m`` is won in the window (it sits at age 0 at the end of month
+   ``m``, or is won at once), and ``r[k, age]`` for today's open leads.
+3. The current pipeline's wins in the window are a sum of ``Binomial(count[k, age],
+   r[k, age])`` per simulated future, seeded, with at least ``min_sims`` simulations
+   (draws are reused when the posterior has few). With ``baseline`` inflow draws (leads
+   that come anyway), each future also takes one inflow path and its wins are
+   ``Binomial(baseline_m, q[m])`` per month.
+4. Given a plan ``v_m`` (leads entering in months ``1..T``), new-lead wins are a sum of
+   independent binomials ``Binomial(v_m, q[m])``. They are replaced by one binomial
    with ``n = sum of v_m`` over the months whose leads can still be won (``q > 0``) and
    the lead-weighted mean ``p = sum v_m q_m / n``. This is EXACT when only one month's
-   cohort can be won in the window and otherwise an approximation that preserves the
-   mean and slightly overstates the variance (a sum of Bernoullis with unequal
-   probabilities has less variance than the binomial with their mean probability), so
-   the plan errs on the safe side.
-4. ``P(hit | plan) = mean_d binom.sf(target_d - pipeline_wins_d - 1, n, p_d)``. For a
-   constant plan ``L`` per month it increases with ``L`` (the binomial survival function
+   cohort can be won in the window (exact binomial per draw) and otherwise an
+   approximation that preserves the mean and slightly overstates the variance (a sum of
+   Bernoullis with unequal probabilities has less variance than the binomial with their
+   mean probability), so the plan errs on the safe side.
+5. ``P(hit | plan) = mean over futures of binom.sf(needed - 1, n, p)``. For a constant
+   plan ``L`` per month it increases with ``L`` (the binomial survival function
    increases with ``n`` at fixed ``p``), so the smallest ``L`` is found by bracketing
-   and bisection over integers. With a ``profile`` the plan is
-   ``round(s * profile[m])``; the search runs over the integer total ``N`` with
-   ``s = N / sum(profile[:T])`` (monotone up to rounding of the monthly split).
+   and bisection over integers. With a ``profile`` the plan is ``round(s * profile[m])``;
+   the search runs over the integer total ``N`` with ``s = N / sum(profile[:T])``
+   (monotone up to rounding of the monthly split).
 
 Examples
 --------
@@ -47,17 +53,21 @@ import pandas as pd
 from scipy.special import ndtr
 from scipy.stats import binom
 
+from .. import chain
 from ..errors import SimulationError
 from ..posterior import PosteriorFunnel
-from .core import PipelineLike, SeedLike, make_rng, pipeline_counts, sims_for, win_by_months
+from .core import PipelineLike, SeedLike, make_rng, pipeline_state, round_leads, season_months, sims_for
 from .forecast import check_window
 
-__all__ = ["LeadsNeededResult", "leads_needed", "naive_win_rate", "PlanProblem", "plan_problem"]
+__all__ = ["LeadsNeededResult", "leads_needed", "naive_win_rate", "PlanProblem", "plan_problem",
+           "window_win_probabilities"]
 
 #: Default minimum number of pipeline simulations behind a plan.
 MIN_PLAN_SIMS = 2000
 #: Number of points of the probability curve.
 CURVE_POINTS = 25
+#: Posterior draws per block of the backward recursion (bounds memory with many ages).
+CHUNK_DRAWS = 512
 
 
 @dataclass(frozen=True)
@@ -68,7 +78,8 @@ class LeadsNeededResult:
     ----------
     leads : int or None
         Constant plan: new leads per month (months 1..window end). With a ``profile``:
-        the total new leads over months 1..window end. ``None`` when infeasible.
+        the total new leads over months 1..window end. ``None`` when infeasible. With a
+        ``baseline``: the leads to add on top of the baseline inflow.
     probability : float
         P(hit) achieved by ``leads`` (the best achievable when infeasible).
     feasible : bool
@@ -87,7 +98,7 @@ class LeadsNeededResult:
         Product of the posterior-mean stage conversions along the main path (from the
         open stage where most new leads land through the last open stage).
     pipeline_probability : float
-        P(hit) with the pipeline alone (no new leads).
+        P(hit) with the pipeline alone (no new leads at all).
     monthly_leads : ndarray or None
         New leads in months 1..window end under the answer.
     scale : float or None
@@ -96,6 +107,9 @@ class LeadsNeededResult:
     min_months_to_win : int or None
         Fewest months after its entry month in which a new lead can be won (0: in the
         entry month); None if new leads are never won.
+    baseline_probability : float
+        P(hit) with the pipeline and the uncertain ``baseline`` inflow and no plan (NaN
+        without a baseline).
     """
 
     leads: int | None
@@ -117,6 +131,7 @@ class LeadsNeededResult:
     problem: "PlanProblem" = field(repr=False, compare=False)
     curve_upto: int = 10
     meta: dict = field(default_factory=dict)
+    baseline_probability: float = float("nan")
 
     @cached_property
     def curve(self) -> pd.DataFrame:
@@ -146,12 +161,15 @@ def naive_win_rate(post: PosteriorFunnel) -> float:
 class PlanProblem:
     """Pre-computed pieces of a leads-needed question (see module docstring).
 
-    ``q`` (draws, T): win-in-window probability of a lead entering in month m = 1..T;
-    ``need`` (sims,): wins still needed from new leads after the simulated pipeline;
-    ``idx`` (sims,): draw of each simulation; ``weights`` (T,): monthly split of a plan.
+    ``q`` (paths, T): win-in-window probability of a lead entering in month m = 1..T on
+    each month path; ``row`` (sims,): the path of each simulation; ``need`` (sims,): wins
+    still needed from planned leads after the simulated pipeline (and baseline inflow);
+    ``idx`` (sims,): posterior draw of each simulation; ``weights`` (T,): monthly split
+    of a plan.
     """
 
     q: np.ndarray
+    row: np.ndarray
     need: np.ndarray
     idx: np.ndarray
     weights: np.ndarray
@@ -160,6 +178,7 @@ class PlanProblem:
     window: tuple[int, int]
     min_months_to_win: int | None
     expected_pipeline_wins: float
+    pipeline_need: np.ndarray
 
     @property
     def horizon(self) -> int:
@@ -177,89 +196,158 @@ class PlanProblem:
         """P(hit) for each search value (vectorised over values)."""
         V = self.plan(total)                                # (G, T)
         mask = (self.q > 0).astype(float)
-        n = mask @ V.T                                      # (D, G)
+        n = mask @ V.T                                      # (paths, G)
         mean = self.q @ V.T
         with np.errstate(divide="ignore", invalid="ignore"):
             p = np.where(n > 0, mean / np.where(n > 0, n, 1.0), 0.0)
         p = np.clip(p, 0.0, 1.0)
-        sf = binom.sf(self.need[:, None] - 1, n[self.idx], p[self.idx])
+        sf = binom.sf(self.need[:, None] - 1, n[self.row], p[self.row])
         return sf.mean(axis=0)
 
     def upper_bound(self) -> float:
         """P(hit) with unlimited new leads."""
-        can = (self.q > 0).any(axis=1)[self.idx]
+        can = (self.q > 0).any(axis=1)[self.row]
         return float(np.mean(np.where(can, 1.0, self.need <= 0)))
+
+
+def window_win_probabilities(post: PosteriorFunnel, months: np.ndarray, window: tuple[int, int],
+                             rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """P(won inside the window) for new leads by entry month and for open leads by (stage, age).
+
+    Parameters
+    ----------
+    post : PosteriorFunnel
+        One month path per draw (repeat draws for several paths).
+    months : ndarray (T,)
+        Calendar months of forecast months 1..T (:func:`~funnel_models.simulate.core.season_months`).
+    window : (first, last)
+        Forecast months ``a..T``.
+    rng : Generator, optional
+        Draws month shocks (:meth:`PosteriorFunnel.month_path`); None: average months.
+
+    Returns
+    -------
+    q : ndarray (draws, T)
+        For a lead entering in month m = 1..T.
+    r : ndarray (draws, K, A)
+        For a lead open at (stage, age) at the cut-off.
+    """
+    a, T = window
+    K = post.n_stages
+    qs, rs = [], []
+    m = np.arange(1, T + 1)
+    for lo in range(0, post.n_draws, CHUNK_DRAWS):
+        part = post.take(np.arange(lo, min(lo + CHUNK_DRAWS, post.n_draws)))
+        rates, entry = part.month_path(months[:T], rng)
+        v = chain.won_to_go(rates, T)                                   # won in t+1..T
+        if a > 1:                                                       # minus won in t+1..a-1
+            v = v - np.pad(chain.won_to_go(rates, a - 1), ((0, 0), (0, T - a + 1), (0, 0), (0, 0)))
+        v = np.clip(v, 0.0, 1.0)
+        q = np.einsum("dmk,dmk->dm", entry[..., :K], v[:, 1:, :, 0]) + entry[..., K] * (m >= a)
+        qs.append(np.where(q > 1e-12, np.clip(q, 0.0, 1.0), 0.0))     # rounding noise is no chance to win
+        rs.append(v[:, 0])
+    return np.concatenate(qs), np.concatenate(rs)
+
+
+def _min_months_to_win(post: PosteriorFunnel) -> int | None:
+    """Fewest months after the entry month in which a new lead can be won (breadth-first
+    over the (stage, age) states possible in any draw); None if never."""
+    K, A = post.n_stages, post.n_ages
+    rates = (post.rates > 0).any(axis=0, keepdims=True).astype(float)
+    entry = (post.entry > 0).any(axis=0, keepdims=True).astype(float)
+    if entry[0, K] > 0:
+        return 0
+    x = np.zeros((1, K, A))
+    x[0, :, 0] = entry[0, :K]
+    for months in range(1, K * A + 2):
+        x, arrivals = chain.step_expected(rates, entry, x, np.zeros(1))
+        if arrivals[0, K] > 0:
+            return months
+        x = (x > 0).astype(float)
+    return None
+
+
+def _target_wins(post: PosteriorFunnel, target: float, target_unit: str) -> np.ndarray:
+    """The target in wins, per draw."""
+    if not np.isfinite(target) or target < 0:
+        raise SimulationError(f"target must be a finite number >= 0, got {target!r}")
+    if target_unit not in ("wins", "revenue"):
+        raise SimulationError(f"target_unit must be 'wins' or 'revenue', got {target_unit!r}")
+    if target_unit == "wins":
+        return np.full(post.n_draws, float(math.ceil(target - 1e-9)))
+    dv = post.deal_value
+    if not np.all(np.isfinite(dv)) or np.any(dv <= 0):
+        raise SimulationError("target_unit='revenue' needs positive deal values in the posterior, but "
+                              "post.deal_value has NaN or non-positive draws; give the model a value "
+                              "column or state the target in wins.")
+    return np.ceil(target / dv - 1e-9)
+
+
+def _plan_weights(profile: Sequence[float] | None, T: int, max_leads: int) -> tuple[np.ndarray, bool, int]:
+    """Monthly split of a plan, whether it is constant, and the largest search value."""
+    if isinstance(max_leads, bool) or not isinstance(max_leads, (int, np.integer)) or max_leads < 1:
+        raise SimulationError(f"max_leads must be an int >= 1, got {max_leads!r}")
+    if profile is None:
+        return np.ones(T), True, int(max_leads)
+    prof = np.asarray(profile, dtype=float)
+    if prof.ndim != 1 or prof.size < T or not np.all(np.isfinite(prof)) or np.any(prof < 0):
+        raise SimulationError(f"profile must list >= {T} non-negative numbers (months 1..{T}); "
+                              f"got {np.asarray(profile).tolist()}")
+    prof = prof[:T]
+    if prof.sum() <= 0:
+        raise SimulationError(f"profile is zero in every month 1..{T}; give some months a positive weight")
+    weights = prof / prof.sum()
+    return weights, False, int(math.floor(max_leads / weights.max()))
+
+
+def _baseline_wins(baseline: np.ndarray | None, q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Wins of the baseline inflow in the window per simulation: one inflow draw each."""
+    S, T = q.shape
+    if baseline is None:
+        return np.zeros(S)
+    b = np.asarray(baseline, dtype=float)
+    if b.ndim != 2 or b.shape[1] < T or b.shape[0] < 1 or not np.all(np.isfinite(b)) or np.any(b < 0):
+        raise SimulationError(f"baseline must be inflow draws of shape (draws, months >= {T}) with counts >= 0 "
+                              f"(one column per forecast month from month 1); got shape {b.shape}")
+    leads = round_leads(b[rng.integers(0, b.shape[0], S), :T])
+    return rng.binomial(leads, q).sum(axis=1).astype(float)
 
 
 def plan_problem(post: PosteriorFunnel, target: float, window: int | tuple[int, int], *,
                  pipeline: PipelineLike = None, profile: Sequence[float] | None = None,
                  target_unit: str = "wins", seed: SeedLike = 0, max_leads: int = 1_000_000,
-                 sims_per_draw: int | None = None) -> PlanProblem:
+                 sims_per_draw: int | None = None, start: object | None = None,
+                 baseline: np.ndarray | None = None) -> PlanProblem:
     """Validate a leads-needed question and pre-compute what the search needs."""
-    if not np.isfinite(target) or target < 0:
-        raise SimulationError(f"target must be a finite number >= 0, got {target!r}")
-    if target_unit not in ("wins", "revenue"):
-        raise SimulationError(f"target_unit must be 'wins' or 'revenue', got {target_unit!r}")
+    target_wins = _target_wins(post, target, target_unit)
     a, T = check_window(window)
-    if isinstance(max_leads, bool) or not isinstance(max_leads, (int, np.integer)) or max_leads < 1:
-        raise SimulationError(f"max_leads must be an int >= 1, got {max_leads!r}")
-    K = post.n_stages
-    x0 = pipeline_counts(post, pipeline)
-    if profile is None:
-        weights, constant, max_total = np.ones(T), True, int(max_leads)
-    else:
-        prof = np.asarray(profile, dtype=float)
-        if prof.ndim != 1 or prof.size < T or not np.all(np.isfinite(prof)) or np.any(prof < 0):
-            raise SimulationError(f"profile must list >= {T} non-negative numbers (months 1..{T}); "
-                                  f"got {np.asarray(profile).tolist()}")
-        prof = prof[:T]
-        if prof.sum() <= 0:
-            raise SimulationError(f"profile is zero in every month 1..{T}; give some months a positive weight")
-        weights, constant = prof / prof.sum(), False
-        max_total = int(math.floor(max_leads / weights.max()))
-    # target in wins, per draw
-    if target_unit == "revenue":
-        dv = post.deal_value
-        if not np.all(np.isfinite(dv)) or np.any(dv <= 0):
-            raise SimulationError("target_unit='revenue' needs positive deal values in the posterior, but "
-                                  "post.deal_value has NaN or non-positive draws; give the model a value "
-                                  "column or state the target in wins.")
-        target_wins = np.ceil(target / dv - 1e-9)
-    else:
-        target_wins = np.full(post.n_draws, float(math.ceil(target - 1e-9)))
-    # one propagation for all start rows: open stages (pipeline) and the entry distribution
-    steps = max(T, K + 1)
-    start = np.concatenate([np.eye(K + 2)[None, :K, :].repeat(post.n_draws, axis=0), post.entry[:, None, :]], axis=1)
-    W = win_by_months(post.P, start, steps)                 # (D, K+1, steps+1)
-    # new leads: F(h) = P(won within h months after the entry month), h = 0..T-1
-    F = W[:, K, :T]
-    m = np.arange(1, T + 1)
-    q = F[:, T - m]
-    early = a - 1 - m
-    q = q - np.where(early >= 0, F[:, np.clip(early, 0, None)], 0.0)
-    q = np.where(q > 1e-12, np.clip(q, 0.0, 1.0), 0.0)     # rounding noise is not a chance to win
-    # fewest months to a win (the shortest path has at most K + 1 steps)
-    possible = np.flatnonzero((W[:, K, :K + 2] > 0).any(axis=0))
-    min_months = int(possible[0]) if possible.size else None
-    # pipeline wins in the window, simulated
+    weights, constant, max_total = _plan_weights(profile, T, max_leads)
+    x0 = pipeline_state(post, pipeline).astype(np.int64)
+    months = season_months(post, start, T)
     reps = sims_for(post.n_draws, sims_per_draw, MIN_PLAN_SIMS)
     idx = np.repeat(np.arange(post.n_draws), reps)
-    r = np.clip(W[:, :K, T] - W[:, :K, a - 1], 0.0, 1.0)    # win in months a..T
-    rng = make_rng(seed)
-    counts = x0[:K].astype(np.int64)
-    pipe = rng.binomial(counts[None, :], r[idx]).sum(axis=1)
+    path_rng, pipe_rng, base_rng = make_rng(seed).spawn(3)
+    if post.shock_sd is not None and np.any(post.shock_sd > 0):     # one shocked path per simulation
+        q, r = window_win_probabilities(post.take(idx), months, (a, T), path_rng)
+        row = np.arange(idx.size)
+    else:                                                              # average months: one per draw
+        q, r = window_win_probabilities(post, months, (a, T))
+        row = idx
+    pipe = pipe_rng.binomial(np.broadcast_to(x0, r[row].shape), r[row]).sum(axis=(1, 2))
     need = target_wins[idx] - pipe
-    return PlanProblem(q=q, need=need, idx=idx, weights=weights, constant=constant, max_total=max_total,
-                       window=(a, T), min_months_to_win=min_months,
-                       expected_pipeline_wins=float((r * counts[None, :]).sum(1).mean()))
+    return PlanProblem(q=q, row=row, need=need - _baseline_wins(baseline, q[row], base_rng), idx=idx,
+                       weights=weights, constant=constant, max_total=max_total, window=(a, T),
+                       min_months_to_win=_min_months_to_win(post),
+                       expected_pipeline_wins=float((r * x0[None]).sum(axis=(1, 2)).mean()),
+                       pipeline_need=need)
 
 
 def _normal_guess(prob: PlanProblem, confidence: float) -> int:
     """Starting point of the exact search: the same question under a normal approximation."""
     unit = np.ones(prob.horizon) if prob.constant else prob.weights
-    mean1 = prob.q @ unit                                   # expected new-lead wins per unit, (D,)
+    mean1 = prob.q @ unit                                   # expected new-lead wins per unit, (paths,)
     var1 = (prob.q * (1 - prob.q)) @ unit
-    m1, v1 = mean1[prob.idx], var1[prob.idx]
+    m1, v1 = mean1[prob.row], var1[prob.row]
     need = prob.need - 0.5
 
     def p_norm(n: float) -> float:
@@ -316,6 +404,81 @@ def _search(prob: PlanProblem, confidence: float, guess: int) -> tuple[int | Non
     return hi, P(hi), len(cache) - 1
 
 
+def _naive_plan(post: PosteriorFunnel, prob: PlanProblem, target: float, target_unit: str
+                ) -> tuple[int | None, float, float]:
+    """The spreadsheet plan (leads, its P(hit), the naive win rate)."""
+    a, T = prob.window
+    rate = naive_win_rate(post)
+    t_wins = target if target_unit == "wins" else target / float(np.mean(post.deal_value))
+    in_window = prob.weights[a - 1:].sum()
+    if rate <= 0 or in_window <= 0:
+        return None, float("nan"), rate
+    total_needed = t_wins / rate
+    naive = int(math.ceil(total_needed / (T - a + 1))) if prob.constant else int(math.ceil(total_needed / in_window))
+    return naive, float(prob.probability(naive)[0]), rate
+
+
+def _why_infeasible(prob: PlanProblem, sup: float) -> str:
+    a, T = prob.window
+    if prob.min_months_to_win is None:
+        return "new leads are never won under this posterior"
+    if not (prob.q > 0).any() and T - 1 < prob.min_months_to_win:
+        return (f"new leads need at least {prob.min_months_to_win} month(s) after their entry month "
+                f"to be won, so leads entering in month 1 are first won in month {1 + prob.min_months_to_win}")
+    if not (prob.q > 0).any():
+        return f"new leads cannot be won inside months {a}-{T} under this posterior"
+    return f"even unlimited new leads give at most P={sup:.2f} over the posterior draws"
+
+
+def _answer(prob: PlanProblem, confidence: float, what: str, p0: float, max_leads: int,
+            profile: Sequence[float] | None, common: dict) -> LeadsNeededResult:
+    """Search the plan once the trivial and impossible cases are out."""
+    T = prob.horizon
+    alone = "the pipeline alone" if np.isnan(common["baseline_probability"]) else "the pipeline and baseline"
+    leads, p, evals = _search(prob, confidence, _normal_guess(prob, confidence))
+    common["meta"]["evaluations"] = evals
+    if leads is None:
+        msg = (f"no number of new leads up to max_leads={max_leads} per month reaches {what} with "
+               f"P >= {confidence:g}: the maximum gives P={p:.2f} ({alone} P={p0:.2f}); "
+               "raise max_leads, lower the target or widen the window")
+        return LeadsNeededResult(leads=None, probability=p, feasible=False, message=msg, monthly_leads=None,
+                                 scale=None, problem=prob, curve_upto=max(common["naive_leads"] or 0, 10), **common)
+    monthly = prob.plan(leads)[0].astype(np.int64)
+    scale = float(leads) if prob.constant else float(leads / np.asarray(profile, float)[:T].sum())
+    per = "per month" if prob.constant else "in total over months 1-" + str(T)
+    msg = f"{leads} new leads {per} reach {what} with P={p:.2f} ({alone} gives P={p0:.2f})"
+    return LeadsNeededResult(leads=int(leads), probability=p, feasible=True, message=msg, problem=prob,
+                             curve_upto=2 * leads, monthly_leads=monthly, scale=scale, **common)
+
+
+def _solve(post: PosteriorFunnel, prob: PlanProblem, target: float, target_unit: str, confidence: float,
+           max_leads: int, profile: Sequence[float] | None, has_baseline: bool) -> LeadsNeededResult:
+    """The answer of :func:`leads_needed` once its problem is set up."""
+    a, T = prob.window
+    amount = f"{target:g} wins" if target_unit == "wins" else f"{target:,.0f} in revenue"
+    what = f"{amount} in months {a}-{T}" if a > 1 else f"{amount} by month {T}"
+    p_pipe = float(np.mean(prob.pipeline_need <= 0))
+    p0 = float(np.mean(prob.need <= 0))                      # P(hit) without planned leads
+    naive, naive_p, rate = _naive_plan(post, prob, target, target_unit)
+    common = dict(naive_leads=naive, naive_probability=naive_p, naive_rate=rate, pipeline_probability=p_pipe,
+                  target=target, target_unit=target_unit, window=(a, T), confidence=confidence,
+                  min_months_to_win=prob.min_months_to_win, expected_pipeline_wins=prob.expected_pipeline_wins,
+                  baseline_probability=p0 if has_baseline else float("nan"),
+                  meta={"sims": int(prob.idx.size), "constant": prob.constant})
+    alone = "the pipeline and the baseline inflow" if has_baseline else "the current pipeline alone"
+    if p0 >= confidence:
+        return LeadsNeededResult(leads=0, probability=p0, feasible=True, problem=prob,
+                                 message=f"{alone} reaches {what} with P={p0:.2f} >= {confidence:g}: "
+                                         "no new leads are needed", curve_upto=max(naive or 0, 10),
+                                 monthly_leads=np.zeros(T, dtype=np.int64), scale=0.0, **common)
+    sup = prob.upper_bound()
+    if sup < confidence:
+        msg = f"no number of new leads can reach {what}: {_why_infeasible(prob, sup)}; {alone} gives P={p0:.2f}"
+        return LeadsNeededResult(leads=None, probability=sup, feasible=False, message=msg, problem=prob,
+                                 curve_upto=max(naive or 0, 10), monthly_leads=None, scale=None, **common)
+    return _answer(prob, confidence, what, p0, max_leads, profile, common)
+
+
 def leads_needed(
     post: PosteriorFunnel,
     target: float,
@@ -328,6 +491,8 @@ def leads_needed(
     seed: SeedLike = 0,
     max_leads: int = 1_000_000,
     sims_per_draw: int | None = None,
+    start: object | None = None,
+    baseline: np.ndarray | None = None,
 ) -> LeadsNeededResult:
     """Smallest number of new leads per month that hits a target with a given confidence.
 
@@ -341,8 +506,8 @@ def leads_needed(
         Forecast months 1..H after the cut-off month in which the target counts; an int
         ``T`` means ``(1, T)``. New leads are planned for months 1..last_month.
     pipeline : DataFrame, mapping, Series or None
-        Open pipeline at the cut-off (see :func:`forecast`); its wins inside the window
-        count toward the target.
+        Open pipeline at the cut-off, by age (see :func:`forecast`); its wins inside the
+        window count toward the target.
     confidence : float
         Required P(wins in window >= target), strictly between 0 and 1.
     profile : sequence of float, optional
@@ -351,11 +516,17 @@ def leads_needed(
     target_unit : {"wins", "revenue"}
         Revenue targets become per-draw win targets ``ceil(target / deal_value_d)``.
     seed : int or Generator
-        Seed of the pipeline simulation; same seed, same answer.
+        Seed of the month shocks and the pipeline simulation; same seed, same answer.
     max_leads : int
         Largest number of new leads in any one month considered.
     sims_per_draw : int, optional
         Pipeline simulations per posterior draw (default: enough for 2000 in total).
+    start : date-like, optional
+        The cut-off month (needed for a seasonal posterior).
+    baseline : ndarray (draws, >= last_month), optional
+        Inflow draws of the new leads that come anyway (from a count model); each
+        simulation takes one. The plan is then the leads to add on top, and the result's
+        ``baseline_probability`` is P(hit) with this uncertain inflow and no plan.
 
     Returns
     -------
@@ -367,70 +538,12 @@ def leads_needed(
     ------
     SimulationError
         Negative target, confidence outside (0, 1), windows in the past, unknown stage
-        codes, revenue targets without deal values.
+        codes, revenue targets without deal values, a seasonal posterior without ``start``.
     """
     if not (isinstance(confidence, (float, int)) and 0.0 < float(confidence) < 1.0):
         raise SimulationError(f"confidence must lie strictly between 0 and 1 (e.g. 0.8), got {confidence!r}")
     confidence = float(confidence)
     prob = plan_problem(post, target, window, pipeline=pipeline, profile=profile, target_unit=target_unit,
-                        seed=seed, max_leads=max_leads, sims_per_draw=sims_per_draw)
-    a, T = prob.window
-    amount = f"{target:g} wins" if target_unit == "wins" else f"{target:,.0f} in revenue"
-    what = f"{amount} in months {a}-{T}" if a > 1 else f"{amount} by month {T}"
-    p0 = float(np.mean(prob.need <= 0))                      # P(hit) without new leads
-    # naive spreadsheet plan
-    rate = naive_win_rate(post)
-    t_wins = target if target_unit == "wins" else target / float(np.mean(post.deal_value))
-    naive: int | None = None
-    naive_p = float("nan")
-    in_window = prob.weights[a - 1:].sum()
-    if rate > 0 and in_window > 0:
-        total_needed = t_wins / rate
-        naive = int(math.ceil(total_needed / (T - a + 1))) if prob.constant else \
-            int(math.ceil(total_needed / in_window))
-        naive_p = float(prob.probability(naive)[0])
-    exp_pipe = prob.expected_pipeline_wins
-    common = dict(naive_leads=naive, naive_probability=naive_p, naive_rate=rate, pipeline_probability=p0,
-                  target=float(target), target_unit=target_unit, window=(a, T), confidence=confidence,
-                  min_months_to_win=prob.min_months_to_win, expected_pipeline_wins=exp_pipe,
-                  meta={"sims": int(prob.idx.size), "constant": prob.constant})
-
-    if p0 >= confidence:
-        return LeadsNeededResult(leads=0, probability=p0, feasible=True,
-                                 message=f"the current pipeline alone reaches {what} with P={p0:.2f} "
-                                         f">= {confidence:g}: no new leads are needed",
-                                 problem=prob, curve_upto=max(naive or 0, 10),
-                                 monthly_leads=np.zeros(T, dtype=np.int64),
-                                 scale=0.0, **common)  # type: ignore[arg-type]
-    sup = prob.upper_bound()
-    if sup < confidence:
-        if prob.min_months_to_win is None:
-            why = "new leads are never won under this posterior"
-        elif not (prob.q > 0).any() and T - 1 < prob.min_months_to_win:
-            first_win = 1 + prob.min_months_to_win
-            why = (f"new leads need at least {prob.min_months_to_win} month(s) after their entry month "
-                   f"to be won, so leads entering in month 1 are first won in month {first_win}")
-        elif not (prob.q > 0).any():
-            why = f"new leads cannot be won inside months {a}-{T} under this posterior"
-        else:
-            why = f"even unlimited new leads give at most P={sup:.2f} over the posterior draws"
-        msg = f"no number of new leads can reach {what}: {why}; the pipeline alone gives P={p0:.2f}"
-        return LeadsNeededResult(leads=None, probability=sup, feasible=False, message=msg,
-                                 problem=prob, curve_upto=max(naive or 0, 10), monthly_leads=None, scale=None,
-                                 **common)  # type: ignore[arg-type]
-    leads, p, evals = _search(prob, confidence, _normal_guess(prob, confidence))
-    common["meta"]["evaluations"] = evals
-    if leads is None:
-        msg = (f"no number of new leads up to max_leads={max_leads} per month reaches {what} with "
-               f"P >= {confidence:g}: the maximum gives P={p:.2f} (the pipeline alone P={p0:.2f}); "
-               "raise max_leads, lower the target or widen the window")
-        return LeadsNeededResult(leads=None, probability=p, feasible=False, message=msg,
-                                 monthly_leads=None, scale=None, problem=prob, curve_upto=max(naive or 0, 10),
-                                 **common)  # type: ignore[arg-type]
-    monthly = prob.plan(leads)[0].astype(np.int64)
-    scale = float(leads) if prob.constant else float(leads / np.asarray(profile, float)[:T].sum())
-    per = "per month" if prob.constant else "in total over months 1-" + str(T)
-    msg = f"{leads} new leads {per} reach {what} with P={p:.2f} (the pipeline alone gives P={p0:.2f})"
-    return LeadsNeededResult(leads=int(leads), probability=p, feasible=True, message=msg,
-                             problem=prob, curve_upto=2 * leads, monthly_leads=monthly, scale=scale,
-                             **common)  # type: ignore[arg-type]
+                        seed=seed, max_leads=max_leads, sims_per_draw=sims_per_draw, start=start,
+                        baseline=baseline)
+    return _solve(post, prob, float(target), target_unit, confidence, max_leads, profile, baseline is not None)

@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SimulationError
-from ..posterior import INTERVAL_LEVELS, PosteriorFunnel
-from .core import LeadsLike, PipelineLike, SeedLike, check_horizon, intervals, new_leads_vector
+from ..intervals import INTERVAL_LEVELS, interval_table
+from ..posterior import PosteriorFunnel
+from .core import LeadsLike, PipelineLike, SeedLike, check_horizon, new_leads_vector
 from .forecast import ForecastResult, check_window, forecast
 from .planning import LeadsNeededResult, leads_needed
 
@@ -76,9 +77,9 @@ class WhatIfResult:
         months = list(self.base.months) + ["total"]
         sim = np.column_stack([self.wins_change, self.wins_change.sum(1)])
         exp = np.column_stack([self.expected_change, self.expected_change.sum(1)])
-        a = intervals(sim, levels, index=months, name="month")
+        a = interval_table(sim, levels, index=months, name="month")
         a.insert(1, "quantity", "wins_change")
-        b = intervals(exp, levels, index=months, name="month")
+        b = interval_table(exp, levels, index=months, name="month")
         b.insert(1, "quantity", "expected_wins_change")
         return pd.concat([a, b], ignore_index=True)
 
@@ -113,6 +114,7 @@ def what_if(
     target_unit: str = "wins",
     seed: SeedLike = 0,
     sims_per_draw: int | None = None,
+    start: object | None = None,
 ) -> WhatIfResult:
     """Compare a scenario (adjusted conversion / stall / lead volume) with the base forecast.
 
@@ -125,8 +127,10 @@ def what_if(
         DEMO; ``{"SQL": 0.5}``: half the expected months in SQL).
     lead_multiplier : float
         Scenario new leads are ``new_leads * lead_multiplier`` (rounded per month).
-    pipeline, new_leads, horizon, seed, sims_per_draw
-        As in :func:`forecast`; the same seed drives both futures.
+    pipeline, new_leads, horizon, seed, sims_per_draw, start
+        As in :func:`forecast` (new leads may be inflow draws); the same seed drives
+        both futures, so they share month shocks, inflow paths and lead-level draws
+        wherever their parameters agree.
     target, window, confidence, target_unit
         Optional plan question: P(hit) with the planned leads and leads needed, base
         versus scenario. ``window`` defaults to ``(1, horizon)``.
@@ -140,8 +144,9 @@ def what_if(
         raise SimulationError(f"lead_multiplier must be a finite number >= 0, got {lead_multiplier!r}")
     leads = new_leads_vector(new_leads, H)
     scen_post = post.adjust(conversion=conversion, stall=stall)
-    base = forecast(post, pipeline, leads, H, seed=seed, sims_per_draw=sims_per_draw)
-    scen = forecast(scen_post, pipeline, leads * lead_multiplier, H, seed=seed, sims_per_draw=sims_per_draw)
+    base = forecast(post, pipeline, leads, H, seed=seed, sims_per_draw=sims_per_draw, start=start)
+    scen = forecast(scen_post, pipeline, leads * lead_multiplier, H, seed=seed, sims_per_draw=sims_per_draw,
+                    start=start)
     change = scen.wins - base.wins
     exp_change = scen.expected_wins - base.expected_wins
     lb = ls = None
@@ -156,9 +161,9 @@ def what_if(
             p_b = float(np.mean(base.revenue[:, win[0] - 1:win[1]].sum(1) >= target))
             p_s = float(np.mean(scen.revenue[:, win[0] - 1:win[1]].sum(1) >= target))
         lb = leads_needed(post, target, win, pipeline=pipeline, confidence=confidence,
-                          target_unit=target_unit, seed=seed)
+                          target_unit=target_unit, seed=seed, start=start)
         ls = leads_needed(scen_post, target, win, pipeline=pipeline, confidence=confidence,
-                          target_unit=target_unit, seed=seed)
+                          target_unit=target_unit, seed=seed, start=start)
     elif window is not None:
         raise SimulationError("window was given without target; pass target= to ask a plan question")
     return WhatIfResult(base=base, scenario=scen, wins_change=change, expected_change=exp_change,
