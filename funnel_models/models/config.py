@@ -129,6 +129,8 @@ class SamplerConfig(_Strict):
     """How to sample: nutpie by default, PyMC's NUTS as a fallback."""
 
     sampler: Literal["nutpie", "pymc"] = "nutpie"
+    #: nutpie's compiler: ``jax`` (default; compiles in seconds) or ``numba`` (see ARCHITECTURE.md).
+    backend: Literal["jax", "numba"] = "jax"
     draws: int = Field(500, ge=10, le=20_000)
     tune: int = Field(400, ge=10, le=20_000)
     chains: int = Field(4, ge=1, le=16)

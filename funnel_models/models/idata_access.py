@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["draws", "has", "n_draws", "arrays", "summary", "diagnostics", "save", "load", "var_names"]
+__all__ = ["attach", "draws", "has", "n_draws", "arrays", "summary", "diagnostics", "save", "load", "var_names"]
 
 _TABLE_PREFIX = "funnel_table_"
 
@@ -33,6 +33,14 @@ def n_draws(idata: Any) -> int:
 def arrays(idata: Any) -> dict[str, np.ndarray]:
     """Every posterior variable as an array (for integrity digests)."""
     return {k: idata.posterior[k].to_numpy() for k in idata.posterior.data_vars}
+
+
+def attach(idata: Any, name: str, other: Any, source: str) -> None:
+    """Add ``other``'s posterior variable ``source`` to ``idata``'s posterior as ``name``
+    (both must have the same chains and draws)."""
+    da = other.posterior[source]
+    da = da.rename({d: f"{name}_{d}" for d in da.dims if d not in ("chain", "draw")})
+    idata.posterior[name] = da.assign_coords(chain=idata.posterior["chain"], draw=idata.posterior["draw"])
 
 
 def draws(idata: Any, name: str) -> np.ndarray:

@@ -14,9 +14,9 @@ import pandas as pd
 
 from ..data import derive
 from ..errors import FunnelDataError
-from ..data.spec import WON, FunnelSpec
+from ..data.spec import LOST, WON, FunnelSpec
 
-__all__ = ["FunnelData", "prepare", "deal_value_draws"]
+__all__ = ["FunnelData", "prepare", "deal_value_draws", "outcomes_recorded_from"]
 
 
 @dataclass(frozen=True)
@@ -114,3 +114,26 @@ def deal_value_draws(
     rng = np.random.default_rng(seed)
     se = vals.std(ddof=1) / np.sqrt(vals.size) if vals.size > 1 else 0.0
     return np.maximum(vals.mean() + se * rng.standard_normal(n_draws), 0.0)
+
+
+def outcomes_recorded_from(transitions: pd.DataFrame, *, min_quiet_months: int = 3) -> pd.Timestamp | None:
+    """The month from which the data record outcomes, when earlier months clearly lack them.
+
+    Some exports only hold deals closed after a date (the Olist closed-deals file starts
+    in 2017-12 while leads arrive from 2017-06): their first months show leads but no
+    wins or losses at all, which a model would read as "nobody closes". When at least
+    ``min_quiet_months`` months with open leads have no closing move while later months
+    average at least 5 closes, the first month with a close is returned (earlier months
+    are then left out of the fit and the report says so); otherwise None.
+    """
+    tr = transitions.assign(month=pd.to_datetime(transitions["month"]))
+    closes = tr[tr["to_stage"].isin([WON, LOST])].groupby("month")["n"].sum()
+    active = tr[tr["from_stage"] != "ENTRY"].groupby("month")["n"].sum()
+    if closes.empty or active.empty:
+        return None
+    first_close = closes.index.min()
+    quiet = active[active.index < first_close]
+    later = closes[closes.index >= first_close]
+    if len(quiet) >= min_quiet_months and later.mean() >= 5:
+        return pd.Timestamp(first_close)
+    return None

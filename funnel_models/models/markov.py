@@ -44,7 +44,8 @@ from .base import BaseFunnelModel, Diagnostics, check_diagnostics
 from .config import ModelConfig, SamplerConfig, parse_config
 from .fitcache import FitCache, default_cache_dir, digest_arrays, stable_hash
 from .graph import VARIANT_LABELS, Variant, build_graph, graph_data, theta_names
-from .inputs import FunnelData, deal_value_draws, prepare
+from .inputs import FunnelData, deal_value_draws, outcomes_recorded_from, prepare
+from .monthfx import MONTH_LABELS, fit_month_effects
 from .predictor import pointwise_loglik, probabilities
 from .sampling import sample_compiled
 from .structure import ChangePoint, Design, build_design, bucket_of, choose_cold_after, safe_name, season_index
@@ -96,6 +97,8 @@ class FunnelModel(BaseFunnelModel):
         self.data: FunnelData | None = None
         self.design: Design | None = None
         self.variant = Variant()
+        self.fine: Design | None = None
+        self.recorded_from: pd.Timestamp | None = None
         self.cold_after: int | None = None
         self.parameterization: dict[str, str] = {}
         self.selection: pd.DataFrame | None = None
@@ -120,10 +123,9 @@ class FunnelModel(BaseFunnelModel):
         return stable_hash(json.dumps(self.config_dict(), sort_keys=True), self.data.fingerprint())
 
     def candidates(self) -> list[Variant]:
-        """The variants the configuration leaves open (one unless a switch is ``auto``)."""
+        """The first-stage variants the configuration leaves open (time in stage on/off)."""
         opts = {"on": (True,), "off": (False,), "auto": (False, True)}
-        mc = self.model_config
-        return [Variant(a, m) for a, m in itertools.product(opts[mc.time_in_stage], opts[mc.month_effects])]
+        return [Variant(a, False) for a in opts[self.model_config.time_in_stage]]
 
     def segments(self) -> dict[str, list[str]]:
         """Segment factor -> levels of the fitted data."""
@@ -137,13 +139,16 @@ class FunnelModel(BaseFunnelModel):
         tr = fd.transitions
         if "age" not in tr.columns:
             tr = tr.assign(age=0)
+        self.recorded_from = outcomes_recorded_from(tr)
+        if self.recorded_from is not None:
+            tr = tr[(tr["month"] >= self.recorded_from) | (tr["from_stage"] == ENTRY)]
         self.cold_after = mc.cold_after if isinstance(mc.cold_after, int) else choose_cold_after(tr, mc.age_buckets)
-        edges = [e for e in mc.age_buckets if e <= self.cold_after]
-        by_month = mc.month_effects != "off" or mc.time_varying or mc.seasonality != "none"
-        age_edges = edges if mc.time_in_stage != "off" else [0]
-        self.design = build_design(tr, self.spec, factors=mc.factors, by_month=by_month,
-                                   change_points=self._change_points(), age_edges=age_edges,
-                                   season=mc.seasonality)
+        edges = [e for e in mc.age_buckets if e <= self.cold_after] if mc.time_in_stage != "off" else [0]
+        common = dict(factors=mc.factors, change_points=self._change_points(), age_edges=edges)
+        self.design = build_design(tr, self.spec, by_month=mc.time_varying, season=mc.seasonality, **common)
+        need_fine = len(self.candidates()) > 1 or mc.month_effects != "off" or mc.seasonality != "none"
+        self.fine = self.design if mc.time_varying or not need_fine else \
+            build_design(tr, self.spec, by_month=True, season=mc.seasonality, levels=self.design.factors, **common)
 
     def _choose_parameterization(self) -> dict[str, str]:
         d = self.design
@@ -175,10 +180,14 @@ class FunnelModel(BaseFunnelModel):
             return self
         show = self.sampler_config.progress if progress is None else progress
         self.parameterization = self._choose_parameterization()
-        self.notes, self.timings = [], {"compile": 0.0, "sampling": 0.0}
+        self.notes, self.timings, self.selection = [], {"compile": 0.0, "sampling": 0.0}, None
+        if self.recorded_from is not None:
+            self.notes.append(f"outcomes (wins, losses) are recorded only from {self.recorded_from:%Y-%m}; "
+                              "earlier months are left out of the fit")
         fits = self._fit_variants(self.candidates(), show)
         self._select(fits)
         self._refit_if_needed(show)
+        self._fit_months(show)
         self.timings["total"] = time.perf_counter() - t0
         self.cache.put(key, self.save)
         return self
@@ -187,12 +196,11 @@ class FunnelModel(BaseFunnelModel):
         d = self.design
         assert d is not None
         with_age = any(v.time_in_stage for v in variants) and d.n_buckets > 1
-        with_month = any(v.month_effects for v in variants) and d.by_month
         graph_key = d.signature() + json.dumps(self.model_config.model_dump(), sort_keys=True) + \
-            json.dumps(self.parameterization, sort_keys=True) + f"{with_age}{with_month}"
+            json.dumps(self.parameterization, sort_keys=True) + f"{with_age}"
 
         def build() -> Any:
-            return build_graph(d, self.model_config, self.parameterization, with_age=with_age, with_month=with_month)
+            return build_graph(d, self.model_config, self.parameterization, with_age=with_age, with_month=False)
         out = {}
         for v in variants:
             idata, timing = sample_compiled(graph_key, build, graph_data(d, v), self.sampler_config, show)
@@ -203,11 +211,25 @@ class FunnelModel(BaseFunnelModel):
 
     def _fit_variants(self, variants: list[Variant], show: bool) -> dict[Variant, Any]:
         if self.design is not None and self.design.n_buckets == 1:
-            variants = sorted({Variant(False, v.month_effects) for v in variants}, key=lambda v: v.size)
+            variants = [Variant(False, False)]
         return self._sample(variants, show)
 
+    def _probability_chunks(self, idata: Any, design: Design) -> Any:
+        """Yield first-stage probabilities of ``design``'s observations, a chunk of draws at a time."""
+        theta_all = {n: acc.draws(idata, n) for n in theta_names(design, len(design.change_points))
+                     if acc.has(idata, n)}
+        D = acc.n_draws(idata)
+
+        def chunks(size: int) -> Any:
+            for a in range(0, D, size):
+                part = {k: v[a:a + size] for k, v in theta_all.items()}
+                yield probabilities(part, design.arrays(), n_slots=design.n_slots,
+                                    factors=[safe_name(f) for f in design.factors],
+                                    n_change=len(design.change_points))
+        return chunks
+
     def _loglik(self, idata: Any) -> np.ndarray:
-        d = self.design
+        d = self.fine
         assert d is not None
         theta = {n: acc.draws(idata, n) for n in theta_names(d, len(d.change_points)) if acc.has(idata, n)}
         return pointwise_loglik(theta, d.arrays(), d.counts, n_slots=d.n_slots,
@@ -216,14 +238,38 @@ class FunnelModel(BaseFunnelModel):
     def _select(self, fits: dict[Variant, Any]) -> None:
         if len(fits) == 1:
             (self.variant, self.idata), = fits.items()
-            self.selection = None
             return
         lls = {v.label: self._loglik(idata) for v, idata in fits.items()}
-        chains = self.sampler_config.chains
-        self.selection = selection.loo_table(lls, {v.label: v.size for v in fits}, chains)
-        self.variant = VARIANT_LABELS[selection.choose(self.selection)]
+        table = selection.loo_table(lls, {v.label: v.size for v in fits}, self.sampler_config.chains)
+        self.selection = table.assign(stage="time in stage (lead-level cells by month)")
+        self.variant = VARIANT_LABELS[selection.choose(table)]
         self.idata = fits[self.variant]
         self.notes.append(f"chose '{self.variant.label}' by leave-one-out accuracy ({selection.RULE})")
+
+    def _fit_months(self, show: bool) -> None:
+        """Second stage: month effects and seasonality on monthly totals (see :mod:`.monthfx`)."""
+        mc = self.model_config
+        if mc.month_effects == "off" and mc.seasonality == "none":
+            return
+        cands = {"on": (True,), "off": (False,), "auto": (False, True)}[mc.month_effects]
+        chunks = self._probability_chunks(self.idata, self.fine)
+        fx, timing = fit_month_effects(self.fine, chunks, mc, self.sampler_config, cands, show)
+        for k, s in timing.items():
+            self.timings[k] = self.timings.get(k, 0.0) + s
+        chosen = cands[0]
+        if len(cands) > 1:
+            sizes = {MONTH_LABELS[c]: int(c) for c in cands}
+            table = selection.loo_table(dict(fx.loglik), sizes, self.sampler_config.chains)
+            chosen = selection.choose(table) == MONTH_LABELS[True]
+            table = table.assign(stage="month effects (monthly totals per stage)")
+            self.selection = table if self.selection is None else pd.concat([self.selection, table], ignore_index=True)
+            self.notes.append(f"{'kept' if chosen else 'left out'} month effects by leave-one-out accuracy")
+        self.variant = Variant(self.variant.time_in_stage, chosen)
+        month_idata = fx.fits.get(chosen)
+        if month_idata is not None:
+            for name in ("sigma_month", "season"):
+                if acc.has(month_idata, name):
+                    acc.attach(self.idata, f"m2_{name}", month_idata, name)
 
     def _refit_if_needed(self, show: bool) -> None:
         diag = self.diagnostics(warn=False)
@@ -319,6 +365,9 @@ class FunnelModel(BaseFunnelModel):
         m = pd.Timestamp(month).to_period("M").to_timestamp() if month is not None else d.months[-1]
         n_ages = self.cold_after + 1 if self.variant.time_in_stage and self.cold_after else 1
         theta = self._theta(idx)
+        if acc.has(self.idata, "m2_season"):
+            s = acc.draws(self.idata, "m2_season")
+            theta["season"] = s if idx is None else s[idx]
         q_theta = {k: v for k, v in theta.items() if k not in ("month", "season")}
         for f in d.factors:
             if f not in (segment or {}):
@@ -353,9 +402,9 @@ class FunnelModel(BaseFunnelModel):
         return [K if r.source == ENTRY else self.spec.codes.index(r.source) for r in d.rows]
 
     def _shock_sd(self, idx: np.ndarray | None, n: int) -> np.ndarray | None:
-        if not (self.variant.month_effects and acc.has(self.idata, "sigma_month")):
+        if not (self.variant.month_effects and acc.has(self.idata, "m2_sigma_month")):
             return None
-        sig = acc.draws(self.idata, "sigma_month")
+        sig = acc.draws(self.idata, "m2_sigma_month")
         sig = sig if idx is None else sig[idx]
         out = np.zeros((n, self.spec.n_stages + 1))
         out[:, self._row_position()] = sig

@@ -13,6 +13,7 @@ parameter slot ``s = slot[i, j]``::
               + age[age_bucket[i], s]                              time in stage (optional)
               + month[month[i], s]                                 month shocks (optional)
               + season[season[i], s]                               seasonality (optional)
+              + offset[i, j]                                       known log-odds (optional)
 
 The reference destination (staying; the first stage for new leads) has log-odds 0, padded
 destinations get a large negative value, and the destination probabilities are the
@@ -68,7 +69,8 @@ def linear_predictor(theta: Mapping[str, Any], design: Mapping[str, Any], *, n_s
         (..., positions, n_slots). A missing optional component counts as zero.
     design : mapping
         ``slot`` (n_obs, Dmax - 1), ``level_<f>``, ``month``, ``age``, ``season``
-        (n_obs,), ``active`` (n_obs, n_change); arrays or PyTensor variables.
+        (n_obs,), ``active`` (n_obs, n_change), optional ``offset`` (n_obs, Dmax - 1);
+        arrays or PyTensor variables.
     n_slots : int
         Number of parameter slots; ``slot == n_slots`` marks padding.
     factors : sequence of str
@@ -88,6 +90,8 @@ def linear_predictor(theta: Mapping[str, Any], design: Mapping[str, Any], *, n_s
     for name, index in (("walk", "month"), ("age", "age"), ("month", "month"), ("season", "season")):
         if theta.get(name) is not None:
             eta = eta + _pad_last(xp, theta[name])[..., design[index][:, None], slot]
+    if design.get("offset") is not None:
+        eta = eta + design["offset"]
     return xp.where(xp.equal(slot, n_slots), PAD_LOGIT, eta)
 
 

@@ -1,9 +1,11 @@
-"""Sampling a PyMC graph with nutpie (default) or PyMC's NUTS, compiling each graph once per process.
+"""Sampling a PyMC graph with nutpie (default) or PyMC's NUTS.
 
-nutpie compiles a graph to machine code with Numba, which takes most of a fit's time; the
-compiled model is kept in this process by a key that changes whenever the graph would, and
-later fits with other data of the same shape (backtest windows, model variants switched
-by data, segments) only swap the data in (``CompiledModel.with_data``).
+nutpie compiles the graph with JAX by default: the data are frozen into the compiled
+function, which compiles in seconds (ARCHITECTURE.md has the measurements against the
+Numba backend, whose compile took most of a fit's time). With ``backend: numba`` the
+compiled model is kept in this process by a key that changes whenever the graph would,
+and later fits with other data of the same shape only swap the data in
+(``CompiledModel.with_data``).
 """
 from __future__ import annotations
 
@@ -37,12 +39,19 @@ def sample_compiled(key: str, build: Callable[[], Any], values: Mapping[str, np.
     if config.sampler == "pymc":
         return _sample_pymc(build(), values, config, progress, t0)
     import nutpie
-    compiled = _COMPILED.get(key)
-    reused = compiled is not None
-    if compiled is None:
-        compiled = nutpie.compile_pymc_model(build())
-        _COMPILED[key] = compiled
-    compiled = compiled.with_data(**{k: v for k, v in values.items() if k in compiled.shared_data})
+    if config.backend == "jax":
+        model = build()
+        with model:
+            import pymc as pm
+            pm.set_data({k: v for k, v in values.items() if k in model.named_vars})
+        compiled, reused = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax"), False
+    else:
+        compiled = _COMPILED.get(key)
+        reused = compiled is not None
+        if compiled is None:
+            compiled = nutpie.compile_pymc_model(build())
+            _COMPILED[key] = compiled
+        compiled = compiled.with_data(**{k: v for k, v in values.items() if k in compiled.shared_data})
     t1 = time.perf_counter()
     idata = nutpie.sample(compiled, draws=config.draws, tune=config.tune, chains=config.chains,
                           cores=min(2, config.chains), seed=config.seed, progress_bar=progress,

@@ -1,0 +1,178 @@
+"""Month-to-month variation of the Markov model: month effects and seasonality on monthly totals.
+
+Whole months differ by more than binomial noise (quarter-end pushes, holidays,
+campaigns). This is the model's second stage. For every source row ``r`` and month ``t``
+the moves out of ``r`` are summed over segments and ages, and their expected split under
+the first stage (posterior mean over the lead-level cells of that month) becomes a known
+offset on the log-odds::
+
+    y[t, r] ~ Multinomial(N[t, r], softmax(offset[t, r] + [0, month[t, s] + season[pos(t), s]]))
+    month[t, s] = sigma_month[r] * z[t, s],  z ~ Normal(0, 1),  sigma_month ~ HalfNormal(month_sigma)
+    season = sigma_season * ZeroSumNormal(1) over the seasonal positions
+
+with ``s`` the slots of row ``r`` (the same linear predictor as the first stage). Forecasts
+draw a fresh ``month`` for every future month with the fitted ``sigma_month`` (paired with
+the first stage's draws by index) and add the seasonal offset of the calendar month.
+
+Whether month effects are worth having (``month_effects: auto``) is decided by PSIS-LOO on
+the month-row totals, against the first stage alone (:mod:`funnel_models.models.selection`).
+Working on totals keeps the second stage small (months x rows observations), so it samples
+in seconds; fitting month effects jointly with every lead-level cell was measured at about
+15x the sampling time (ARCHITECTURE.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .config import ModelConfig, SamplerConfig
+from .predictor import log_probabilities, pointwise_loglik
+from .sampling import sample_compiled
+from .structure import SEASON_LENGTH, Design, season_index
+
+__all__ = ["MonthTotals", "month_totals", "MonthEffects", "fit_month_effects", "MONTH_LABELS"]
+
+
+@dataclass(frozen=True)
+class MonthTotals:
+    """Moves out of every row summed per month, with their first-stage expectation."""
+
+    counts: np.ndarray          # (n_tr, Dmax)
+    slot: np.ndarray            # (n_tr, Dmax - 1)
+    row: np.ndarray             # (n_tr,)
+    month: np.ndarray           # (n_tr,)
+    season: np.ndarray          # (n_tr,)
+    n_slots: int
+    cell: np.ndarray            # (n_obs,) index of each fine observation's month-row total
+
+    def design(self, offset: np.ndarray | None) -> dict[str, Any]:
+        """Predictor input with a given offset (n_tr, Dmax - 1)."""
+        n = len(self.row)
+        return {"slot": self.slot, "month": self.month, "season": self.season, "age": np.zeros(n, np.int64),
+                "active": np.zeros((n, 0)), "offset": offset}
+
+
+def month_totals(fine: Design) -> MonthTotals:
+    """Group the lead-level observations of ``fine`` (a by-month design) by month and row."""
+    key = fine.month * len(fine.rows) + fine.row
+    uniq, cell = np.unique(key, return_inverse=True)
+    counts = np.zeros((uniq.size, fine.counts.shape[1]), dtype=np.int64)
+    np.add.at(counts, cell, fine.counts)
+    first = np.zeros(uniq.size, dtype=np.int64)
+    first[cell[::-1]] = np.arange(fine.n_obs)[::-1]               # one observation of each total
+    return MonthTotals(counts=counts, slot=fine.slot[first], row=fine.row[first], month=fine.month[first],
+                       season=season_index([fine.months[t] for t in fine.month[first]], fine.season_kind),
+                       n_slots=fine.n_slots, cell=cell)
+
+
+def _expected(totals: MonthTotals, fine: Design, probs: np.ndarray) -> np.ndarray:
+    """Expected split of every total, (draws, n_tr, Dmax), from fine-cell probabilities (draws, n_obs, Dmax)."""
+    weight = np.zeros((totals.counts.shape[0], fine.n_obs))
+    weight[totals.cell, np.arange(fine.n_obs)] = fine.counts.sum(1)
+    out = np.einsum("to,dok->dtk", weight, probs)
+    return out / np.clip(out.sum(-1, keepdims=True), 1e-300, None)
+
+
+def _offset(p: np.ndarray) -> np.ndarray:
+    """Log-odds of every destination against the reference (column 0)."""
+    lp = np.log(np.clip(p, 1e-300, None))
+    return lp[..., 1:] - lp[..., :1]
+
+
+@dataclass(frozen=True)
+class MonthEffects:
+    """The fitted second stage.
+
+    Attributes
+    ----------
+    fits : dict
+        Candidate (month effects on?) -> InferenceData of ``sigma_month`` / ``season``
+        draws, or None when the candidate has no parameters (no month effects, no season).
+    loglik : dict
+        Pointwise log-likelihood of the month-row totals per candidate label, (draws, n_tr).
+    """
+
+    fits: Mapping[bool, Any]
+    loglik: Mapping[str, np.ndarray]
+
+
+#: Labels of the second-stage candidates.
+MONTH_LABELS = {False: "no month effects", True: "month effects"}
+
+
+def _graph(totals: MonthTotals, offset: np.ndarray, config: ModelConfig, n_rows: int, season_kind: str,
+           n_months: int, with_month: bool) -> Any:
+    import pymc as pm
+    import pytensor.tensor as pt
+    pri = config.priors
+    slot_row = np.zeros(totals.n_slots, dtype=np.int64)
+    for r, s in zip(totals.row, totals.slot):
+        slot_row[s[s < totals.n_slots]] = r
+    coords = {"row_m": list(range(n_rows)), "mt": list(range(n_months)), "slot_m": list(range(totals.n_slots)),
+              "season_pos": list(range(SEASON_LENGTH[season_kind]))}
+    with pm.Model(coords=coords) as model:
+        theta: dict[str, Any] = {"intercept": pt.zeros((totals.n_slots,))}
+        if with_month:
+            sig = pm.HalfNormal("sigma_month", pri.month_sigma, dims="row_m")
+            z = pm.Normal("monthz", 0.0, 1.0, dims=("mt", "slot_m"))
+            theta["month"] = pm.Deterministic("month", z * sig[slot_row][None, :], dims=("mt", "slot_m"))
+        if season_kind != "none":
+            sig_s = pm.HalfNormal("sigma_season", pri.season_sigma)
+            zs = pm.ZeroSumNormal("seasonz", sigma=1.0, dims=("season_pos", "slot_m"), n_zerosum_axes=1)
+            theta["season"] = pm.Deterministic("season", zs * sig_s, dims=("season_pos", "slot_m"))
+        data = totals.design(pm.Data("m_offset", offset))
+        data["counts"] = pm.Data("m_counts", totals.counts)
+        lp = log_probabilities(theta, data, n_slots=totals.n_slots, xp=pt)
+        pm.Potential("month_loglik", pt.sum(data["counts"] * lp))
+    return model
+
+
+def fit_month_effects(fine: Design, stage1_probs: Callable[[int], Iterator[np.ndarray]], config: ModelConfig,
+                      sampler: SamplerConfig, candidates: tuple[bool, ...], progress: bool
+                      ) -> tuple[MonthEffects, dict[str, float]]:
+    """Fit the second stage for every candidate (without / with month effects).
+
+    Parameters
+    ----------
+    fine : Design
+        The lead-level observations by month.
+    stage1_probs : callable
+        ``stage1_probs(chunk)`` yields first-stage probabilities of the fine observations
+        for consecutive chunks of draws, (chunk_draws, n_obs, Dmax), covering every draw.
+    candidates : tuple of bool
+        Fit without (False) and/or with (True) month effects.
+    """
+    from scipy.special import gammaln
+
+    from . import idata_access as acc
+    totals = month_totals(fine)
+    exp_draws = np.concatenate([_expected(totals, fine, p) for p in stage1_probs(200)])
+    offset = _offset(exp_draws.mean(0))
+    n = totals.counts.sum(-1)
+    coef = gammaln(n + 1.0) - gammaln(totals.counts + 1.0).sum(-1)
+    fits: dict[bool, Any] = {}
+    loglik: dict[str, np.ndarray] = {}
+    timings: dict[str, float] = {}
+    for with_month in candidates:
+        if not with_month and fine.season_kind == "none":
+            lp = np.log(np.clip(exp_draws, 1e-300, None))
+            loglik[MONTH_LABELS[False]] = coef + np.where(totals.counts > 0, totals.counts * lp, 0.0).sum(-1)
+            fits[False] = None
+            continue
+        key = f"month;{fine.signature()};{with_month}"
+        idata, t = sample_compiled(key, lambda wm=with_month: _graph(totals, offset, config, len(fine.rows),
+                                                                      fine.season_kind, len(fine.months), wm),
+                                   {"m_offset": offset, "m_counts": totals.counts}, sampler, progress)
+        for k, v in t.items():
+            timings[k] = timings.get(k, 0.0) + v
+        theta = {"intercept": np.zeros((acc.n_draws(idata), totals.n_slots))}
+        for name in ("month", "season"):
+            if acc.has(idata, name):
+                theta[name] = acc.draws(idata, name)
+        loglik[MONTH_LABELS[with_month]] = pointwise_loglik(theta, totals.design(offset), totals.counts,
+                                                            n_slots=totals.n_slots)
+        fits[with_month] = idata
+    return MonthEffects(fits=fits, loglik=loglik), timings
