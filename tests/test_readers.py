@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from funnel_models.datasets import OLIST_SPEC, olist_stage_history
 from funnel_models.errors import FunnelDataError, FunnelWarning
-from funnel_models.data.readers import (detect_shape, parse_month, read_any, read_counts,
+from funnel_models.data.columns import detect_shape
+from funnel_models.data.dates import parse_month
+from funnel_models.data.readers import (read_any, read_counts,
                                    read_history, read_snapshots)
 from funnel_models.data.spec import FunnelSpec
 
