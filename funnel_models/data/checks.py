@@ -30,7 +30,8 @@ from .sql import quote_literal
 
 __all__ = ["ReadContext", "check", "raise_problems", "materialise", "codes_table", "check_common",
            "timestamp_sql", "check_timestamps", "note_timezones", "month_select", "check_month",
-           "warn_backwards", "check_outcome_conflicts", "MIN_DATE", "PLACEHOLDER_DATES", "DATE_FIX"]
+           "warn_backwards", "check_outcome_conflicts", "MIN_DATE", "PLACEHOLDER_DATES", "DATE_FIX",
+           "TZ_PATTERN"]
 
 #: Dates before this are errors (typos such as 0202 for 2020).
 MIN_DATE = "1900-01-01"
@@ -39,8 +40,8 @@ PLACEHOLDER_DATES = ("1900-01-01", "1970-01-01")
 #: How to write a date, for messages.
 DATE_FIX = ("write dates in ISO 8601 form, YYYY-MM-DD or YYYY-MM-DD HH:MM:SS "
             "(e.g. 2024-03-31 14:05:00)")
-# a time of day followed by a UTC offset or zone letter
-_TZ_PATTERN = r"\d:\d{2}(:\d{2}(\.\d*)?)?\s*([zZ]|UTC|GMT|[+-]\d{2}(:?\d{2})?)$"
+#: A time of day followed by a UTC offset or zone letter (a regular expression).
+TZ_PATTERN = r"\d:\d{2}(:\d{2}(\.\d*)?)?\s*([zZ]|UTC|GMT|[+-]\d{2}(:?\d{2})?)$"
 _MONTH_SQL = ("CASE WHEN regexp_full_match(m_raw, '\\d{4}-\\d{2}') THEN try_cast(m_raw || '-01' AS TIMESTAMP) "
               "WHEN regexp_full_match(m_raw, '\\d{4}-\\d{2}-\\d{2}([ T].*)?') "
               "THEN date_trunc('month', try_cast(m_raw AS TIMESTAMP)) END")
@@ -209,7 +210,7 @@ def timestamp_sql(raw: str, timezone: str) -> str:
     Values with a UTC offset are read as instants and converted to ``timezone``; values
     without one are read as they are (NULL when not a date).
     """
-    return (f"CASE WHEN regexp_matches({raw}, '{_TZ_PATTERN}') "
+    return (f"CASE WHEN regexp_matches({raw}, '{TZ_PATTERN}') "
             f"THEN timezone({quote_literal(timezone)}, try_cast({raw} AS TIMESTAMPTZ)) "
             f"ELSE try_cast({raw} AS TIMESTAMP) END")
 
@@ -247,12 +248,12 @@ def note_timezones(ctx: ReadContext, canon: str, raw: str) -> None:
     """Warn (a note, not an error) when values of ``raw`` carry UTC offsets: say how many,
     which offsets, and that they were converted to the spec's time zone."""
     n_tz, n_all = ctx.con.execute(
-        f"SELECT count(*) FILTER (WHERE regexp_matches({raw}, '{_TZ_PATTERN}')), count({raw}) FROM t").fetchall()[0]
+        f"SELECT count(*) FILTER (WHERE regexp_matches({raw}, '{TZ_PATTERN}')), count({raw}) FROM t").fetchall()[0]
     if not n_tz:
         return
     offsets = [r[0] for r in ctx.con.execute(
         f"SELECT DISTINCT regexp_extract({raw}, '([zZ]|UTC|GMT|[+-]\\d{{2}}(:?\\d{{2}})?)$') AS o FROM t "
-        f"WHERE regexp_matches({raw}, '{_TZ_PATTERN}') ORDER BY o LIMIT 6").fetchall()]
+        f"WHERE regexp_matches({raw}, '{TZ_PATTERN}') ORDER BY o LIMIT 6").fetchall()]
     tz = ctx.spec.timezone
     naive = n_all - n_tz
     rest = (f"; the other {naive} have no offset and are taken to be in {tz} already" if naive else "")
