@@ -14,7 +14,7 @@ import yaml
 from funnel_models.cli import main
 from funnel_models.data.spec import FunnelSpec
 from funnel_models.data.store import Store
-from funnel_models.errors import FunnelDataError
+from funnel_models.errors import FunnelDataError, SpecError
 
 SPEC = {"stages": [{"code": "NEW", "name": "New"}, {"code": "QUAL", "name": "Qualified"}],
         "won": ["WON"], "lost": ["LOST"], "attributes": ["region"]}
@@ -233,3 +233,106 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
             main([cmd, "--help"])
         assert info.value.code == 0
         assert "examples:" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the recorded spec
+def test_store_records_the_spec_and_refuses_another_funnel(tmp_path: Path) -> None:
+    spec = FunnelSpec.from_dict({**SPEC, "columns": {"lead_id": "opp"}, "value": "amount"})
+    store = Store(tmp_path / "f.duckdb")
+    store.ingest(H1, "history", spec=spec)
+    got = store.spec()
+    assert got.codes == ("NEW", "QUAL") and got.won == ("WON",) and got.attributes == ("region",)
+    assert got.columns == {} and got.value is None          # the stored tables are canonical
+    store.ingest(H1, "history", spec=FunnelSpec.from_dict({**SPEC, "columns": {"lead_id": "other"}}))  # same funnel
+    before = (tmp_path / "f.duckdb").read_bytes()
+    other = FunnelSpec.from_dict({**SPEC, "stages": ["NEW", "QUAL", "PROP"]})
+    with pytest.raises(SpecError) as info:
+        store.ingest(H1, "history", spec=other)
+    assert "differs from the one recorded" in str(info.value) and "--store NEW.duckdb" in str(info.value)
+    assert (tmp_path / "f.duckdb").read_bytes() == before
+    with pytest.raises(FunnelDataError, match="isin"):   # no spec passed: codes checked against the recorded one
+        store.ingest(hist([("Z", "DEMO", "2024-03-01", "EU")]), "history")
+
+
+def test_read_any_and_status_in_funnel_order(tmp_path: Path) -> None:
+    spec = FunnelSpec.from_dict({"stages": ["ZED", "ALPHA"], "won": ["WON"], "lost": ["LOST"]})
+    store = Store(tmp_path / "f.duckdb")
+    counts = pd.DataFrame({"month": ["2024-01"] * 3, "stage": ["LOST", "ALPHA", "ZED"], "count": [1, 2, 3]})
+    store.ingest(counts, "counts", spec=spec)
+    assert store.read_any()[0] == "counts"
+    assert list(store.status()["tables"]["counts"]["stages"]) == ["ZED", "ALPHA", "LOST"]
+    snaps = pd.DataFrame({"month": ["2024-01", "2024-01"], "lead_id": ["a", "b"], "stage": ["ALPHA", "ZED"]})
+    report = store.ingest(snaps, "snapshots", spec=spec)
+    assert list(report.stages) == ["ZED", "ALPHA"]
+    shape, df = store.read_any()
+    assert shape == "snapshots" and df["lead_id"].tolist() == ["a", "b"]
+    assert store.shapes() == ["snapshots", "counts"]
+    out = subprocess.run([sys.executable, "-m", "funnel_models.cli", "status", "--store", str(store.path)],
+                         capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0
+    assert "funnel: ZED > ALPHA; won ['WON']; lost ['LOST']" in out.stdout
+    assert "stages: ZED 1, ALPHA 1" in out.stdout and "stages: ZED 3, ALPHA 2, LOST 1" in out.stdout
+
+
+# ---------------------------------------------------------------- busy stores and pipes
+_HOLDER = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+print("released", flush=True)
+time.sleep(60)
+"""
+
+
+def _hold(path: Path, seconds: float) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_busy_store_exits_3_at_once_and_waits_when_asked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    f = tmp_path / "h.csv"
+    f.write_text("lead_id,stage,entered_at,region\nA,NEW,2024-01-02,EU\n")
+    path = tmp_path / "funnel.duckdb"
+    assert main(["ingest", str(f), "--spec", str(spec), "--store", str(path)]) == 0
+    before = path.read_bytes()
+    holder = _hold(path, 120)
+    try:
+        capsys.readouterr()
+        for argv in (["ingest", str(f), "--spec", str(spec), "--store", str(path)], ["status", "--store", str(path)]):
+            assert main(argv) == 3
+            err = capsys.readouterr().err
+            assert err.startswith("error: store") and "in use by another process" in err and "--wait SECONDS" in err
+            assert holder.poll() is None        # it returned while the lock is still held: nothing waited
+    finally:
+        holder.kill()
+        holder.wait()
+    assert path.read_bytes() == before
+    holder = _hold(path, 1.0)                   # releases after a second
+    try:
+        assert main(["status", "--store", str(path), "--wait", "60"]) == 0
+        assert "history: 1 rows" in capsys.readouterr().out
+    finally:
+        holder.kill()
+        holder.wait()
+    with pytest.raises(FunnelDataError, match="wait must be"):
+        Store(path, wait=-1)
+
+
+def test_output_to_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
+    store = Store(tmp_path / "f.duckdb")
+    store.ingest(H1, "history", spec=FunnelSpec.from_dict(SPEC))
+    proc = subprocess.Popen([sys.executable, "-m", "funnel_models.cli", "status", "--store", str(store.path)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()                         # the reader is gone before anything is written (| head -0)
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and err == ""
+    shell = subprocess.run(f"{sys.executable} -m funnel_models.cli status --store '{store.path}' | head -2",
+                           shell=True, cwd=REPO, capture_output=True, text=True)
+    assert shell.stdout.count("\n") == 2 and shell.stderr == ""

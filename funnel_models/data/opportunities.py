@@ -66,7 +66,8 @@ def layout_columns(ctx: ReadContext) -> dict[str, str]:
 
 def opportunity_select(ctx: ReadContext, layout: dict[str, str]) -> list[str]:
     """The select items of table ``t``: raw and parsed milestone dates (``d<i>_raw``,
-    ``d<i>``), ``status_raw``, ``closed_raw`` and ``closed``."""
+    ``d<i>``), ``status_raw``, and ``closed_raw`` / ``closed`` (the close date of won and
+    lost deals only)."""
     tz = ctx.spec.timezone
     out = []
     for i, code in enumerate(ctx.spec.milestones):
@@ -76,10 +77,13 @@ def opportunity_select(ctx: ReadContext, layout: dict[str, str]) -> list[str]:
     if "status" in layout:
         ctx.cols[layout["status"]] = layout["status"]
         out.append(f"{ctx.raw(layout['status'])} AS status_raw")
-    if "closed_at" in layout:
+    if "closed_at" in layout and ctx.spec.status is not None:
         col = layout["closed_at"]
         ctx.cols[col] = col
-        out += [f"{ctx.raw(col)} AS closed_raw", f"{timestamp_sql(ctx.raw(col), tz)} AS closed"]
+        # only won and lost deals close; an open deal's (expected) close date is ignored
+        closing = _values(ctx.spec.status.won + ctx.spec.status.lost)
+        raw = f"CASE WHEN {ctx.raw(layout['status'])} IN ({closing}) THEN {ctx.raw(col)} END"
+        out += [f"{raw} AS closed_raw", f"{timestamp_sql(raw, tz)} AS closed"]
     return out
 
 
