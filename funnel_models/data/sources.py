@@ -111,7 +111,7 @@ def _check_path(path: Path, label: str) -> None:
         inside = sorted(p.name for p in path.iterdir()
                         if p.suffix.lower() in _CSV_EXT | _PARQUET_EXT | _DUCKDB_EXT)[:10]
         hint = f" Data files in it: {inside}." if inside else ""
-        raise FunnelDataError(f"{label}: is a directory, not a file. Pass one CSV, Parquet or "
+        raise FunnelDataError(f"{label}: is a directory, not a file. Fix: pass one CSV, Parquet or "
                               f"DuckDB file, e.g. {path / 'leads.csv'}.{hint}")
     if not path.exists():
         parent = path.parent if str(path.parent) else Path(".")
