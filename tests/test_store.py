@@ -254,7 +254,7 @@ def test_store_records_the_spec_and_refuses_another_funnel(tmp_path: Path) -> No
         store.ingest(hist([("Z", "DEMO", "2024-03-01", "EU")]), "history")
 
 
-def test_read_any_and_status_in_funnel_order(tmp_path: Path) -> None:
+def test_read_any_and_status_in_funnel_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = FunnelSpec.from_dict({"stages": ["ZED", "ALPHA"], "won": ["WON"], "lost": ["LOST"]})
     store = Store(tmp_path / "f.duckdb")
     counts = pd.DataFrame({"month": ["2024-01"] * 3, "stage": ["LOST", "ALPHA", "ZED"], "count": [1, 2, 3]})
@@ -267,11 +267,10 @@ def test_read_any_and_status_in_funnel_order(tmp_path: Path) -> None:
     shape, df = store.read_any()
     assert shape == "snapshots" and df["lead_id"].tolist() == ["a", "b"]
     assert store.shapes() == ["snapshots", "counts"]
-    out = subprocess.run([sys.executable, "-m", "funnel_models.cli", "status", "--store", str(store.path)],
-                         capture_output=True, text=True, cwd=REPO)
-    assert out.returncode == 0
-    assert "funnel: ZED > ALPHA; won ['WON']; lost ['LOST']" in out.stdout
-    assert "stages: ZED 1, ALPHA 1" in out.stdout and "stages: ZED 3, ALPHA 2, LOST 1" in out.stdout
+    assert main(["status", "--store", str(store.path)]) == 0
+    out = capsys.readouterr().out
+    assert "funnel: ZED > ALPHA; won ['WON']; lost ['LOST']" in out
+    assert "stages: ZED 1, ALPHA 1" in out and "stages: ZED 3, ALPHA 2, LOST 1" in out
 
 
 # ---------------------------------------------------------------- busy stores and pipes

@@ -104,8 +104,10 @@ def _finish_history(ctx: ReadContext, table: str) -> pd.DataFrame:
     if dup:
         warnings.warn(f"{ctx.inp.label}: {dup} exact duplicate row(s) (same lead, stage and "
                       "date) dropped.", FunnelWarning, stacklevel=_STACK)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE h AS SELECT * FROM {table} QUALIFY row_number() OVER "
-                "(PARTITION BY lead_id, stage, entered_at ORDER BY _row) = 1")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE h AS SELECT * FROM {table} QUALIFY row_number() OVER "
+                    "(PARTITION BY lead_id, stage, entered_at ORDER BY _row) = 1")
+    else:  # the common case: no copy needed
+        con.execute(f"CREATE OR REPLACE TEMP VIEW h AS SELECT * FROM {table}")
     check_outcome_conflicts(ctx, "h")
     warn_backwards(ctx, "entered_at", "h")
     attrs = [quote_ident(a) for a in spec.attributes]
