@@ -23,7 +23,7 @@ import duckdb
 import pandas as pd
 
 from ..errors import FunnelDataError, FunnelWarning
-from .messages import MAX_SHOWN, plural, short_repr
+from .messages import MAX_SHOWN, listing, plural, short_repr
 from .sources import OpenedSource, encoding_problem, translate_read_error
 from .spec import FunnelSpec
 from .sql import quote_literal
@@ -345,12 +345,11 @@ def check_outcome_conflicts(ctx: ReadContext, table: str, rows_note: str | None 
         f"GROUP BY lead_id, entered_at HAVING count(DISTINCT kind) = 2 ORDER BY min(_row)").fetchall()
     if not bad:
         return
-    shown = "; ".join(f"lead {lid!r} at {ts:%Y-%m-%d %H:%M:%S}: {codes} (rows {rows[:MAX_SHOWN]})"
-                      for lid, ts, codes, rows in bad[:MAX_SHOWN])
-    more = f"; and {len(bad) - MAX_SHOWN} more" if len(bad) > MAX_SHOWN else ""
+    shown = listing([f"lead {lid!r} at {ts:%Y-%m-%d %H:%M:%S}: {codes} (rows {rows[:MAX_SHOWN]})"
+                     for lid, ts, codes, rows in bad])
     raise FunnelDataError(
         f"{ctx.inp.label}: {plural(len(bad), 'lead is', 'leads are')} both won and lost at the same "
-        f"time -- {shown}{more} ({rows_note or ctx.inp.row_note}). A deal closes once, and which "
+        f"time -- {shown} ({rows_note or ctx.inp.row_note}). A deal closes once, and which "
         "outcome is true cannot be told. Fix: remove the wrong row, or give the rows their real "
         "times.")
 

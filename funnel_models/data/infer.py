@@ -200,28 +200,30 @@ def _finish(ctx: _Ctx, shape: str, spec: dict[str, Any], used: set[str], value: 
     return Guess(shape, spec, factors, ctx.assumptions, ctx.prof)
 
 
+def _lead_level(ctx: _Ctx, shape: str, id_col: ColumnProfile, stage_col: ColumnProfile, time_col: str,
+                time_sql: str, used: set[str]) -> Guess:
+    """History or snapshots: stage order from the times in ``time_sql`` (per lead)."""
+    ctx.con.execute(f"CREATE OR REPLACE TEMP TABLE g AS SELECT {ctx.v(id_col.name)} AS u, "
+                    f"{ctx.v(stage_col.name)} AS s, {time_sql} AS t FROM sample")
+    open_, won, lost = _closing_codes(ctx, _copeland(ctx.con, "g"))
+    role = "date" if shape == "history" else "month"
+    ctx.assumptions.insert(0, f"lead id: column {id_col.name!r}; stage: column {stage_col.name!r} "
+                              f"({len(stage_col.top)} codes); {role}: column {time_col!r}")
+    canon = "entered_at" if shape == "history" else "month"
+    spec = {"stages": [{"code": c, "name": c} for c in open_], "won": won, "lost": lost,
+            "columns": _columns({"lead_id": id_col.name, "stage": stage_col.name, canon: time_col})}
+    return _finish(ctx, shape, spec, {id_col.name, stage_col.name, time_col} | used)
+
+
 def _history(ctx: _Ctx, id_col: ColumnProfile, stage_col: ColumnProfile, dates: list[ColumnProfile]) -> Guess:
     date = max(dates, key=lambda c: (not SKIP_DATE_WORDS.search(c.name), c.filled))
-    ctx.con.execute(f"CREATE OR REPLACE TEMP TABLE g AS SELECT {ctx.v(id_col.name)} AS u, "
-                    f"{ctx.v(stage_col.name)} AS s, {ctx.ts(date.name)} AS t FROM sample")
-    open_, won, lost = _closing_codes(ctx, _copeland(ctx.con, "g"))
-    ctx.assumptions[:0] = [f"lead id: column {id_col.name!r}; stage: column {stage_col.name!r} "
-                           f"({len(stage_col.top)} codes); date: column {date.name!r}"]
-    spec = {"stages": [{"code": c, "name": c} for c in open_], "won": won, "lost": lost,
-            "columns": _columns({"lead_id": id_col.name, "stage": stage_col.name, "entered_at": date.name})}
-    return _finish(ctx, "history", spec, {id_col.name, stage_col.name, date.name} | {d.name for d in dates})
+    return _lead_level(ctx, "history", id_col, stage_col, date.name, ctx.ts(date.name), {d.name for d in dates})
 
 
 def _snapshots(ctx: _Ctx, id_col: ColumnProfile, stage_col: ColumnProfile, month: ColumnProfile) -> Guess:
-    ctx.con.execute(f"CREATE OR REPLACE TEMP TABLE g AS SELECT {ctx.v(id_col.name)} AS u, "
-                    f"{ctx.v(stage_col.name)} AS s, coalesce(try_cast({ctx.v(month.name)} || '-01' AS TIMESTAMP), "
-                    f"date_trunc('month', {ctx.ts(month.name)})) AS t FROM sample")
-    open_, won, lost = _closing_codes(ctx, _copeland(ctx.con, "g"))
-    ctx.assumptions[:0] = [f"lead id: column {id_col.name!r}; stage: column {stage_col.name!r} "
-                           f"({len(stage_col.top)} codes); month: column {month.name!r}"]
-    spec = {"stages": [{"code": c, "name": c} for c in open_], "won": won, "lost": lost,
-            "columns": _columns({"lead_id": id_col.name, "stage": stage_col.name, "month": month.name})}
-    return _finish(ctx, "snapshots", spec, {id_col.name, stage_col.name, month.name})
+    first = (f"coalesce(try_cast({ctx.v(month.name)} || '-01' AS TIMESTAMP), "
+             f"date_trunc('month', {ctx.ts(month.name)}))")
+    return _lead_level(ctx, "snapshots", id_col, stage_col, month.name, first, set())
 
 
 def _counts(ctx: _Ctx, stage_col: ColumnProfile, count_col: ColumnProfile, month: ColumnProfile) -> Guess:

@@ -8,13 +8,15 @@ Examples
 ('1 row has', '3 rows have')
 >>> short_repr("a" * 60, 12)
 "'aaaaaaa...'"
+>>> listing([f"lead {i}" for i in range(7)])
+'lead 0; lead 1; lead 2; lead 3; lead 4; and 2 more'
 """
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
-__all__ = ["did_you_mean", "plural", "short_repr", "MAX_SHOWN"]
+__all__ = ["did_you_mean", "plural", "short_repr", "listing", "MAX_SHOWN"]
 
 #: At most this many offending rows are shown in one message.
 MAX_SHOWN = 5
@@ -74,3 +76,19 @@ def short_repr(value: Any, width: int = 40) -> str:
     """
     s = repr(value)
     return s if len(s) <= width else s[: width - 4] + "...'"
+
+
+def listing(items: Sequence[str], limit: int = MAX_SHOWN) -> str:
+    """The first ``limit`` items joined by ``"; "``, then ``"; and N more"`` if there are more.
+
+    Parameters
+    ----------
+    items : sequence of str
+    limit : int
+
+    Returns
+    -------
+    str
+    """
+    more = f"; and {len(items) - limit} more" if len(items) > limit else ""
+    return "; ".join(items[:limit]) + more

@@ -24,7 +24,7 @@ import warnings
 from ..errors import FunnelDataError, FunnelWarning
 from .checks import ReadContext, check, check_timestamps, raise_problems, timestamp_sql
 from .columns import find_column
-from .messages import MAX_SHOWN, did_you_mean, plural
+from .messages import MAX_SHOWN, did_you_mean, listing, plural
 from .sql import quote_ident, quote_literal
 
 __all__ = ["layout_columns", "opportunity_select", "check_opportunities", "opportunity_history"]
@@ -96,11 +96,10 @@ def _check_duplicate_deals(ctx: ReadContext) -> None:
         "SELECT lead_id, list(_row ORDER BY _row) FROM t WHERE lead_id IS NOT NULL GROUP BY lead_id "
         "HAVING count(*) > 1 ORDER BY min(_row)").fetchall()
     if dup:
-        shown = "; ".join(f"{lid!r} at rows {rows[:MAX_SHOWN]}" for lid, rows in dup[:MAX_SHOWN])
-        more = f"; and {len(dup) - MAX_SHOWN} more" if len(dup) > MAX_SHOWN else ""
+        shown = listing([f"{lid!r} at rows {rows[:MAX_SHOWN]}" for lid, rows in dup])
         ctx.problems.append(
             f"{ctx.desc('lead_id')}: {plural(len(dup), 'deal id appears', 'deal ids appear')} more than "
-            f"once -- {shown}{more} ({ctx.inp.row_note}). A one-row-per-deal export holds each deal "
+            f"once -- {shown} ({ctx.inp.row_note}). A one-row-per-deal export holds each deal "
             "once. Fix: keep one row per deal (the latest), or read a stage-change export as stage "
             "history instead.")
 

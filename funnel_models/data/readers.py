@@ -67,7 +67,7 @@ from .checks import (ReadContext, check, check_common, check_month, check_outcom
                      warn_backwards)
 from .columns import INPUT_SHAPES, NEEDS, SHAPES, InputShape, Shape, detect_shape, select_columns
 from .dates import parse_month
-from .messages import MAX_SHOWN
+from .messages import MAX_SHOWN, listing
 from .opportunities import check_opportunities, layout_columns, opportunity_history, opportunity_select
 from .schemas import canonical_dtypes, schema_for, validate
 from .sources import Source, opened
@@ -143,12 +143,11 @@ def _snapshot_conflicts(ctx: ReadContext) -> None:
         "SELECT lead_id, month, list(DISTINCT stage ORDER BY stage), list(_row ORDER BY _row) FROM t "
         "GROUP BY lead_id, month HAVING count(DISTINCT stage) > 1 ORDER BY min(_row)").fetchall()
     if conflicts:
-        shown = "; ".join(f"lead {lid!r} in {m:%Y-%m}: stages {st} at rows {rows[:MAX_SHOWN]}"
-                          for lid, m, st, rows in conflicts[:MAX_SHOWN])
-        more = f"; and {len(conflicts) - MAX_SHOWN} more" if len(conflicts) > MAX_SHOWN else ""
+        shown = listing([f"lead {lid!r} in {m:%Y-%m}: stages {st} at rows {rows[:MAX_SHOWN]}"
+                         for lid, m, st, rows in conflicts])
         raise FunnelDataError(
             f"{ctx.inp.label}: {ctx.desc('lead_id')} and {ctx.desc('month')}: {len(conflicts)} "
-            f"(lead, month) pair(s) have rows with conflicting stages -- {shown}{more} "
+            f"(lead, month) pair(s) have rows with conflicting stages -- {shown} "
             f"({ctx.inp.row_note}). A snapshot holds one status per lead and month. Fix: keep "
             "only the status at the end of each month (the last change).")
 

@@ -92,6 +92,15 @@ def _files(directory: str | os.PathLike[str] | None) -> tuple[Path, Path]:
     return leads, deals
 
 
+def _query(directory: str | os.PathLike[str] | None, select: str) -> pd.DataFrame:
+    """Run ``select`` over the leads file as ``l`` and the closed deals as ``d`` (all text)."""
+    leads, deals = _files(directory)
+    sql = ("WITH l AS (SELECT * FROM read_csv(?, all_varchar=true, header=true)), "
+           "d AS (SELECT * FROM read_csv(?, all_varchar=true, header=true)) " + select)
+    with duckdb.connect(":memory:") as con:
+        return con.execute(sql, [str(leads), str(deals)]).df()
+
+
 def olist_opportunities(directory: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """One row per Olist lead: the leads file left-joined with the closed deals.
 
@@ -113,18 +122,12 @@ def olist_opportunities(directory: str | os.PathLike[str] | None = None) -> pd.D
     FunnelDataError
         If a file is missing.
     """
-    leads, deals = _files(directory)
-    sql = """
-        WITH l AS (SELECT * FROM read_csv(?, all_varchar=true, header=true)),
-             d AS (SELECT * FROM read_csv(?, all_varchar=true, header=true))
+    df = _query(directory, """
         SELECT l.mql_id, l.first_contact_date, d.won_date,
                coalesce(NULLIF(trim(l.origin), ''), 'unknown') AS origin, l.landing_page_id,
                d.business_segment, d.lead_type
         FROM l LEFT JOIN d USING (mql_id)
-        ORDER BY l.mql_id
-    """
-    with duckdb.connect(":memory:") as con:
-        df = con.execute(sql, [str(leads), str(deals)]).df()
+        ORDER BY l.mql_id""")
     return df.astype("str").where(df.notna(), None)
 
 
@@ -152,10 +155,7 @@ def olist_stage_history(directory: str | os.PathLike[str] | None = None) -> pd.D
     FunnelDataError
         If a file is missing.
     """
-    leads, deals = _files(directory)
-    sql = """
-        WITH l AS (SELECT * FROM read_csv(?, all_varchar=true, header=true)),
-             d AS (SELECT * FROM read_csv(?, all_varchar=true, header=true))
+    df = _query(directory, """
         SELECT mql_id, 'MQL' AS status, CAST(first_contact_date AS TIMESTAMP) AS changed_on,
                coalesce(NULLIF(trim(origin), ''), 'unknown') AS origin, landing_page_id
         FROM l
@@ -163,10 +163,7 @@ def olist_stage_history(directory: str | os.PathLike[str] | None = None) -> pd.D
         SELECT d.mql_id, 'WON', CAST(d.won_date AS TIMESTAMP),
                coalesce(NULLIF(trim(l.origin), ''), 'unknown'), l.landing_page_id
         FROM d JOIN l USING (mql_id)
-        ORDER BY mql_id, changed_on, status DESC
-    """
-    with duckdb.connect(":memory:") as con:
-        df = con.execute(sql, [str(leads), str(deals)]).df()
+        ORDER BY mql_id, changed_on, status DESC""")
     for c in ("mql_id", "status", "origin", "landing_page_id"):
         df[c] = df[c].astype("str")
     df["changed_on"] = df["changed_on"].astype("datetime64[ns]")
