@@ -144,14 +144,13 @@ def materialise(ctx: ReadContext, select: list[str]) -> int:
 
 
 def codes_table(ctx: ReadContext) -> None:
-    """Create ``codes(code, rk, kind)``: every status code, its rank (open stages 0..K-1,
-    won and lost K) and kind (``open``, ``won``, ``lost``)."""
-    spec = ctx.spec
-    k = spec.n_stages
-    rows = ([(c, i, "open") for i, c in enumerate(spec.codes)] + [(c, k, "won") for c in spec.won]
-            + [(c, k, "lost") for c in spec.lost])
-    ctx.con.execute("CREATE OR REPLACE TEMP TABLE codes (code VARCHAR, rk INTEGER, kind VARCHAR)")
-    ctx.con.executemany("INSERT INTO codes VALUES (?, ?, ?)", rows)
+    """Create ``codes(code, rk, kind)`` from :meth:`FunnelSpec.code_table`: every status
+    code, its rank (open stages 0..K-1, won and lost K) and kind (``open``, ``won``, ``lost``)."""
+    table = ctx.spec.code_table()
+    ctx.con.register("spec_codes", table)
+    ctx.con.execute("CREATE OR REPLACE TEMP TABLE codes AS SELECT CAST(code AS VARCHAR) AS code, "
+                    "CAST(rank AS INTEGER) AS rk, CAST(kind AS VARCHAR) AS kind FROM spec_codes")
+    ctx.con.unregister("spec_codes")
 
 
 def _check_unknown_stages(ctx: ReadContext) -> None:

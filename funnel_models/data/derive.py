@@ -425,31 +425,40 @@ def skipped_stages(history: pd.DataFrame, spec: FunnelSpec) -> tuple[pd.DataFram
     return per_lead, per_stage
 
 
-def cohorts(history: pd.DataFrame, spec: FunnelSpec, *, cutoff: str | pd.Timestamp | None = None) -> pd.DataFrame:
+def cohorts(frame: pd.DataFrame, spec: FunnelSpec, *, cutoff: str | pd.Timestamp | None = None) -> pd.DataFrame:
     """Entry cohorts with outcomes and right-censoring flags, one row per lead.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Canonical stage history, or monthly snapshots.
+    spec : FunnelSpec
+    cutoff : date-like, optional
+        The cut-off day (default: the latest date in the data).
 
     Returns
     -------
     DataFrame
-        ``lead_id, cohort (entry month), outcome ('WON'|'LOST'|'OPEN'), closed_at,
-        months_to_close, censored`` + attributes. ``censored`` is True for leads still
-        open at the cut-off: their outcome is not yet known.
+        ``lead_id, cohort (entry month), outcome ('WON'|'LOST'|'OPEN'), closed_at (the
+        first month at a closing state), months_to_close, censored`` + attributes.
+        ``censored`` is True for leads still open at the cut-off: their outcome is not yet known.
     """
-    snaps = snapshots_from_history(history, spec, cutoff=cutoff)
+    if "entered_at" not in frame.columns and {"month", "lead_id", "stage"} <= set(frame.columns):
+        snaps = through_cutoff(frame, "month", cutoff).sort_values(["lead_id", "month"], kind="stable")
+    else:
+        snaps = snapshots_from_history(frame, spec, cutoff=cutoff)
     if snaps.empty:
         return pd.DataFrame(columns=["lead_id", "cohort", "outcome", "closed_at", "months_to_close", "censored"])
-    st = spec.canonical_states(snaps["stage"], where="history")
-    g = snaps.assign(state=st).groupby("lead_id", sort=False)
-    first = g["month"].min()
-    last = g.tail(1).set_index("lead_id")
-    outcome = last["state"].where(last["state"].isin([WON, LOST]), "OPEN")
+    s = snaps.assign(state=spec.canonical_states(snaps["stage"], where="snapshots"))
+    first = s.groupby("lead_id", sort=False)["month"].min()
+    closing = s[s["state"].isin([WON, LOST])].groupby("lead_id", sort=False).head(1).set_index("lead_id")
     out = pd.DataFrame({"lead_id": first.index, "cohort": first.to_numpy()})
-    out["outcome"] = outcome.reindex(first.index).to_numpy()
-    out["closed_at"] = last["month"].reindex(first.index).where(out["outcome"].to_numpy() != "OPEN").to_numpy()
+    out["outcome"] = closing["state"].reindex(first.index).fillna("OPEN").to_numpy()
+    out["closed_at"] = closing["month"].reindex(first.index).to_numpy()
     out["months_to_close"] = (month_index(out["closed_at"].fillna(out["cohort"])) - month_index(out["cohort"]))
     out.loc[out["outcome"] == "OPEN", "months_to_close"] = np.nan
     out["censored"] = out["outcome"] == "OPEN"
-    attrs = _lead_attrs(history, spec)
+    attrs = _lead_attrs(frame, spec)
     if attrs.shape[1]:
         out = out.merge(attrs, left_on="lead_id", right_index=True, how="left")
     return out

@@ -42,6 +42,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrors
 
 from ..errors import FunnelDataError
+from .dates import month_start
 from .spec import ENTRY, FunnelSpec
 
 __all__ = ["HISTORY", "SNAPSHOTS", "COUNTS", "TRANSITIONS", "PIPELINE", "SCHEMAS", "history_schema",
@@ -215,7 +216,7 @@ def coerce_table(df: pd.DataFrame, shape: str, attributes: Sequence[str]) -> pd.
         raise FunnelDataError(f"ingest of {shape}: column {time_col!r} is not naive datetimes ({exc}). "
                               "Fix: read the file with funnel_models.data.readers.") from None
     if shape != "history":
-        df["month"] = df["month"].dt.to_period("M").dt.to_timestamp().astype("datetime64[ns]")
+        df["month"] = month_start(df["month"])
     if shape == "counts":
         cnt = pd.to_numeric(df["count"], errors="coerce")
         if cnt.isna().any() or (cnt != cnt.round()).any():

@@ -366,10 +366,8 @@ class FunnelSpec:
         >>> spec.canonical_states(pd.Series(["A", "W", "D"])).tolist()
         ['A', 'WON', 'LOST']
         """
-        mapping = {c: c for c in self.codes}
-        mapping.update({c: WON for c in self.won})
-        mapping.update({c: LOST for c in self.lost})
-        out = codes.map(mapping)
+        table = self.code_table()
+        out = codes.map(dict(zip(table["code"], table["state"])))
         bad = out.isna()
         if bad.any():
             unknown = sorted(set(codes[bad].astype(str)))
@@ -377,6 +375,27 @@ class FunnelSpec:
                                   f"declared codes are {list(self.all_codes)}. Fix: add them to the "
                                   "spec (stages, won or lost) or correct the data.")
         return out.astype("str")
+
+    def code_table(self) -> pd.DataFrame:
+        """Every status code with its model state, kind and funnel rank: the one mapping
+        from data codes to states (readers load it into SQL, :meth:`canonical_states`
+        maps columns with it).
+
+        Returns
+        -------
+        DataFrame
+            ``code``, ``state`` (open code, ``WON`` or ``LOST``), ``kind`` (``open``,
+            ``won``, ``lost``), ``rank`` (open stages 0..K-1, won and lost K), in funnel order.
+
+        Examples
+        --------
+        >>> FunnelSpec.from_dict({"stages": ["A"], "won": ["W"], "lost": ["L"]}).code_table().values.tolist()
+        [['A', 'A', 'open', 0], ['W', 'WON', 'won', 1], ['L', 'LOST', 'lost', 1]]
+        """
+        k = self.n_stages
+        rows = ([(c, c, "open", i) for i, c in enumerate(self.codes)] + [(c, WON, "won", k) for c in self.won]
+                + [(c, LOST, "lost", k) for c in self.lost])
+        return pd.DataFrame(rows, columns=["code", "state", "kind", "rank"])
 
     def rank(self) -> dict[str, int]:
         """Order of every status code: open stages 0..K-1, won K, lost K+1."""

@@ -63,7 +63,7 @@ import pandas as pd
 
 from ..errors import FunnelDataError, SpecError, StoreBusyError
 from .columns import NEEDS, SHAPES, Shape
-from .dates import parse_month
+from .dates import month_start, parse_month
 from .schemas import canonical_dtypes, coerce_table, schema_for, validate
 from .spec import FunnelSpec
 from .sql import quote_ident
@@ -277,7 +277,7 @@ class Store:
         validate(df, schema_for(shape, spec, attrs), f"ingest of {shape}")
         if month_ts is not None:
             time_col = "entered_at" if shape == "history" else "month"
-            key = df[time_col].dt.to_period("M").dt.to_timestamp()
+            key = month_start(df[time_col])
             outside = int((key != month_ts).sum())
             if outside:
                 raise FunnelDataError(

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..posterior import PosteriorFunnel
+from ..data.dates import month_start
 from ..data.spec import FunnelSpec
 
 __all__ = ["DemoTruth", "DemoData", "demo_data", "DEMO_SPEC"]
@@ -191,7 +192,7 @@ def demo_data(
 
 def _truth(months: int, leads_per_month: float, start: str, change_month: str | None,
            change_effect: float, effect_scale: float) -> DemoTruth:
-    start_ts = pd.Timestamp(start).to_period("M").to_timestamp()
+    start_ts = month_start(start)
     regions = {k: v * effect_scale for k, v in {"North": 0.35, "South": -0.25, "East": 0.10, "West": -0.20}.items()}
     channels = {k: v * effect_scale for k, v in {"Web": -0.20, "Partner": 0.35, "Outbound": -0.15}.items()}
     shares = {"region": {"North": 0.35, "South": 0.25, "East": 0.25, "West": 0.15},
