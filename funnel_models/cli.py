@@ -3,21 +3,33 @@
 Each subcommand lives in its own module under :mod:`funnel_models.commands` and exposes
 ``register(subparsers)``, which adds a parser whose ``func`` returns an exit status.
 
-Exit status: 0 ok, 1 a report or run failed, 2 bad input (file, spec, parameters).
+Exit status (each means one thing):
+
+- 0 ok;
+- 1 a report or run failed;
+- 2 bad input (file, spec, parameters, arguments); nothing was written;
+- 3 busy or temporary: the store is in use by another process (retry, or ``--wait SECONDS``).
+
+Output to a closed pipe (``funnel status | head -2``) is dropped quietly: the command
+finishes and its exit status stands.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence, TextIO
 
-from .errors import FunnelError
+from .errors import FunnelError, StoreBusyError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT", "EXIT_BUSY"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUSY = 0, 1, 2, 3
 
 #: Subcommand modules, in the order ``funnel --help`` lists them.
-COMMANDS = ("ingest", "status", "demo_data", "fit", "report", "dashboard", "backtest")
+COMMANDS = ("init", "ingest", "status", "demo_data", "fit", "report", "dashboard", "backtest")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="funnel",
         description="Forecast and simulate sales and marketing funnels with Bayesian models.",
         epilog="Run 'funnel COMMAND --help' for the options of one command. "
-        "Exit status: 0 ok, 1 run failed, 2 bad input.",
+        "Exit status: 0 ok, 1 run failed, 2 bad input, 3 store busy (retry or --wait).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
@@ -40,21 +52,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _PipeSafe(io.TextIOBase):
+    """Wraps stdout: once the reader has closed the pipe, further output is dropped."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.closed_pipe = False
+
+    def _drop(self) -> None:
+        self.closed_pipe = True
+        try:  # point the descriptor at /dev/null so the interpreter's final flush is quiet too
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+    def write(self, text: str) -> int:  # noqa: D102
+        if not self.closed_pipe:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:  # noqa: D102
+        if not self.closed_pipe:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``funnel`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 0
+        return EXIT_OK
+    stdout = sys.stdout
+    sys.stdout = _PipeSafe(stdout)  # type: ignore[assignment]
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
+    except StoreBusyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BUSY
     except FunnelError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":  # pragma: no cover

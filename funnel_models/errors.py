@@ -9,6 +9,7 @@ __all__ = [
     "FunnelError",
     "SpecError",
     "FunnelDataError",
+    "StoreBusyError",
     "ModelConfigError",
     "SimulationError",
     "ReportError",
@@ -27,6 +28,11 @@ class SpecError(FunnelError, ValueError):
 
 class FunnelDataError(FunnelError, ValueError):
     """Input data is malformed: missing columns, bad dates, unknown codes, ..."""
+
+
+class StoreBusyError(FunnelError, RuntimeError):
+    """The store file is in use by another process (a temporary condition: retry, or wait
+    for it with ``--wait SECONDS``). The command line exits with status 3."""
 
 
 class ModelConfigError(FunnelError, ValueError):

@@ -48,7 +48,8 @@ class _Loader(yaml.SafeLoader):
             if self.aliases_used > MAX_ALIASES:
                 mark = self.peek_event().start_mark
                 raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases (*name) at line {mark.line + 1}: "
-                                     "aliases are limited so a small file cannot expand without bound")
+                                     "aliases are limited so a small file cannot expand without bound. "
+                                     "Fix: write the values out instead of repeating aliases")
         return super().compose_node(parent, index)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:  # noqa: D102
@@ -62,7 +63,7 @@ class _Loader(yaml.SafeLoader):
             if key in seen:
                 raise yaml.YAMLError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1} "
                                      f"(first at line {seen[key]}): YAML would silently keep only the "
-                                     "last value; remove one of them")
+                                     "last value. Fix: remove one of them")
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
@@ -86,23 +87,25 @@ def read_yaml(path: str | Path, error: type[Exception], *, what: str = "YAML fil
     """
     p = Path(path)
     if p.is_dir():
-        raise error(f"{p}: is a folder, not a {what}; pass the path of a .yaml file")
+        raise error(f"{p}: is a folder, not a {what}. Fix: pass the path of a .yaml file")
     if not p.is_file():
-        raise error(f"{p}: {what} not found")
+        raise error(f"{p}: {what} not found. Fix: check the path and the file name")
     try:
         with open(p, "rb") as fh:
             raw = fh.read(MAX_YAML_BYTES + 1)
     except OSError as exc:
-        raise error(f"{p}: cannot read the {what}: {exc.strerror or exc}") from None
+        raise error(f"{p}: cannot read the {what}: {exc.strerror or exc}. Fix: check the file's "
+                    "permissions") from None
     if len(raw) > MAX_YAML_BYTES:
         raise error(f"{p}: the {what} is larger than {MAX_YAML_BYTES:,} bytes; a {what} holds a few "
-                    "settings — check that this is the right file")
+                    "settings. Fix: check that this is the right file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise error(f"{p}: the {what} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+        raise error(f"{p}: the {what} is not UTF-8 text (byte {exc.start}). Fix: save it as UTF-8") from None
     if "\x00" in text:
-        raise error(f"{p}: the {what} contains NUL bytes; it looks binary, not YAML")
+        raise error(f"{p}: the {what} contains NUL bytes; it looks binary, not YAML. Fix: pass the "
+                    f"{what} (a text file), not a binary file")
     try:
         loader = _Loader(text)
         try:
@@ -110,6 +113,8 @@ def read_yaml(path: str | Path, error: type[Exception], *, what: str = "YAML fil
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
-        raise error(f"{p}: not valid YAML: {exc}") from None
+        fix = "" if "Fix:" in str(exc) else (". Fix: correct the file at that line (indentation, a "
+                                             "missing ':' or an unclosed bracket or quote)")
+        raise error(f"{p}: not valid YAML: {exc}{fix}") from None
     except RecursionError:
-        raise error(f"{p}: the {what} nests too deeply to be read") from None
+        raise error(f"{p}: the {what} nests too deeply to be read. Fix: flatten the nesting") from None

@@ -154,3 +154,17 @@ def test_transitions_record_the_months_already_spent_in_the_source_stage():
     got = sorted(zip(tr["month"].dt.strftime("%Y-%m"), tr["from_stage"], tr["to_stage"], tr["age"], tr["n"]))
     assert got == [("2024-01", "ENTRY", "A", 0, 2), ("2024-02", "A", "A", 0, 1), ("2024-02", "A", "LOST", 0, 1),
                    ("2024-03", "A", "B", 1, 1), ("2024-04", "B", "B", 0, 1), ("2024-05", "B", "WON", 1, 1)]
+
+
+def test_cohorts_from_snapshots_match_cohorts_from_history(history):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FunnelWarning)
+        from_h = derive.cohorts(history, SPEC, cutoff=CUT)
+        from_s = derive.cohorts(derive.snapshots_from_history(history, SPEC, cutoff=CUT), SPEC, cutoff=CUT)
+    pd.testing.assert_frame_equal(from_h, from_s)
+    # an export that keeps listing a closed lead: closed at its first closing month
+    s = pd.DataFrame({"month": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"]), "lead_id": ["v"] * 3,
+                      "stage": ["A", "W", "W"]})
+    c = derive.cohorts(s, SPEC).set_index("lead_id")
+    assert (c.loc["v", "outcome"], c.loc["v", "closed_at"], c.loc["v", "months_to_close"]) == \
+        ("WON", pd.Timestamp("2024-02-01"), 1)

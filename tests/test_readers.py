@@ -13,9 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from funnel_models.datasets import OLIST_SPEC, olist_stage_history
+from funnel_models.datasets import OLIST_SPEC, olist_dir, olist_stage_history
 from funnel_models.errors import FunnelDataError, FunnelWarning
-from funnel_models.data.readers import (detect_shape, parse_month, read_any, read_counts,
+from funnel_models.data.columns import detect_shape
+from funnel_models.data.dates import parse_month
+from funnel_models.data.readers import (read_any, read_counts,
                                    read_history, read_snapshots)
 from funnel_models.data.spec import FunnelSpec
 
@@ -34,7 +36,7 @@ HISTORY_CSV = (
     " o3 , DISQ ,2024-03-02T08:00:00,,,x\n"
     "o3,NEW,2024-02-28,APAC,,x\n"
 )
-OLIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "olist-marketing-funnel"
+OLIST_DIR = olist_dir()
 
 
 def expected_history() -> pd.DataFrame:
@@ -188,7 +190,7 @@ def test_history_keeps_every_distinct_row_sorted(rows: list[tuple[str, str, dt.d
 
 
 @pytest.mark.skipif(not OLIST_DIR.is_dir(), reason=f"Olist data not found at {OLIST_DIR} "
-                    "(expected ../shared/datasets/olist-marketing-funnel next to the repo)")
+                    "(set FUNNEL_OLIST_DIR, or put shared/datasets/olist-marketing-funnel in a parent folder)")
 def test_olist_monthly_counts_match_the_raw_files(tmp_path: Path) -> None:
     # independent counts, with csv + collections only, from the original two files
     with open(OLIST_DIR / "olist_marketing_qualified_leads_dataset.csv", newline="") as fh:
@@ -217,3 +219,77 @@ def test_olist_monthly_counts_match_the_raw_files(tmp_path: Path) -> None:
     assert got_won == want_won and sum(got_won.values()) == 842
     assert Counter(hist.loc[hist["stage"] == "MQL", "origin"]) == want_origin
     assert hist.columns.tolist() == ["lead_id", "stage", "entered_at", "origin"]
+
+
+# ---------------------------------------------------------------- no silent wrong answers
+TZ_SPEC = {"stages": ["NEW", "QUAL", "PROP"], "won": ["WON"], "lost": ["LOST"]}
+
+
+def test_offsets_are_converted_to_the_spec_timezone_with_a_note(tmp_path: Path) -> None:
+    """Read as written, a's QUAL (10:00+02:00 = 08:00 UTC) would come after its PROP
+    (09:00 UTC); converted, the order is right."""
+    f = tmp_path / "tz.csv"
+    f.write_text("lead_id,stage,entered_at\na,NEW,2024-03-01T07:00:00Z\na,QUAL,2024-03-01T10:00:00+02:00\n"
+                 "a,PROP,2024-03-01 09:00:00\nb,NEW,2024-03-01 23:30:00-05:00\n")
+    with pytest.warns(FunnelWarning) as rec:
+        got = read_history(f, TZ_SPEC)
+    note = " ".join(str(w.message) for w in rec)
+    assert "3 time stamp(s) carry a UTC offset (+02:00, -05:00, Z); converted to UTC" in note
+    assert "the other 1 have no offset" in note and "Fix: set timezone:" in note
+    assert got[["lead_id", "stage", "entered_at"]].values.tolist() == [
+        ["a", "NEW", pd.Timestamp("2024-03-01 07:00")], ["a", "QUAL", pd.Timestamp("2024-03-01 08:00")],
+        ["a", "PROP", pd.Timestamp("2024-03-01 09:00")], ["b", "NEW", pd.Timestamp("2024-03-02 04:30")]]
+    with pytest.warns(FunnelWarning, match="converted to Europe/Berlin"):
+        berlin = read_history(f, {**TZ_SPEC, "timezone": "Europe/Berlin"})   # winter: UTC+1
+    assert berlin["entered_at"].iloc[1] == pd.Timestamp("2024-03-01 09:00")
+    assert berlin["entered_at"].iloc[2] == pd.Timestamp("2024-03-01 09:00")  # naive: taken as Berlin time
+
+
+def test_timezone_aware_dataframe_columns_are_converted() -> None:
+    raw = pd.DataFrame({"lead_id": ["a", "a"], "stage": ["NEW", "WON"],
+                        "entered_at": pd.to_datetime(["2024-03-01 10:00", "2024-03-02 10:00"]).tz_localize("Europe/Paris")})
+    with pytest.warns(FunnelWarning, match="converted to UTC"):
+        got = read_history(raw, TZ_SPEC)
+    assert got["entered_at"].tolist() == [pd.Timestamp("2024-03-01 09:00"), pd.Timestamp("2024-03-02 09:00")]
+
+
+def test_placeholder_dates_warn(tmp_path: Path) -> None:
+    f = tmp_path / "ph.csv"
+    f.write_text("lead_id,stage,entered_at\na,NEW,1970-01-01\na,QUAL,2024-01-05\nb,NEW,1900-01-01 00:00:00\n")
+    with pytest.warns(FunnelWarning, match=r"2 dates are 1900-01-01 or 1970-01-01.*rows \[1, 3\].*blank or correct"):
+        assert len(read_history(f, TZ_SPEC)) == 3
+
+
+def test_won_and_lost_at_the_same_time_is_an_error_naming_the_lead(tmp_path: Path) -> None:
+    f = tmp_path / "both.csv"
+    f.write_text("lead_id,stage,entered_at\na,NEW,2024-01-01\na,WON,2024-02-01 10:00\na,LOST,2024-02-01 10:00\n"
+                 "b,NEW,2024-01-01\nb,WON,2024-02-01\nb,LOST,2024-02-02\n")
+    with pytest.raises(FunnelDataError) as info:
+        read_history(f, TZ_SPEC)
+    msg = str(info.value)
+    assert "1 lead is both won and lost at the same time" in msg
+    assert "lead 'a' at 2024-02-01 10:00:00: ['LOST', 'WON'] (rows [2, 3])" in msg
+    assert "'b'" not in msg and "Fix: remove the wrong row" in msg
+
+
+def test_spec_yaml_is_read_safely(tmp_path: Path) -> None:
+    from funnel_models.errors import SpecError
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("stages: [NEW]\nwon: [WON]\nwon: [CLOSED]\n")
+    with pytest.raises(SpecError, match=r"duplicate key 'won' at line 3 \(first at line 2\)"):
+        FunnelSpec.from_yaml(dup)
+    with pytest.raises(SpecError, match="is a folder, not a funnel spec"):
+        FunnelSpec.from_yaml(tmp_path)
+    with pytest.raises(SpecError, match="unknown zone 'Mars/Olympus'"):
+        FunnelSpec.from_dict({**TZ_SPEC, "timezone": "Mars/Olympus"})
+
+
+def test_identifiers_and_paths_are_quoted(tmp_path: Path) -> None:
+    """Column names and file names holding quotes reach DuckDB intact."""
+    d = tmp_path / "it's here"
+    d.mkdir()
+    f = d / 'o"dd.csv'
+    f.write_text('lead "id",stage,entered_at,"re\'gion"\na,NEW,2024-01-01,EU\n')
+    spec = {**TZ_SPEC, "columns": {"lead_id": 'lead "id"'}, "attributes": ["re'gion"]}
+    got = read_history(f, spec)
+    assert got.columns.tolist() == ["lead_id", "stage", "entered_at", "re'gion"] and got["re'gion"].tolist() == ["EU"]

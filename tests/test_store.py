@@ -1,7 +1,6 @@
 """Store: replace semantics, reads, status, atomicity (rollback and SIGKILL mid-ingest), CLI."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,8 +12,9 @@ import pytest
 import yaml
 
 from funnel_models.cli import main
-from funnel_models.errors import FunnelDataError
+from funnel_models.data.spec import FunnelSpec
 from funnel_models.data.store import Store
+from funnel_models.errors import FunnelDataError, SpecError
 
 SPEC = {"stages": [{"code": "NEW", "name": "New"}, {"code": "QUAL", "name": "Qualified"}],
         "won": ["WON"], "lost": ["LOST"], "attributes": ["region"]}
@@ -105,21 +105,44 @@ def test_read_filters_and_status(tmp_path: Path) -> None:
                                        "stages": {"NEW": 3, "QUAL": 1}, "attributes": ["region"]}
 
 
+def _fail_after(method_name: str, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make ``Store.<method_name>`` (a step inside the ingest transaction) do its work and
+    then raise; returns a list that records how often it ran."""
+    ran: list[int] = []
+    original = getattr(Store, method_name)
+
+    def failing(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        ran.append(1)
+        raise RuntimeError("simulated failure inside the ingest transaction")
+    monkeypatch.setattr(Store, method_name, failing)
+    return ran
+
+
 def test_failed_ingest_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = Store(tmp_path / "f.duckdb")
-    store.ingest(H1, "history")
-    before = store.read("history")
-    monkeypatch.setenv("FUNNEL_TEST_FAIL_IN_INGEST", "1")  # raises after the delete and insert
-    with pytest.raises(RuntimeError, match="simulated failure"):
-        store.ingest(hist([("A", "LOST", "2024-03-01", "EU"), ("N", "NEW", "2024-03-01", "EU")]),
-                     "history", source="new.csv")
-    monkeypatch.delenv("FUNNEL_TEST_FAIL_IN_INGEST")
+    store.ingest(H1, "history", spec=FunnelSpec.from_dict(SPEC))
+    before, status_before = store.read("history"), store.status()
+    with monkeypatch.context() as m:
+        ran = _fail_after("_log", m)  # after the delete, the insert and the log entry
+        with pytest.raises(RuntimeError, match="simulated failure"):
+            store.ingest(hist([("A", "LOST", "2024-03-01", "EU"), ("N", "NEW", "2024-03-01", "EU")]),
+                         "history", source="new.csv")
+        assert ran == [1]
     pd.testing.assert_frame_equal(store.read("history"), before)
-    assert store.ingests()["id"].tolist() == [1]
-    with pytest.raises(RuntimeError):  # a failed first ingest of a shape leaves no table
-        monkeypatch.setenv("FUNNEL_TEST_FAIL_IN_INGEST", "1")
-        store.ingest(pd.DataFrame({"month": ["2024-01"], "stage": ["NEW"], "count": [1]}), "counts")
+    assert store.ingests()["id"].tolist() == [1] and store.status() == status_before
+    with monkeypatch.context() as m:  # a failed first ingest of a shape leaves no table
+        _fail_after("_write", m)
+        with pytest.raises(RuntimeError):
+            store.ingest(pd.DataFrame({"month": ["2024-01"], "stage": ["NEW"], "count": [1]}), "counts")
     assert "counts" not in store.status()["tables"]
+    fresh = Store(tmp_path / "g.duckdb")  # nor a recorded spec in a new store
+    with monkeypatch.context() as m:
+        _fail_after("_log", m)
+        with pytest.raises(RuntimeError):
+            fresh.ingest(H1, "history", spec=FunnelSpec.from_dict(SPEC))
+    with pytest.raises(FunnelDataError, match="no funnel spec was recorded"):
+        fresh.spec()
 
 
 def _big_history(path: Path, n_leads: int) -> None:
@@ -129,6 +152,23 @@ def _big_history(path: Path, n_leads: int) -> None:
                      TIMESTAMP '2023-01-01' + to_days(CAST(i % 500 AS INTEGER)) AS entered_at,
                      CASE WHEN i % 3 = 0 THEN 'EU' ELSE 'US' END AS region
                      FROM range({2 * n_leads}) t(i)) TO '{path}' (HEADER)""")
+
+
+# The real `funnel` command in a child process, with Store._log (the last step inside the
+# ingest transaction, after the delete and the insert) patched to announce itself and pause.
+_PAUSING_INGEST = """
+import sys, time
+from funnel_models.cli import main
+from funnel_models.data.store import Store
+original = Store._log
+def pausing(self, *args, **kwargs):
+    report = original(self, *args, **kwargs)
+    print("PAUSED_IN_TRANSACTION", file=sys.stderr, flush=True)
+    time.sleep(60)
+    return report
+Store._log = pausing
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def test_sigkill_mid_ingest_leaves_previous_state(tmp_path: Path) -> None:
@@ -144,17 +184,16 @@ def test_sigkill_mid_ingest_leaves_previous_state(tmp_path: Path) -> None:
 
     big = tmp_path / "big.csv"
     _big_history(big, 150_000)  # 300,000 rows; its leads include L1, so the delete hits stored rows
-    env = dict(os.environ, FUNNEL_TEST_PAUSE_IN_INGEST="60")
-    proc = subprocess.Popen([sys.executable, "-m", "funnel_models.cli", "ingest", str(big), "--spec",
-                             str(spec), "--store", str(store_path)], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-c", _PAUSING_INGEST, "ingest", str(big), "--spec",
+                             str(spec), "--store", str(store_path)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         seen = []  # the marker is printed inside the transaction, after the delete and insert
         for line in proc.stderr:
             seen.append(line)
-            if line.strip() == "FUNNEL_TEST_PAUSED" or len(seen) > 50:
+            if line.strip() == "PAUSED_IN_TRANSACTION" or len(seen) > 50:
                 break
-        assert seen and seen[-1].strip() == "FUNNEL_TEST_PAUSED", "".join(seen)
+        assert seen and seen[-1].strip() == "PAUSED_IN_TRANSACTION", "".join(seen)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -194,3 +233,105 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
             main([cmd, "--help"])
         assert info.value.code == 0
         assert "examples:" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the recorded spec
+def test_store_records_the_spec_and_refuses_another_funnel(tmp_path: Path) -> None:
+    spec = FunnelSpec.from_dict({**SPEC, "columns": {"lead_id": "opp"}, "value": "amount"})
+    store = Store(tmp_path / "f.duckdb")
+    store.ingest(H1, "history", spec=spec)
+    got = store.spec()
+    assert got.codes == ("NEW", "QUAL") and got.won == ("WON",) and got.attributes == ("region",)
+    assert got.columns == {} and got.value is None          # the stored tables are canonical
+    store.ingest(H1, "history", spec=FunnelSpec.from_dict({**SPEC, "columns": {"lead_id": "other"}}))  # same funnel
+    before = (tmp_path / "f.duckdb").read_bytes()
+    other = FunnelSpec.from_dict({**SPEC, "stages": ["NEW", "QUAL", "PROP"]})
+    with pytest.raises(SpecError) as info:
+        store.ingest(H1, "history", spec=other)
+    assert "differs from the one recorded" in str(info.value) and "--store NEW.duckdb" in str(info.value)
+    assert (tmp_path / "f.duckdb").read_bytes() == before
+    with pytest.raises(FunnelDataError, match="isin"):   # no spec passed: codes checked against the recorded one
+        store.ingest(hist([("Z", "DEMO", "2024-03-01", "EU")]), "history")
+
+
+def test_read_any_and_status_in_funnel_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = FunnelSpec.from_dict({"stages": ["ZED", "ALPHA"], "won": ["WON"], "lost": ["LOST"]})
+    store = Store(tmp_path / "f.duckdb")
+    counts = pd.DataFrame({"month": ["2024-01"] * 3, "stage": ["LOST", "ALPHA", "ZED"], "count": [1, 2, 3]})
+    store.ingest(counts, "counts", spec=spec)
+    assert store.read_any()[0] == "counts"
+    assert list(store.status()["tables"]["counts"]["stages"]) == ["ZED", "ALPHA", "LOST"]
+    snaps = pd.DataFrame({"month": ["2024-01", "2024-01"], "lead_id": ["a", "b"], "stage": ["ALPHA", "ZED"]})
+    report = store.ingest(snaps, "snapshots", spec=spec)
+    assert list(report.stages) == ["ZED", "ALPHA"]
+    shape, df = store.read_any()
+    assert shape == "snapshots" and df["lead_id"].tolist() == ["a", "b"]
+    assert store.shapes() == ["snapshots", "counts"]
+    assert main(["status", "--store", str(store.path)]) == 0
+    out = capsys.readouterr().out
+    assert "funnel: ZED > ALPHA; won ['WON']; lost ['LOST']" in out
+    assert "stages: ZED 1, ALPHA 1" in out and "stages: ZED 3, ALPHA 2, LOST 1" in out
+
+
+# ---------------------------------------------------------------- busy stores and pipes
+_HOLDER = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+print("released", flush=True)
+time.sleep(60)
+"""
+
+
+def _hold(path: Path, seconds: float) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_busy_store_exits_3_at_once_and_waits_when_asked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    f = tmp_path / "h.csv"
+    f.write_text("lead_id,stage,entered_at,region\nA,NEW,2024-01-02,EU\n")
+    path = tmp_path / "funnel.duckdb"
+    assert main(["ingest", str(f), "--spec", str(spec), "--store", str(path)]) == 0
+    before = path.read_bytes()
+    holder = _hold(path, 120)
+    try:
+        capsys.readouterr()
+        for argv in (["ingest", str(f), "--spec", str(spec), "--store", str(path)], ["status", "--store", str(path)]):
+            assert main(argv) == 3
+            err = capsys.readouterr().err
+            assert err.startswith("error: store") and "in use by another process" in err and "--wait SECONDS" in err
+            assert holder.poll() is None        # it returned while the lock is still held: nothing waited
+    finally:
+        holder.kill()
+        holder.wait()
+    assert path.read_bytes() == before
+    holder = _hold(path, 1.0)                   # releases after a second
+    try:
+        assert main(["status", "--store", str(path), "--wait", "60"]) == 0
+        assert "history: 1 rows" in capsys.readouterr().out
+    finally:
+        holder.kill()
+        holder.wait()
+    with pytest.raises(FunnelDataError, match="wait must be"):
+        Store(path, wait=-1)
+
+
+def test_output_to_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
+    store = Store(tmp_path / "f.duckdb")
+    store.ingest(H1, "history", spec=FunnelSpec.from_dict(SPEC))
+    proc = subprocess.Popen([sys.executable, "-m", "funnel_models.cli", "status", "--store", str(store.path)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()                         # the reader is gone before anything is written (| head -0)
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and err == ""
+    shell = subprocess.run(f"{sys.executable} -m funnel_models.cli status --store '{store.path}' | head -2",
+                           shell=True, cwd=REPO, capture_output=True, text=True)
+    assert shell.stdout.count("\n") == 2 and shell.stderr == ""

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import yaml
+
+from .output import atomic_write
 
 __all__ = ["register", "handler"]
 
@@ -29,18 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=handler)
 
 
-def _atomic_write(path: Path, write) -> None:  # type: ignore[no-untyped-def]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def handler(args: argparse.Namespace) -> int:
     """Write the demo history and spec; returns the exit status."""
     from ..datasets.demo import demo_data
@@ -51,11 +39,11 @@ def handler(args: argparse.Namespace) -> int:
         raise FunnelDataError(f"{out}: the output must end in .csv or .parquet")
     d = demo_data(seed=args.seed, months=args.months)
     if out.suffix == ".csv":
-        _atomic_write(out, lambda p: d.history.to_csv(p, index=False))
+        atomic_write(out, lambda p: d.history.to_csv(p, index=False))
     else:
-        _atomic_write(out, lambda p: d.history.to_parquet(p, index=False))
+        atomic_write(out, lambda p: d.history.to_parquet(p, index=False))
     spec_path = Path(args.spec_out)
-    _atomic_write(spec_path, lambda p: p.write_text(yaml.safe_dump(d.spec.to_dict(), sort_keys=False)))
+    atomic_write(spec_path, lambda p: p.write_text(yaml.safe_dump(d.spec.to_dict(), sort_keys=False)))
     print(f"wrote {len(d.history):,} stage changes of {d.history['lead_id'].nunique():,} leads "
           f"({d.history['entered_at'].min():%Y-%m} to {d.cutoff:%Y-%m}) to {out} and the spec to {spec_path}")
     return 0

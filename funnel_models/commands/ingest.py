@@ -5,12 +5,12 @@ import argparse
 import warnings
 from typing import Any
 
-from ..errors import FunnelDataError, FunnelWarning
-from ..data.readers import SHAPES, read_any
+from ..data.readers import INPUT_SHAPES, read_any
 from ..data.spec import FunnelSpec
 from ..data.store import DEFAULT_STORE, Store
+from ..errors import FunnelDataError, FunnelWarning
 
-__all__ = ["register", "handler", "parse_map"]
+__all__ = ["register", "handler", "parse_map", "add_wait_option"]
 
 _EXAMPLE = """\
 examples:
@@ -19,10 +19,14 @@ examples:
   funnel ingest march.csv --spec funnel.yaml --shape snapshots --month 2024-03
   funnel ingest leads.csv --spec funnel.yaml --delimiter ';' --encoding latin-1
   funnel ingest warehouse.duckdb::stage_history --spec funnel.yaml --store data/funnel.duckdb
+  funnel ingest deals.csv --spec deals.spec.yaml --wait 60     # one row per deal; wait for a busy store
 
 Re-ingesting replaces instead of duplicating: snapshots and counts replace their months;
-a history replaces the leads in the file (with --month: the rows entered in that month).
-The whole ingest is one transaction. Exit status 2 on bad input; the store is then unchanged.
+a history (or one-row-per-deal export) replaces the leads in the file (with --month: the
+rows entered in that month). The whole ingest is one transaction. The store records the
+spec at the first ingest and refuses a different funnel later.
+Exit status: 0 ok; 2 bad input (the store is then unchanged); 3 the store is busy
+(another process has it open; retry, or pass --wait SECONDS).
 """
 
 
@@ -57,6 +61,12 @@ def parse_map(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+def add_wait_option(p: argparse.ArgumentParser) -> None:
+    """Add ``--wait SECONDS`` (how long to wait for a store another process holds)."""
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait up to SECONDS for a store another process holds (default 0: exit 3 at once)")
+
+
 def handler(args: argparse.Namespace) -> int:
     """Run ``funnel ingest``; returns the exit status (FunnelError propagates to the CLI)."""
     spec = FunnelSpec.load(args.spec)
@@ -70,7 +80,8 @@ def handler(args: argparse.Namespace) -> int:
     for w in caught:
         if not issubclass(w.category, FunnelWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    report = Store(args.store).ingest(df, shape, month=args.month, source=str(args.file))
+    report = Store(args.store, wait=args.wait).ingest(df, shape, month=args.month, source=str(args.file),
+                                                      spec=spec)
     report.warnings = messages
     print(report.summary())
     print(f"  store: {args.store}")
@@ -80,11 +91,12 @@ def handler(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``ingest`` subcommand to ``subparsers``."""
     p = subparsers.add_parser(
-        "ingest", help="read a stage history, snapshots or counts file into the store",
+        "ingest", help="read a stage history, snapshots, counts or one-row-per-deal file into the store",
         description="Validate FILE against the funnel spec and store it in a DuckDB file. "
         "FILE is a CSV or Parquet file, or DB.duckdb::TABLE. The shape (history: lead_id, stage, "
-        "entered_at; snapshots: month, lead_id, stage; counts: month, stage, count) is detected "
-        "from the columns after the mapping unless --shape is given.",
+        "entered_at; snapshots: month, lead_id, stage; counts: month, stage, count; opportunities: "
+        "one row per deal, when the spec gives the stages date columns) is detected from the spec "
+        "and the columns after the mapping unless --shape is given. 'funnel init FILE' writes a spec.",
         epilog=_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", metavar="FILE", help="CSV/Parquet file or DB.duckdb::TABLE")
     p.add_argument("--spec", required=True, metavar="SPEC.yaml", help="funnel spec (YAML)")
@@ -93,10 +105,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--month", metavar="YYYY-MM",
                    help="month of a snapshots/counts file without a month column; for a history, "
                    "replace only the rows entered in this month")
-    p.add_argument("--shape", choices=SHAPES, help="input shape (default: detected)")
+    p.add_argument("--shape", choices=INPUT_SHAPES, help="input shape (default: detected)")
     p.add_argument("--map", action="append", metavar="CANONICAL=COLUMN[,...]",
                    help="column mapping, e.g. lead_id=opportunity,stage=deal_stage (overrides the spec)")
     p.add_argument("--delimiter", metavar="CHAR", help="CSV delimiter (default ','; '\\t' for tab)")
     p.add_argument("--encoding", metavar="NAME", help="CSV text encoding (default utf-8), e.g. latin-1")
+    add_wait_option(p)
     p.set_defaults(func=handler)
     return p

@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..errors import FunnelDataError
 from ..data.store import DEFAULT_STORE, Store
+from ..errors import FunnelDataError
+from .ingest import add_wait_option
 
 __all__ = ["register", "handler", "format_status"]
 
@@ -13,6 +14,10 @@ _EXAMPLE = """\
 examples:
   funnel status
   funnel status --store data/funnel.duckdb
+  funnel status --wait 30          # wait up to 30 s if another process has the store open
+
+Stages are listed in funnel order (the spec recorded at ingest).
+Exit status: 0 ok; 2 no store / not a store; 3 the store is busy (another process has it open).
 """
 
 
@@ -37,6 +42,11 @@ def format_status(status: dict[str, Any]) -> str:
     str
     """
     lines = [f"store {status['path']}: {status['ingests']} ingest(s)"]
+    spec = status.get("spec")
+    if spec:
+        codes = [s["code"] for s in spec["stages"]]
+        lines.append(f"funnel: {' > '.join(codes)}; won {spec['won']}; lost {spec['lost']}"
+                     + (f"; stale after {spec['stale_after']} months" if spec.get("stale_after") else ""))
     if not status["tables"]:
         lines.append("  (empty)")
     for shape, t in status["tables"].items():
@@ -51,7 +61,7 @@ def format_status(status: dict[str, Any]) -> str:
 
 def handler(args: argparse.Namespace) -> int:
     """Run ``funnel status``; returns the exit status."""
-    store = Store(args.store)
+    store = Store(args.store, wait=args.wait)
     status = store.status()
     if not status["exists"]:
         raise FunnelDataError(f"no store at {args.store}. Fix: run 'funnel ingest FILE --spec "
@@ -69,5 +79,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         epilog=_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store", default=DEFAULT_STORE, metavar="PATH",
                    help=f"store file (default ./{DEFAULT_STORE})")
+    add_wait_option(p)
     p.set_defaults(func=handler)
     return p

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FunnelDataError, FunnelWarning
+from .dates import cutoff_day, cutoff_end, from_month_index, month_index, month_start, through_cutoff
 from .spec import ENTRY, LOST, WON, FunnelSpec
 
 __all__ = [
@@ -41,24 +42,6 @@ __all__ = [
     "segment_columns",
     "stage_entries",
 ]
-
-
-def month_start(values: pd.Series | pd.DatetimeIndex | str | pd.Timestamp) -> pd.Series | pd.Timestamp:
-    """Floor dates to the first day of their month (``datetime64[ns]``)."""
-    if isinstance(values, (str, pd.Timestamp)):
-        return pd.Timestamp(values).to_period("M").to_timestamp()
-    s = pd.to_datetime(pd.Series(values))
-    return s.dt.to_period("M").dt.to_timestamp().astype("datetime64[ns]")
-
-
-def _month_index(ts: pd.Series) -> np.ndarray:
-    ts = pd.to_datetime(ts)
-    return (ts.dt.year.to_numpy() * 12 + ts.dt.month.to_numpy() - 1).astype(np.int64)
-
-
-def _from_month_index(idx: np.ndarray) -> pd.Series:
-    idx = np.asarray(idx, dtype=np.int64)
-    return pd.Series(pd.to_datetime({"year": idx // 12, "month": idx % 12 + 1, "day": 1})).astype("datetime64[ns]")
 
 
 def segment_columns(df: pd.DataFrame, spec: FunnelSpec) -> list[str]:
@@ -83,7 +66,8 @@ def filter_frame(
     filters : mapping, optional
         Column -> value or list of values, e.g. ``{"region": ["North", "East"]}``.
     start, end : date-like, optional
-        Inclusive time frame on ``time_col`` (``entered_at`` or ``month`` by default).
+        Time frame on ``time_col`` (``entered_at`` or ``month`` by default): from ``start``
+        on, through the whole day ``end`` (the cut-off rule of :mod:`funnel_models.data.dates`).
         For stage history, whole leads are kept or dropped by their first entry date,
         so a filter never cuts a lead's journey in half.
     """
@@ -104,10 +88,7 @@ def filter_frame(
     if start is not None:
         mask &= t >= pd.Timestamp(start)
     if end is not None:
-        end_ts = pd.Timestamp(end)
-        if end_ts == end_ts.normalize():
-            end_ts = end_ts + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
-        mask &= t <= end_ts
+        mask &= t < cutoff_end(end)
     return out[mask].copy()
 
 
@@ -137,8 +118,9 @@ def snapshots_from_history(
         The funnel; ``spec.stale_after`` turns leads unchanged for that many months
         into ``LOST`` (with the first lost code) at that month.
     cutoff : date-like, optional
-        Last observed day; defaults to the latest ``entered_at``. Months after the cut-off's
-        month are not produced (the lead is right-censored).
+        Last observed day (rows dated on it are kept, later ones dropped); defaults to the
+        day of the latest ``entered_at``. Months after the cut-off's month are not produced
+        (the lead is right-censored).
 
     Returns
     -------
@@ -150,15 +132,15 @@ def snapshots_from_history(
         return pd.DataFrame(columns=["month", "lead_id", "stage", *segment_columns(history, spec)])
     h = history[["lead_id", "stage", "entered_at"]].copy()
     h["entered_at"] = pd.to_datetime(h["entered_at"])
-    cut = pd.Timestamp(cutoff) if cutoff is not None else h["entered_at"].max()
-    h = h[h["entered_at"] <= cut + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")]
-    h["m"] = _month_index(h["entered_at"])
+    cut = cutoff_day(cutoff if cutoff is not None else h["entered_at"].max())
+    h = through_cutoff(h, "entered_at", cut)
+    h["m"] = month_index(h["entered_at"])
     rank = spec.rank()
     h["closed"] = h["stage"].map(rank).fillna(-1).to_numpy() >= spec.n_stages
     # the status at each month end is the last stage entered during or before that month
     h = h.sort_values(["lead_id", "entered_at", "m"], kind="stable")
     last_in_month = h.groupby(["lead_id", "m"], sort=False).tail(1)
-    cut_m = int(_month_index(pd.Series([cut]))[0])
+    cut_m = int(month_index(pd.Series([cut]))[0])
     first_m = last_in_month.groupby("lead_id", sort=False)["m"].min()
     closed_rows = last_in_month[last_in_month["closed"]]
     close_m = closed_rows.groupby("lead_id", sort=False)["m"].min()
@@ -172,7 +154,7 @@ def snapshots_from_history(
     grid["stage"] = grid.groupby("lead_id", sort=False)["stage"].ffill()
     if spec.stale_after:
         grid = _apply_stale(grid, spec)
-    grid["month"] = _from_month_index(grid["m"].to_numpy()).to_numpy()
+    grid["month"] = from_month_index(grid["m"].to_numpy()).to_numpy()
     out = grid[["month", "lead_id", "stage"]]
     attrs = _lead_attrs(history, spec)
     if attrs.shape[1]:
@@ -193,19 +175,6 @@ def _apply_stale(grid: pd.DataFrame, spec: FunnelSpec) -> pd.DataFrame:
     grid = grid.copy()
     grid.loc[first_stale, "stage"] = lost_code
     return grid[~after | first_stale].reset_index(drop=True)
-
-
-def _canonical_states(stage: pd.Series, spec: FunnelSpec, where: str = "data") -> pd.Series:
-    mapping = {c: c for c in spec.codes}
-    mapping.update({c: WON for c in spec.won})
-    mapping.update({c: LOST for c in spec.lost})
-    out = stage.map(mapping)
-    unknown = sorted(set(stage[out.isna()].astype(str)))
-    if unknown:
-        raise FunnelDataError(f"{where}: column 'stage' has unknown status code(s) {unknown}; "
-                              f"declared codes are {list(spec.all_codes)}. Add them to the spec "
-                              "(stages, won or lost) or fix the data.")
-    return out
 
 
 def transitions(
@@ -245,11 +214,11 @@ def transitions(
         raise FunnelDataError(f"transitions by {missing}: column(s) not in the snapshots; "
                               f"available: {list(snapshots.columns)}")
     s = snapshots[["month", "lead_id", "stage", *by]].copy()
-    s["state"] = _canonical_states(s["stage"], spec, "snapshots")
+    s["state"] = spec.canonical_states(s["stage"], where="snapshots")
     order = {c: i for i, c in enumerate(spec.states)}
     s["r"] = s["state"].map(order).astype(np.int64)
     s = s.sort_values(["lead_id", "month"], kind="stable")
-    s["m"] = _month_index(s["month"])
+    s["m"] = month_index(s["month"])
     # segment attributes are a property of the lead: take the first observed value
     for c in by:
         s[c] = s.groupby("lead_id", sort=False)[c].transform("first")
@@ -300,7 +269,7 @@ def stage_counts(snapshots: pd.DataFrame, spec: FunnelSpec, *, by: Sequence[str]
     """
     by = list(by)
     s = snapshots[["month", "stage", *by]].copy()
-    s["stage"] = _canonical_states(s["stage"], spec, "snapshots")
+    s["stage"] = spec.canonical_states(s["stage"], where="snapshots")
     counts = s.groupby(["month", "stage", *by], dropna=False).size().rename("count")
     months = sorted(s["month"].unique())
     full_idx = [months, list(spec.states)]
@@ -325,7 +294,7 @@ def stage_counts(snapshots: pd.DataFrame, spec: FunnelSpec, *, by: Sequence[str]
 def _history_states(history: pd.DataFrame, spec: FunnelSpec) -> pd.DataFrame:
     h = history.copy()
     h["entered_at"] = pd.to_datetime(h["entered_at"])
-    h["state"] = _canonical_states(h["stage"], spec, "history")
+    h["state"] = spec.canonical_states(h["stage"], where="history")
     h["r"] = h["state"].map({c: i for i, c in enumerate(spec.states)}).astype(np.int64)
     return h.sort_values(["lead_id", "entered_at", "r"], kind="stable")
 
@@ -339,44 +308,82 @@ def time_in_stage(history: pd.DataFrame, spec: FunnelSpec, *, cutoff: str | pd.T
         ``lead_id, stage, entered_at, left_at, days, months, censored``. ``left_at`` is the
         next stage change, or the cut-off for leads still in the stage (``censored=True``).
         ``months`` counts month ends spent in the stage (0 if left within the month).
+        Rows after the cut-off day are ignored.
     """
     h = _history_states(history, spec)
-    cut = pd.Timestamp(cutoff) if cutoff is not None else h["entered_at"].max()
+    cut = cutoff_day(cutoff) if cutoff is not None else h["entered_at"].max()
+    h = through_cutoff(h, "entered_at", cut)
     nxt = h.groupby("lead_id", sort=False)["entered_at"].shift(-1)
     h = h.assign(left_at=nxt)
     h = h[h["r"] < spec.n_stages].copy()
     h["censored"] = h["left_at"].isna()
     h["left_at"] = h["left_at"].fillna(cut)
     h["days"] = (h["left_at"] - h["entered_at"]).dt.total_seconds() / 86400.0
-    h["months"] = _month_index(h["left_at"]) - _month_index(h["entered_at"])
-    h = h.rename(columns={"state": "stage_state"})
-    h["stage"] = h["stage_state"]
+    h["months"] = month_index(h["left_at"]) - month_index(h["entered_at"])
+    h["stage"] = h["state"]
     return h[["lead_id", "stage", "entered_at", "left_at", "days", "months", "censored"]].reset_index(drop=True)
 
 
-def open_pipeline(history: pd.DataFrame, spec: FunnelSpec, *, cutoff: str | pd.Timestamp | None = None) -> pd.DataFrame:
+def open_pipeline(frame: pd.DataFrame, spec: FunnelSpec, *, cutoff: str | pd.Timestamp | None = None) -> pd.DataFrame:
     """The open pipeline at a cut-off: each open lead, its stage and age in stage.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Canonical stage history, or monthly snapshots (then the pipeline is the cut-off
+        month's snapshot, and the age is the run of consecutive months in that stage).
+    spec : FunnelSpec
+    cutoff : date-like, optional
+        The cut-off day (default: the latest date in the data).
 
     Returns
     -------
     DataFrame
         ``lead_id, stage, entered_at, age_days, age_months`` + attributes (+ ``value``).
-        Leads unchanged for ``spec.stale_after`` months or more count as lost and are
-        left out.
+        ``age_months`` is the number of whole months already spent in the stage at the
+        cut-off month (0 when the lead entered it in that month), as ``age`` in
+        :func:`transitions`. From snapshots, ``entered_at`` is NaT and ``age_days`` NaN
+        (only months are known), and a lead already in its stage in the first snapshot
+        month gets the months seen (its age is left-censored). Leads unchanged for
+        ``spec.stale_after`` months or more count as lost and are left out.
     """
-    h = _history_states(history, spec)
-    cut = pd.Timestamp(cutoff) if cutoff is not None else h["entered_at"].max()
-    end = cut + pd.Timedelta(days=1) - pd.Timedelta(1, "ns") if cut == cut.normalize() else cut
-    h = h[h["entered_at"] <= end]
+    if "entered_at" not in frame.columns and {"month", "lead_id", "stage"} <= set(frame.columns):
+        return _pipeline_from_snapshots(frame, spec, cutoff)
+    h = _history_states(frame, spec)
+    cut = cutoff_day(cutoff) if cutoff is not None else h["entered_at"].max()
+    h = through_cutoff(h, "entered_at", cut)
     last = h.groupby("lead_id", sort=False).tail(1)
     last = last[last["r"] < spec.n_stages].copy()
     last["age_days"] = (cut - last["entered_at"]).dt.total_seconds() / 86400.0
-    last["age_months"] = int(_month_index(pd.Series([cut]))[0]) - _month_index(last["entered_at"])
+    last["age_months"] = int(month_index(pd.Series([cut]))[0]) - month_index(last["entered_at"])
+    return _pipeline_frame(last, frame, spec)
+
+
+def _pipeline_from_snapshots(snapshots: pd.DataFrame, spec: FunnelSpec,
+                             cutoff: str | pd.Timestamp | None) -> pd.DataFrame:
+    s = snapshots[["month", "lead_id", "stage"]].copy()
+    s["month"] = pd.to_datetime(s["month"])
+    s = through_cutoff(s, "month", cutoff).sort_values(["lead_id", "month"], kind="stable")
+    cut_m = int(month_index(pd.Series([month_start(cutoff) if cutoff is not None else s["month"].max()]))[0])
+    s["m"] = month_index(s["month"])
+    s["state"] = spec.canonical_states(s["stage"], where="snapshots")
+    g = s.groupby("lead_id", sort=False)
+    new_run = (s["stage"] != g["stage"].shift()) | (s["m"] - g["m"].shift() != 1)
+    s["age_months"] = s.groupby(new_run.cumsum(), sort=False).cumcount().astype(np.int64)
+    last = s.groupby("lead_id", sort=False).tail(1)
+    last = last[(last["m"] == cut_m) & last["state"].isin(spec.codes)].copy()
+    last["entered_at"] = pd.Series(pd.NaT, index=last.index, dtype="datetime64[ns]")
+    last["age_days"] = np.nan
+    return _pipeline_frame(last, snapshots, spec)
+
+
+def _pipeline_frame(last: pd.DataFrame, source: pd.DataFrame, spec: FunnelSpec) -> pd.DataFrame:
+    """Drop stale leads, name the stage by its state, add the leads' attributes."""
     if spec.stale_after:
         last = last[last["age_months"] < spec.stale_after]
-    last["stage"] = last["state"]
+    last = last.assign(stage=last["state"], age_months=last["age_months"].astype(np.int64))
     out = last[["lead_id", "stage", "entered_at", "age_days", "age_months"]]
-    attrs = _lead_attrs(history, spec)
+    attrs = _lead_attrs(source, spec)
     if attrs.shape[1]:
         out = out.merge(attrs, left_on="lead_id", right_index=True, how="left")
     return out.reset_index(drop=True)
@@ -418,31 +425,40 @@ def skipped_stages(history: pd.DataFrame, spec: FunnelSpec) -> tuple[pd.DataFram
     return per_lead, per_stage
 
 
-def cohorts(history: pd.DataFrame, spec: FunnelSpec, *, cutoff: str | pd.Timestamp | None = None) -> pd.DataFrame:
+def cohorts(frame: pd.DataFrame, spec: FunnelSpec, *, cutoff: str | pd.Timestamp | None = None) -> pd.DataFrame:
     """Entry cohorts with outcomes and right-censoring flags, one row per lead.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Canonical stage history, or monthly snapshots.
+    spec : FunnelSpec
+    cutoff : date-like, optional
+        The cut-off day (default: the latest date in the data).
 
     Returns
     -------
     DataFrame
-        ``lead_id, cohort (entry month), outcome ('WON'|'LOST'|'OPEN'), closed_at,
-        months_to_close, censored`` + attributes. ``censored`` is True for leads still
-        open at the cut-off: their outcome is not yet known.
+        ``lead_id, cohort (entry month), outcome ('WON'|'LOST'|'OPEN'), closed_at (the
+        first month at a closing state), months_to_close, censored`` + attributes.
+        ``censored`` is True for leads still open at the cut-off: their outcome is not yet known.
     """
-    snaps = snapshots_from_history(history, spec, cutoff=cutoff)
+    if "entered_at" not in frame.columns and {"month", "lead_id", "stage"} <= set(frame.columns):
+        snaps = through_cutoff(frame, "month", cutoff).sort_values(["lead_id", "month"], kind="stable")
+    else:
+        snaps = snapshots_from_history(frame, spec, cutoff=cutoff)
     if snaps.empty:
         return pd.DataFrame(columns=["lead_id", "cohort", "outcome", "closed_at", "months_to_close", "censored"])
-    st = _canonical_states(snaps["stage"], spec, "history")
-    g = snaps.assign(state=st).groupby("lead_id", sort=False)
-    first = g["month"].min()
-    last = g.tail(1).set_index("lead_id")
-    outcome = last["state"].where(last["state"].isin([WON, LOST]), "OPEN")
+    s = snaps.assign(state=spec.canonical_states(snaps["stage"], where="snapshots"))
+    first = s.groupby("lead_id", sort=False)["month"].min()
+    closing = s[s["state"].isin([WON, LOST])].groupby("lead_id", sort=False).head(1).set_index("lead_id")
     out = pd.DataFrame({"lead_id": first.index, "cohort": first.to_numpy()})
-    out["outcome"] = outcome.reindex(first.index).to_numpy()
-    out["closed_at"] = last["month"].reindex(first.index).where(out["outcome"].to_numpy() != "OPEN").to_numpy()
-    out["months_to_close"] = (_month_index(out["closed_at"].fillna(out["cohort"])) - _month_index(out["cohort"]))
+    out["outcome"] = closing["state"].reindex(first.index).fillna("OPEN").to_numpy()
+    out["closed_at"] = closing["month"].reindex(first.index).to_numpy()
+    out["months_to_close"] = (month_index(out["closed_at"].fillna(out["cohort"])) - month_index(out["cohort"]))
     out.loc[out["outcome"] == "OPEN", "months_to_close"] = np.nan
     out["censored"] = out["outcome"] == "OPEN"
-    attrs = _lead_attrs(history, spec)
+    attrs = _lead_attrs(frame, spec)
     if attrs.shape[1]:
         out = out.merge(attrs, left_on="lead_id", right_index=True, how="left")
     return out

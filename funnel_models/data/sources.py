@@ -24,20 +24,24 @@ temporary UTF-8 file, listed in the opened input's ``tmpfiles`` for the caller t
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import difflib
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any, Iterator, Union
 
 import duckdb
 import pandas as pd
 
 from ..errors import FunnelDataError
+from .messages import did_you_mean
+from .sql import quote_ident, quote_literal
 
-__all__ = ["Source", "translate_read_error"]
+__all__ = ["Source", "OpenedSource", "open_source", "opened", "source_label", "encoding_problem",
+           "translate_read_error"]
 
 Source = Union[str, "os.PathLike[str]", pd.DataFrame]
 """What ``source`` may be.
@@ -56,44 +60,40 @@ _NATIVE_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-16": "utf-16",
                      "iso-8859-1": "latin-1", "iso8859-1": "latin-1"}
 
 
-# ====================================================================== SQL and message helpers
-# (also used by funnel_models.data.readers)
-def _q(name: str) -> str:
-    """Quote a SQL identifier."""
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def _lit(value: str) -> str:
-    """Quote a SQL string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _closest(name: str, options: Iterable[str]) -> str:
-    """``" Did you mean 'x'?"`` for the option closest to ``name``, or ``""``."""
-    opts = [str(o) for o in options]
-    close = difflib.get_close_matches(name, opts, n=1, cutoff=0.5)
-    if not close:
-        lower = {o.lower(): o for o in opts}
-        close = [lower[c] for c in difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.5)]
-    return f" Did you mean {close[0]!r}?" if close else ""
-
-
 # ====================================================================== opening a source
 @dataclass
-class _Input:
-    """A source opened as the view ``src`` in a DuckDB connection."""
+class OpenedSource:
+    """A source opened as the view ``src`` in a DuckDB connection.
 
-    label: str                      # how messages name the source
-    columns: list[str]              # the user's column names, in order
-    internal: dict[str, str]        # user column -> SQL expression (VARCHAR) over src
+    Attributes
+    ----------
+    label : str
+        How messages name the source (the path as given, or ``<DataFrame>``).
+    columns : list of str
+        The user's column names, in order.
+    internal : dict
+        User column -> SQL expression (VARCHAR) over ``src``.
+    row_note : str
+        How row numbers in messages count (e.g. "1-based data rows, the header not counted").
+    tmpfiles : list of str
+        Temporary files (transcoded CSV) to delete once done with the view.
+    path : Path or None
+        The CSV file, for encoding diagnostics.
+    encoding : str
+        The encoding the CSV file is read in.
+    """
+
+    label: str
+    columns: list[str]
+    internal: dict[str, str]
     row_note: str = "1-based data rows, the header not counted"
     tmpfiles: list[str] = field(default_factory=list)
-    path: Path | None = None        # the CSV file, for encoding diagnostics
+    path: Path | None = None
     encoding: str = "utf-8"
 
 
-def _source_label(source: Any) -> str:
-    """How error messages name a source."""
+def source_label(source: Any) -> str:
+    """How error messages name a source: the path as given, or ``<DataFrame>``."""
     if isinstance(source, pd.DataFrame):
         return "<DataFrame>"
     return str(source)
@@ -111,7 +111,7 @@ def _check_path(path: Path, label: str) -> None:
         inside = sorted(p.name for p in path.iterdir()
                         if p.suffix.lower() in _CSV_EXT | _PARQUET_EXT | _DUCKDB_EXT)[:10]
         hint = f" Data files in it: {inside}." if inside else ""
-        raise FunnelDataError(f"{label}: is a directory, not a file. Pass one CSV, Parquet or "
+        raise FunnelDataError(f"{label}: is a directory, not a file. Fix: pass one CSV, Parquet or "
                               f"DuckDB file, e.g. {path / 'leads.csv'}.{hint}")
     if not path.exists():
         parent = path.parent if str(path.parent) else Path(".")
@@ -126,8 +126,9 @@ def _check_path(path: Path, label: str) -> None:
                               "Fix: check the path and the file name.")
 
 
-def _encoding_problem(path: Path, label: str, encoding: str) -> FunnelDataError:
-    """Locate the first byte that does not decode and build the message (streams the file)."""
+def encoding_problem(path: Path, label: str, encoding: str) -> FunnelDataError:
+    """The error for a CSV file that does not decode in ``encoding``: locates the first bad
+    byte (streaming the file) and names the likely encoding and the fix."""
     with open(path, "rb") as fh:
         head = fh.read(4)
     if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
@@ -164,39 +165,39 @@ def _encoding_problem(path: Path, label: str, encoding: str) -> FunnelDataError:
         f"iconv -f {'CP1252' if guess == 'cp1252' else 'LATIN1'} -t UTF-8 {path.name} > {path.stem}-utf8{path.suffix}.")
 
 
-def _open_csv(con: duckdb.DuckDBPyConnection, path: Path, label: str, delimiter: str | None,
-              encoding: str | None) -> _Input:
-    if path.stat().st_size == 0:
-        raise FunnelDataError(f"{label}: the file is empty (0 bytes). Fix: export the data again "
-                              "with a header row and at least one data row.")
-    enc = (encoding or "utf-8").lower().replace("_", "-")
+def _check_binary(path: Path, label: str) -> None:
+    """A file with NUL bytes in its first 64 KiB is binary (or UTF-16 without a BOM)."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or b"\x00" not in head:
+        return
+    pos = head.index(b"\x00")
+    line = head[:pos].count(b"\n") + 1
+    raise FunnelDataError(
+        f"{label}: the file contains NUL bytes (first at byte {pos}, line {line}): it is binary "
+        "(a spreadsheet, archive or database file) or UTF-16 text without a byte-order mark, not "
+        "a CSV text file. Fix: export the data as CSV (UTF-8) or Parquet; for UTF-16 text pass "
+        "--encoding utf-16.")
+
+
+def _transcode(path: Path, label: str, enc: str) -> str:
+    """Stream ``path`` from ``enc`` into a temporary UTF-8 file; return its name."""
+    fd, tmp = tempfile.mkstemp(suffix=".csv", prefix="funnel-utf8-")
     try:
-        codecs.lookup(enc)
-    except LookupError:
-        raise FunnelDataError(f"{label}: unknown encoding {encoding!r}. Fix: use a Python codec "
-                              "name such as utf-8, latin-1, cp1252 or utf-16.") from None
-    tmpfiles: list[str] = []
-    read_path = path
-    native = _NATIVE_ENCODINGS.get(enc)
-    if native is None:  # transcode (streaming) to a temporary UTF-8 file
-        fd, tmp = tempfile.mkstemp(suffix=".csv", prefix="funnel-utf8-")
-        tmpfiles.append(tmp)
-        try:
-            with open(path, encoding=enc, newline="") as src, os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
-                while True:
-                    block = src.read(1 << 20)
-                    if not block:
-                        break
-                    dst.write(block)
-        except UnicodeDecodeError:
-            raise _encoding_problem(path, label, enc) from None
-        read_path, native = Path(tmp), "utf-8"
-    if delimiter is None:
-        delimiter = "\t" if path.suffix.lower() in {".tsv", ".tab"} else ","
-    delimiter = {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(delimiter, delimiter)
-    if len(delimiter) != 1:
-        raise FunnelDataError(f"{label}: the delimiter must be one character, got {delimiter!r}.")
-    # The header, read with Python's csv module (one line only).
+        with open(path, encoding=enc, newline="") as src, os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
+            while True:
+                block = src.read(1 << 20)
+                if not block:
+                    break
+                dst.write(block)
+    except UnicodeDecodeError:
+        os.unlink(tmp)
+        raise encoding_problem(path, label, enc) from None
+    return tmp
+
+
+def _read_header(read_path: Path, path: Path, label: str, delimiter: str, native: str) -> list[str]:
+    """The first non-blank row, read with Python's csv module, checked for common mistakes."""
     py_enc = "utf-8-sig" if native == "utf-8" else native
     try:
         with open(read_path, encoding=py_enc, newline="") as fh:
@@ -206,9 +207,11 @@ def _open_csv(con: duckdb.DuckDBPyConnection, path: Path, label: str, delimiter:
                     header = row
                     break
     except UnicodeDecodeError:
-        raise _encoding_problem(path, label, native) from None
+        raise encoding_problem(path, label, native) from None
     except csv.Error as exc:
-        raise FunnelDataError(f"{label}: could not read the header row: {exc}.") from None
+        raise FunnelDataError(f"{label}: could not read the header row ({exc}): the first line is "
+                              "not a CSV header (a huge line or an unclosed quote). Fix: export "
+                              "the data as CSV with one header row of column names.") from None
     if header is None:
         raise FunnelDataError(f"{label}: the file is empty (only blank lines). Fix: export the data "
                               "again with a header row and at least one data row.")
@@ -229,19 +232,51 @@ def _open_csv(con: duckdb.DuckDBPyConnection, path: Path, label: str, delimiter:
     if blanks:
         raise FunnelDataError(f"{label}: header column(s) number {blanks} have no name. Fix: name "
                               "every column in the header row (or remove trailing delimiters).")
-    internal = {h: f"c{i}" for i, h in enumerate(header)}
-    cols = "{" + ", ".join(f"{_lit(f'c{i}')}: 'VARCHAR'" for i in range(len(header))) + "}"
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW src AS SELECT * FROM read_csv({_lit(str(read_path))}, "
-        f"auto_detect=false, header=true, delim={_lit(delimiter)}, quote='\"', escape='\"', "
-        f"columns={cols}, encoding={_lit(native)})")
-    return _Input(label, header, {h: _q(c) for h, c in internal.items()}, tmpfiles=tmpfiles,
-                  path=path, encoding=native if not tmpfiles else enc)
+    return header
 
 
-def _open_parquet(con: duckdb.DuckDBPyConnection, path: Path, label: str) -> _Input:
+def _open_csv(con: duckdb.DuckDBPyConnection, path: Path, label: str, delimiter: str | None,
+              encoding: str | None) -> OpenedSource:
+    if path.stat().st_size == 0:
+        raise FunnelDataError(f"{label}: the file is empty (0 bytes). Fix: export the data again "
+                              "with a header row and at least one data row.")
+    enc = (encoding or "utf-8").lower().replace("_", "-")
     try:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW src AS SELECT * FROM read_parquet({_lit(str(path))})")
+        codecs.lookup(enc)
+    except LookupError:
+        raise FunnelDataError(f"{label}: unknown encoding {encoding!r}. Fix: use a Python codec "
+                              "name such as utf-8, latin-1, cp1252 or utf-16.") from None
+    if not enc.startswith("utf-16") and not enc.startswith("utf16"):
+        _check_binary(path, label)
+    tmpfiles: list[str] = []
+    read_path = path
+    native = _NATIVE_ENCODINGS.get(enc)
+    if native is None:
+        tmpfiles.append(_transcode(path, label, enc))
+        read_path, native = Path(tmpfiles[0]), "utf-8"
+    if delimiter is None:
+        delimiter = "\t" if path.suffix.lower() in {".tsv", ".tab"} else ","
+    delimiter = {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(delimiter, delimiter)
+    if len(delimiter) != 1:
+        raise FunnelDataError(f"{label}: the delimiter must be one character, got {delimiter!r}.")
+    try:
+        header = _read_header(read_path, path, label, delimiter, native)
+    except FunnelDataError:
+        for f in tmpfiles:
+            os.unlink(f)
+        raise
+    cols = "{" + ", ".join(f"{quote_literal(f'c{i}')}: 'VARCHAR'" for i in range(len(header))) + "}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW src AS SELECT * FROM read_csv({quote_literal(str(read_path))}, "
+        f"auto_detect=false, header=true, delim={quote_literal(delimiter)}, quote='\"', escape='\"', "
+        f"columns={cols}, encoding={quote_literal(native)})")
+    return OpenedSource(label, header, {h: quote_ident(f"c{i}") for i, h in enumerate(header)},
+                        tmpfiles=tmpfiles, path=path, encoding=native if not tmpfiles else enc)
+
+
+def _open_parquet(con: duckdb.DuckDBPyConnection, path: Path, label: str) -> OpenedSource:
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW src AS SELECT * FROM read_parquet({quote_literal(str(path))})")
         desc = con.execute("DESCRIBE src").fetchall()
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
@@ -249,13 +284,13 @@ def _open_parquet(con: duckdb.DuckDBPyConnection, path: Path, label: str) -> _In
                               "or truncated, or not Parquet at all. Fix: export it again; if it "
                               "is a CSV file, give it a .csv extension.") from None
     cols = [d[0] for d in desc]
-    return _Input(label, cols, {c: f"CAST({_q(c)} AS VARCHAR)" for c in cols}, row_note="1-based rows in file order")
+    return OpenedSource(label, cols, {c: f"CAST({quote_ident(c)} AS VARCHAR)" for c in cols}, row_note="1-based rows in file order")
 
 
-def _open_duckdb(con: duckdb.DuckDBPyConnection, path: Path, table: str, label: str) -> _Input:
+def _open_duckdb(con: duckdb.DuckDBPyConnection, path: Path, table: str, label: str) -> OpenedSource:
     _check_path(path, f"{path} (DuckDB database of {label})")
     try:
-        con.execute(f"ATTACH {_lit(str(path))} AS srcdb (READ_ONLY)")
+        con.execute(f"ATTACH {quote_literal(str(path))} AS srcdb (READ_ONLY)")
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
         raise FunnelDataError(f"{label}: could not open {path} as a DuckDB database ({first}). "
@@ -269,16 +304,16 @@ def _open_duckdb(con: duckdb.DuckDBPyConnection, path: Path, table: str, label: 
     if not found:
         names = sorted(t if s == "main" else f"{s}.{t}" for s, t in rows)
         raise FunnelDataError(f"{label}: table {table!r} does not exist in {path}. Tables there: "
-                              f"{names or 'none'}.{_closest(table, names)} Fix: write the source "
+                              f"{names or 'none'}.{did_you_mean(table, names)} Fix: write the source "
                               f"as {path}::TABLE with one of those tables.")
     s, t = found[0]
-    con.execute(f"CREATE OR REPLACE TEMP VIEW src AS SELECT * FROM srcdb.{_q(s)}.{_q(t)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW src AS SELECT * FROM srcdb.{quote_ident(s)}.{quote_ident(t)}")
     cols = [d[0] for d in con.execute("DESCRIBE src").fetchall()]
-    return _Input(label, cols, {c: f"CAST({_q(c)} AS VARCHAR)" for c in cols}, row_note="1-based rows in table order")
+    return OpenedSource(label, cols, {c: f"CAST({quote_ident(c)} AS VARCHAR)" for c in cols}, row_note="1-based rows in table order")
 
 
-def _open(con: duckdb.DuckDBPyConnection, source: Any, delimiter: str | None,
-          encoding: str | None) -> _Input:
+def open_source(con: duckdb.DuckDBPyConnection, source: Any, delimiter: str | None,
+          encoding: str | None) -> OpenedSource:
     """Open ``source`` as the temporary view ``src`` in ``con``.
 
     Parameters
@@ -294,7 +329,7 @@ def _open(con: duckdb.DuckDBPyConnection, source: Any, delimiter: str | None,
 
     Returns
     -------
-    _Input
+    OpenedSource
         The label, columns and per-column VARCHAR expressions over ``src``. The caller
         deletes ``tmpfiles`` once done with the view.
 
@@ -304,14 +339,14 @@ def _open(con: duckdb.DuckDBPyConnection, source: Any, delimiter: str | None,
         If the source cannot be opened: missing file, unsupported type, empty file, bad
         header or delimiter, undecodable text, corrupt Parquet, unknown DuckDB table.
     """
-    label = _source_label(source)
+    label = source_label(source)
     if isinstance(source, pd.DataFrame):
         df = source.copy(deep=False)
         df.columns = [str(c) for c in df.columns]
         con.register("src_df", df)
         con.execute("CREATE OR REPLACE TEMP VIEW src AS SELECT * FROM src_df")
         cols = list(df.columns)
-        return _Input(label, cols, {c: f"CAST({_q(c)} AS VARCHAR)" for c in cols},
+        return OpenedSource(label, cols, {c: f"CAST({quote_ident(c)} AS VARCHAR)" for c in cols},
                       row_note="1-based row positions")
     if not isinstance(source, (str, os.PathLike)):
         raise FunnelDataError(f"source must be a file path, 'file.duckdb::table' or a DataFrame, "
@@ -341,8 +376,38 @@ def _open(con: duckdb.DuckDBPyConnection, source: Any, delimiter: str | None,
     return _open_csv(con, path, label, delimiter, encoding)
 
 
-def translate_read_error(exc: Exception, inp: _Input) -> FunnelDataError:
-    """Turn a DuckDB read error into a message naming the file, the line and the fix."""
+@contextlib.contextmanager
+def opened(source: Any, delimiter: str | None = None,
+           encoding: str | None = None) -> Iterator[tuple[duckdb.DuckDBPyConnection, OpenedSource]]:
+    """Open ``source`` as the view ``src`` in a fresh in-memory DuckDB connection.
+
+    Yields ``(connection, opened source)``; on exit the connection is closed and the
+    temporary files are deleted. Raises as :func:`open_source`.
+    """
+    with duckdb.connect(":memory:") as con:
+        inp = open_source(con, source, delimiter, encoding)
+        try:
+            yield con, inp
+        finally:
+            for f in inp.tmpfiles:
+                with contextlib.suppress(OSError):
+                    os.unlink(f)
+
+
+def translate_read_error(exc: Exception, inp: OpenedSource) -> FunnelDataError:
+    """Turn a DuckDB read error into a message naming the file, the line and the fix.
+
+    Parameters
+    ----------
+    exc : Exception
+        The DuckDB error raised while reading ``src``.
+    inp : OpenedSource
+        The source being read.
+
+    Returns
+    -------
+    FunnelDataError
+    """
     msg = str(exc)
     lines = [ln for ln in msg.splitlines() if ln.strip()]
     line_no = None
@@ -364,7 +429,13 @@ def translate_read_error(exc: Exception, inp: _Input) -> FunnelDataError:
         return FunnelDataError(f"{inp.label}: a row has the wrong number of fields{where}: {detail} "
                                f"({original[:120]}). Fix: quote values that contain the delimiter "
                                "(\"a,b\"), or pass the right --delimiter.")
+    if "Maximum line size" in msg:
+        return FunnelDataError(f"{inp.label}: a line is longer than DuckDB reads (2 MB){where}: the file "
+                               "is not a line-by-line CSV export (or a quote is never closed, so the "
+                               "rest of the file reads as one value). Fix: check that line; export the "
+                               "data as CSV with one record per line.")
     if "unterminated quote" in msg:
         return FunnelDataError(f"{inp.label}: a quoted value is never closed{where}. Fix: balance the "
                                "double quotes in that row (write a quote inside a value as \"\").")
-    return FunnelDataError(f"{inp.label}: could not read the data{where}: {lines[0] if lines else msg}")
+    return FunnelDataError(f"{inp.label}: could not read the data{where}: {lines[0] if lines else msg}. "
+                           "Fix: export the data again as CSV (UTF-8) or Parquet.")

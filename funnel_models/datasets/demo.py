@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..posterior import PosteriorFunnel
+from ..data.dates import month_start
 from ..data.spec import FunnelSpec
 
 __all__ = ["DemoTruth", "DemoData", "demo_data", "DEMO_SPEC"]
@@ -179,77 +180,97 @@ def demo_data(
     """
     rng = np.random.default_rng(seed)
     spec = FunnelSpec.from_dict(DEMO_SPEC)
-    K = spec.n_stages
-    start_ts = pd.Timestamp(start).to_period("M").to_timestamp()
+    truth = _truth(months, leads_per_month, start, change_month, change_effect, effect_scale)
+    cells = [(r, c) for r in truth.effects["region"] for c in truth.effects["channel"]]
+    month_ts = [truth.start + pd.DateOffset(months=m) for m in range(months)]
+    leads = _new_leads(rng, truth, cells, months)
+    events = _simulate_moves(rng, truth, cells, month_ts, leads)
+    history = _history_frame(rng, spec, cells, month_ts, leads, events)
+    cutoff = (truth.start + pd.DateOffset(months=months)) - pd.Timedelta(days=1)
+    return DemoData(history=history, spec=spec, truth=truth, cutoff=pd.Timestamp(cutoff))
+
+
+def _truth(months: int, leads_per_month: float, start: str, change_month: str | None,
+           change_effect: float, effect_scale: float) -> DemoTruth:
+    start_ts = month_start(start)
     regions = {k: v * effect_scale for k, v in {"North": 0.35, "South": -0.25, "East": 0.10, "West": -0.20}.items()}
     channels = {k: v * effect_scale for k, v in {"Web": -0.20, "Partner": 0.35, "Outbound": -0.15}.items()}
     shares = {"region": {"North": 0.35, "South": 0.25, "East": 0.25, "West": 0.15},
               "channel": {"Web": 0.5, "Partner": 0.3, "Outbound": 0.2}}
     cm = pd.Timestamp(change_month) if change_month else pd.Timestamp("2262-01-01")
-    truth = DemoTruth(stages=spec.codes, base=_BASE.copy(), entry=_ENTRY.copy(),
-                      effects={"region": regions, "channel": channels}, change_stage="DEMO",
-                      change_month=cm, change_effect=change_effect if change_month else 0.0,
-                      deal_value={"Web": 8000.0, "Partner": 15000.0, "Outbound": 12000.0},
-                      leads_per_month=leads_per_month, seasonality=0.25, start=start_ts,
-                      months=months, shares=shares)
+    return DemoTruth(stages=FunnelSpec.from_dict(DEMO_SPEC).codes, base=_BASE.copy(), entry=_ENTRY.copy(),
+                     effects={"region": regions, "channel": channels}, change_stage="DEMO",
+                     change_month=cm, change_effect=change_effect if change_month else 0.0,
+                     deal_value={"Web": 8000.0, "Partner": 15000.0, "Outbound": 12000.0},
+                     leads_per_month=leads_per_month, seasonality=0.25, start=start_ts,
+                     months=months, shares=shares)
 
-    cells = [(r, c) for r in regions for c in channels]
+
+def _new_leads(rng: np.random.Generator, truth: DemoTruth, cells: list[tuple[str, str]],
+               months: int) -> dict[str, np.ndarray]:
+    """Entry month, cell and deal value of every lead."""
+    shares = truth.shares
     cell_share = np.array([shares["region"][r] * shares["channel"][c] for r, c in cells])
-    month_ts = [start_ts + pd.DateOffset(months=m) for m in range(months)]
-    # cumulative transition probabilities per (cell, period) : (n_cells, 2, K, K+2)
-    cum = np.empty((len(cells), 2, K, K + 2))
-    for i, (r, c) in enumerate(cells):
-        for p, mts in enumerate((start_ts, max(cm, start_ts))):
-            P = truth.transition_matrix({"region": r, "channel": c}, mts if p else start_ts)
-            cum[i, p] = np.cumsum(P[:K], axis=1)
-    cum_entry = np.cumsum(truth.entry)
-
-    # new leads per month and cell
-    season = 1.0 + truth.seasonality * np.sin(2 * np.pi * (np.arange(months) + start_ts.month - 3) / 12.0)
-    n_new = rng.poisson(leads_per_month * season[:, None] * cell_share[None, :])  # (months, cells)
+    season = 1.0 + truth.seasonality * np.sin(2 * np.pi * (np.arange(months) + truth.start.month - 3) / 12.0)
+    n_new = rng.poisson(truth.leads_per_month * season[:, None] * cell_share[None, :])  # (months, cells)
     lead_month = np.repeat(np.repeat(np.arange(months), len(cells)), n_new.ravel())
     lead_cell = np.repeat(np.tile(np.arange(len(cells)), months), n_new.ravel())
-    n = lead_month.size
-    values = np.empty(n)
-    chan_idx = np.array([list(channels).index(c) for _, c in cells])[lead_cell]
+    values = np.empty(lead_month.size)
+    channels = list(truth.effects["channel"])
+    chan_idx = np.array([channels.index(c) for _, c in cells])[lead_cell]
     for j, ch in enumerate(channels):
         sel = chan_idx == j
         mu = truth.deal_value[ch]
         values[sel] = np.maximum(np.round(rng.lognormal(np.log(mu) - 0.125, 0.5, sel.sum()), -1), 100.0)
+    return {"month": lead_month, "cell": lead_cell, "value": values}
 
-    events_lead: list[np.ndarray] = []
-    events_state: list[np.ndarray] = []
-    events_month: list[np.ndarray] = []
+
+def _simulate_moves(rng: np.random.Generator, truth: DemoTruth, cells: list[tuple[str, str]],
+                    month_ts: list[pd.Timestamp], leads: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Month-by-month moves of every lead: (lead, state, month) of each stage change."""
+    K = len(truth.stages)
+    cm = truth.change_month
+    # cumulative transition probabilities per (cell, period) : (n_cells, 2, K, K+2)
+    cum = np.empty((len(cells), 2, K, K + 2))
+    for i, (r, c) in enumerate(cells):
+        for p, mts in enumerate((truth.start, max(cm, truth.start))):
+            P = truth.transition_matrix({"region": r, "channel": c}, mts if p else truth.start)
+            cum[i, p] = np.cumsum(P[:K], axis=1)
+    lead_month, lead_cell = leads["month"], leads["cell"]
+    n = lead_month.size
     # entry: state at the end of the entry month
-    state = np.searchsorted(cum_entry, rng.random(n), side="right").clip(max=K + 1)
+    state = np.searchsorted(np.cumsum(truth.entry), rng.random(n), side="right").clip(max=K + 1)
     ids = np.arange(n)
     # leads entering at a closing state pass through the first stage within the month
     closed_at_entry = state >= K
-    events_lead += [ids[closed_at_entry], ids]
-    events_state += [np.zeros(closed_at_entry.sum(), dtype=np.int64), state.copy()]
-    events_month += [lead_month[closed_at_entry], lead_month]
+    ev_lead = [ids[closed_at_entry], ids]
+    ev_state = [np.zeros(closed_at_entry.sum(), dtype=np.int64), state.copy()]
+    ev_month = [lead_month[closed_at_entry], lead_month]
     active = ~closed_at_entry
-    for m in range(months):
-        movers = active & (lead_month < m)
-        idx = np.flatnonzero(movers)
+    for m in range(len(month_ts)):
+        idx = np.flatnonzero(active & (lead_month < m))
         if idx.size == 0:
             continue
-        period = int(month_ts[m] >= cm)
-        cp = cum[lead_cell[idx], period, state[idx]]
+        cp = cum[lead_cell[idx], int(month_ts[m] >= cm), state[idx]]
         new = (rng.random(idx.size)[:, None] >= cp).sum(1).clip(max=K + 1)
         moved = new != state[idx]
-        events_lead.append(idx[moved])
-        events_state.append(new[moved])
-        events_month.append(np.full(moved.sum(), m))
+        ev_lead.append(idx[moved])
+        ev_state.append(new[moved])
+        ev_month.append(np.full(moved.sum(), m))
         state[idx] = new
         active[idx[new >= K]] = False
+    lead, st, mo = np.concatenate(ev_lead), np.concatenate(ev_state), np.concatenate(ev_month)
+    order = np.lexsort((st, mo, lead))
+    return lead[order], st[order], mo[order]
 
-    ev_lead = np.concatenate(events_lead)
-    ev_state = np.concatenate(events_state)
-    ev_month = np.concatenate(events_month)
-    order = np.lexsort((ev_state, ev_month, ev_lead))
-    ev_lead, ev_state, ev_month = ev_lead[order], ev_state[order], ev_month[order]
-    # a day within the month, increasing within a lead and month
+
+def _history_frame(rng: np.random.Generator, spec: FunnelSpec, cells: list[tuple[str, str]],
+                   month_ts: list[pd.Timestamp], leads: dict[str, np.ndarray],
+                   events: tuple[np.ndarray, ...]) -> pd.DataFrame:
+    """Stage history from the moves: a day and hour within the month, increasing within a
+    lead and month; early losses coded DISQ."""
+    ev_lead, ev_state, ev_month = events
+    K = spec.n_stages
     days_in = np.array([mts.days_in_month for mts in month_ts])[ev_month]
     day = rng.integers(0, days_in)
     seq = pd.Series(ev_state).groupby([ev_lead, ev_month]).cumcount().to_numpy()
@@ -264,14 +285,13 @@ def demo_data(
     early = (ev_state == K + 1)
     prev_state = pd.Series(ev_state).groupby(ev_lead).shift().fillna(0).astype(int).to_numpy()
     stage = np.where(early & (prev_state <= 1), "DISQ", stage)
+    lead_cell = leads["cell"]
     history = pd.DataFrame({
         "lead_id": pd.Series([f"L{i:06d}" for i in ev_lead], dtype="str"),
         "stage": pd.Series(stage, dtype="str"),
         "entered_at": entered,
         "region": pd.Series(np.array([r for r, _ in cells], dtype=object)[lead_cell[ev_lead]], dtype="str"),
         "channel": pd.Series(np.array([c for _, c in cells], dtype=object)[lead_cell[ev_lead]], dtype="str"),
-        "value": values[ev_lead],
+        "value": leads["value"][ev_lead],
     })
-    history = history.sort_values(["lead_id", "entered_at"], kind="stable").reset_index(drop=True)
-    cutoff = (start_ts + pd.DateOffset(months=months)) - pd.Timedelta(days=1)
-    return DemoData(history=history, spec=spec, truth=truth, cutoff=pd.Timestamp(cutoff))
+    return history.sort_values(["lead_id", "entered_at"], kind="stable").reset_index(drop=True)
