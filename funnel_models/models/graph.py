@@ -9,18 +9,15 @@ Priors (scales in :class:`~funnel_models.models.config.Priors`):
 - time in stage: ``age[0] = 0``, ``age[b] = age[b-1] + sigma_age[row] * z[b]``, a random
   walk over age buckets that shrinks toward the memoryless chain (``sigma_age ~
   HalfNormal(age_sigma)``);
-- month effects: ``month[t] = sigma_month[row] * z[t]`` (``sigma_month ~
-  HalfNormal(month_sigma)``), one shock per month and slot, drawn afresh for future months;
-- seasonality: ``season = sigma_season * ZeroSumNormal(1)`` over seasonal positions;
 - smooth drift: ``walk[t] = sum of sigma_rw * z`` up to month ``t``;
 - change points: ``change_c ~ Normal(0, change_sigma)`` on the slots of the changed row.
 
+Month effects and seasonality are the second stage (:mod:`funnel_models.models.monthfx`).
+
 Every effective parameter is a named deterministic (``intercept``, ``effect_<f>``, ``age``,
-``month``, ``season``, ``walk``, ``change_<c>``), which is exactly what
+``walk``, ``change_<c>``), which is exactly what
 :func:`funnel_models.models.predictor.linear_predictor` reads, in the graph here and in
-NumPy after sampling. The time-in-stage and month components are multiplied by data
-switches (``use_age``, ``use_month``), so one compiled graph fits every variant that
-:mod:`funnel_models.models.selection` compares.
+NumPy after sampling.
 
 The likelihood is ``sum(counts * log_softmax([0, eta]))`` over the stacked observations as
 a ``pm.Potential`` (the multinomial coefficient is a constant); see ARCHITECTURE.md for
@@ -35,7 +32,7 @@ import numpy as np
 
 from .config import ModelConfig
 from .predictor import log_probabilities
-from .structure import SEASON_LENGTH, Design, safe_name
+from .structure import Design, safe_name
 
 __all__ = ["Variant", "build_graph", "theta_names", "graph_data", "VARIANT_LABELS", "DATA_PREFIX"]
 
@@ -43,12 +40,9 @@ __all__ = ["Variant", "build_graph", "theta_names", "graph_data", "VARIANT_LABEL
 DATA_PREFIX = "d_"
 
 
-def graph_data(design: Design, variant: "Variant") -> dict[str, np.ndarray]:
-    """Values of every data container of the graph for a design and variant."""
-    out = {DATA_PREFIX + k: v for k, v in design.arrays().items()}
-    out["use_age"] = np.asarray(float(variant.time_in_stage))
-    out["use_month"] = np.asarray(float(variant.month_effects))
-    return out
+def graph_data(design: Design) -> dict[str, np.ndarray]:
+    """Values of every data container of the graph for a design."""
+    return {DATA_PREFIX + k: v for k, v in design.arrays().items()}
 
 
 @dataclass(frozen=True)
@@ -94,8 +88,7 @@ def _segment_effects(pm: Any, pt: Any, design: Design, config: ModelConfig, para
     return out
 
 
-def _time_components(pm: Any, pt: Any, design: Design, config: ModelConfig, switches: Mapping[str, Any],
-                     with_age: bool, with_month: bool) -> dict:
+def _time_components(pm: Any, pt: Any, design: Design, config: ModelConfig, with_age: bool) -> dict:
     pri = config.priors
     out: dict[str, Any] = {}
     slot_row = design.slot_row
@@ -104,16 +97,7 @@ def _time_components(pm: Any, pt: Any, design: Design, config: ModelConfig, swit
         z = pm.Normal("agez", 0.0, 1.0, dims=("age_step", "move"))
         steps = pt.cumsum(z * sig[slot_row][None, :], axis=0)
         walk = pt.concatenate([pt.zeros((1, design.n_slots)), steps], axis=0)
-        out["age"] = pm.Deterministic("age", switches["use_age"] * walk, dims=("age_bucket", "move"))
-    if with_month and design.by_month:
-        sig = pm.HalfNormal("sigma_month", pri.month_sigma, dims="row")
-        z = pm.Normal("monthz", 0.0, 1.0, dims=("months", "move"))
-        out["month"] = pm.Deterministic("month", switches["use_month"] * z * sig[slot_row][None, :],
-                                        dims=("months", "move"))
-    if design.season_kind != "none" and design.by_month:
-        sig = pm.HalfNormal("sigma_season", pri.season_sigma)
-        z = pm.ZeroSumNormal("seasonz", sigma=1.0, dims=("season_pos", "move"), n_zerosum_axes=1)
-        out["season"] = pm.Deterministic("season", z * sig, dims=("season_pos", "move"))
+        out["age"] = pm.Deterministic("age", walk, dims=("age_bucket", "move"))
     if config.time_varying and design.by_month and len(design.months) > 1:
         sig = pm.HalfNormal("sigma_rw", pri.rw_sigma)
         z = pm.Normal("rwz", 0.0, 1.0, dims=("month_step", "move"))
@@ -123,7 +107,7 @@ def _time_components(pm: Any, pt: Any, design: Design, config: ModelConfig, swit
 
 
 def build_graph(design: Design, config: ModelConfig, parameterization: Mapping[str, str], *,
-                with_age: bool, with_month: bool) -> Any:
+                with_age: bool) -> Any:
     """The PyMC model of ``design``.
 
     Parameters
@@ -131,9 +115,8 @@ def build_graph(design: Design, config: ModelConfig, parameterization: Mapping[s
     design : Design
     config : ModelConfig
     parameterization : mapping factor -> "centered" | "non_centered"
-    with_age, with_month : bool
-        Put the time-in-stage / month components in the graph (their data switches
-        ``use_age`` / ``use_month`` then turn them on or off without recompiling).
+    with_age : bool
+        Put the time-in-stage component in the graph.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -145,11 +128,9 @@ def build_graph(design: Design, config: ModelConfig, parameterization: Mapping[s
     coords["month_step"] = coords["months"][1:]
     coords["age_bucket"] = [str(e) for e in design.age_edges]
     coords["age_step"] = coords["age_bucket"][1:]
-    coords["season_pos"] = list(range(SEASON_LENGTH[design.season_kind]))
     n_change = len(design.change_points)
     with pm.Model(coords=coords) as model:
         data = {k: pm.Data(DATA_PREFIX + k, v) for k, v in design.arrays().items()}
-        switches = {"use_age": pm.Data("use_age", 1.0), "use_month": pm.Data("use_month", 1.0)}
         theta: dict[str, Any] = {"intercept": pm.Normal("intercept", 0.0, config.priors.intercept_sigma, dims="move")}
         theta.update(_segment_effects(pm, pt, design, config, parameterization))
         for c, cp in enumerate(design.change_points):
@@ -160,7 +141,7 @@ def build_graph(design: Design, config: ModelConfig, parameterization: Mapping[s
                 delta = pm.Normal(f"delta_{c}", 0.0, config.priors.change_sigma, shape=slots.size)
                 full = pt.set_subtensor(full[slots], delta)
             theta[f"change_{c}"] = pm.Deterministic(f"change_{c}", full, dims="move")
-        theta.update(_time_components(pm, pt, design, config, switches, with_age, with_month))
+        theta.update(_time_components(pm, pt, design, config, with_age))
         logp = log_probabilities(theta, data, n_slots=design.n_slots,
                                  factors=[safe_name(f) for f in design.factors], n_change=n_change, xp=pt)
         pm.Potential("transition_loglik", pt.sum(data["counts"] * logp))

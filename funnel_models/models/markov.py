@@ -195,15 +195,14 @@ class FunnelModel(BaseFunnelModel):
     def _sample(self, variants: list[Variant], show: bool) -> dict[Variant, Any]:
         d = self.design
         assert d is not None
-        with_age = any(v.time_in_stage for v in variants) and d.n_buckets > 1
-        graph_key = d.signature() + json.dumps(self.model_config.model_dump(), sort_keys=True) + \
-            json.dumps(self.parameterization, sort_keys=True) + f"{with_age}"
-
-        def build() -> Any:
-            return build_graph(d, self.model_config, self.parameterization, with_age=with_age, with_month=False)
         out = {}
         for v in variants:
-            idata, timing = sample_compiled(graph_key, build, graph_data(d, v), self.sampler_config, show)
+            with_age = v.time_in_stage and d.n_buckets > 1
+            key = d.signature() + json.dumps(self.model_config.model_dump(), sort_keys=True) + \
+                json.dumps(self.parameterization, sort_keys=True) + f"{with_age}"
+            idata, timing = sample_compiled(
+                key, lambda: build_graph(d, self.model_config, self.parameterization, with_age=with_age),
+                graph_data(d), self.sampler_config, show)
             for k, s in timing.items():
                 self.timings[k] = self.timings.get(k, 0.0) + s
             out[v] = idata

@@ -15,7 +15,9 @@ draw a fresh ``month`` for every future month with the fitted ``sigma_month`` (p
 the first stage's draws by index) and add the seasonal offset of the calendar month.
 
 Whether month effects are worth having (``month_effects: auto``) is decided by PSIS-LOO on
-the month-row totals, against the first stage alone (:mod:`funnel_models.models.selection`).
+the month-row totals, against the first stage alone (:mod:`funnel_models.models.selection`);
+both candidates use the same plug-in offset (the first stage's posterior mean), so neither
+is favoured by ignoring the first stage's uncertainty.
 Working on totals keeps the second stage small (months x rows observations), so it samples
 in seconds; fitting month effects jointly with every lead-level cell was measured at about
 15x the sampling time (ARCHITECTURE.md).
@@ -158,8 +160,10 @@ def fit_month_effects(fine: Design, stage1_probs: Callable[[int], Iterator[np.nd
     timings: dict[str, float] = {}
     for with_month in candidates:
         if not with_month and fine.season_kind == "none":
-            lp = np.log(np.clip(exp_draws, 1e-300, None))
-            loglik[MONTH_LABELS[False]] = coef + np.where(totals.counts > 0, totals.counts * lp, 0.0).sum(-1)
+            # the same plug-in offset as the fitted candidates, so the comparison is fair
+            lp = np.log(np.clip(exp_draws.mean(0), 1e-300, None))
+            ll = coef + np.where(totals.counts > 0, totals.counts * lp, 0.0).sum(-1)
+            loglik[MONTH_LABELS[False]] = np.broadcast_to(ll, (exp_draws.shape[0], ll.size)).copy()
             fits[False] = None
             continue
         key = f"month;{fine.signature()};{with_month}"

@@ -60,18 +60,24 @@ def loo_table(loglik: Mapping[str, np.ndarray], sizes: Mapping[str, int], chains
         da = xr.DataArray(ll.reshape(chains, D // chains, n), dims=("chain", "draw", "obs"))
         idata = az.InferenceData(log_likelihood=xr.Dataset({"y": da}),
                                  posterior=xr.Dataset({"x": da.isel(obs=0)}))
+        if np.all(np.ptp(ll, axis=0) == 0):        # no parameters: leaving one out changes nothing
+            pw = ll[0]
+            loos[name] = pw
+            rows.append({"variant": name, "size": int(sizes[name]), "elpd": float(pw.sum()),
+                         "se": float(np.sqrt(pw.size * pw.var())), "p_loo": 0.0, "pareto_k_bad": 0})
+            continue
         with np.errstate(all="ignore"):
             loo = az.loo(idata, pointwise=True)
-        loos[name] = loo
+        loos[name] = np.asarray(loo.loo_i)
         rows.append({"variant": name, "size": int(sizes[name]), "elpd": float(loo.elpd_loo),
                      "se": float(loo.se), "p_loo": float(loo.p_loo),
                      "pareto_k_bad": int((np.asarray(loo.pareto_k) > 0.7).sum())})
     out = pd.DataFrame(rows).sort_values("elpd", ascending=False).reset_index(drop=True)
     best = out["variant"].iloc[0]
-    best_pw = np.asarray(loos[best].loo_i)
+    best_pw = loos[best]
     diffs, dses = [], []
     for name in out["variant"]:
-        d = best_pw - np.asarray(loos[name].loo_i)
+        d = best_pw - loos[name]
         diffs.append(float(d.sum()))
         dses.append(float(np.sqrt(d.size * d.var())) if name != best else 0.0)
     out["elpd_diff"] = diffs
