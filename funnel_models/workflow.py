@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from .data import derive
+from .data.dates import cutoff_day, month_start, through_cutoff
 from .data.spec import FunnelSpec
 from .errors import FunnelDataError
 from .models import BaseFunnelModel, ModelConfig, SamplerConfig, make_model
@@ -36,89 +37,97 @@ class LoadedData:
 
     Attributes
     ----------
-    history : DataFrame or None
-        Canonical stage history (after filters); None for aggregate counts.
+    table : DataFrame
+        The canonical table (after the cut-off and filters): stage history, monthly
+        snapshots or aggregate counts, as ``kind`` says.
+    kind : {"history", "snapshots", "counts"}
     spec : FunnelSpec
     cutoff : Timestamp
         Last observed day.
     source : str
         What was read.
-    counts : DataFrame or None
-        Aggregate monthly counts (``month, stage, count``) when that is all the source has.
     truth : object or None
         The demo's :class:`~funnel_models.datasets.demo.DemoTruth` when the source is the demo.
     """
 
-    history: pd.DataFrame | None
+    table: pd.DataFrame
+    kind: str
     spec: FunnelSpec
     cutoff: pd.Timestamp
     source: str
-    counts: pd.DataFrame | None = None
     truth: Any = None
 
     @property
     def has_leads(self) -> bool:
-        """Lead-level data (stage history), as opposed to aggregate counts only."""
-        return self.history is not None
+        """Lead-level data (stage history or snapshots), as opposed to aggregate counts."""
+        return self.kind != "counts"
+
+    @property
+    def history(self) -> pd.DataFrame | None:
+        """The stage history (None for snapshots and counts)."""
+        return self.table if self.kind == "history" else None
+
+    @property
+    def counts(self) -> pd.DataFrame | None:
+        """The aggregate counts (None for lead-level data)."""
+        return self.table if self.kind == "counts" else None
 
     @property
     def cutoff_month(self) -> pd.Timestamp:
         """First day of the cut-off month."""
-        return derive.month_start(self.cutoff)
+        return month_start(self.cutoff)
 
     def _leads(self) -> pd.DataFrame:
-        if self.history is None:
+        if not self.has_leads:
             raise FunnelDataError(f"{self.source}: only aggregate counts are available; this needs lead-level "
                                   "data (stage history or monthly snapshots)")
-        return self.history
+        return self.table
 
     def snapshots(self) -> pd.DataFrame:
-        """Monthly snapshots of the history up to the cut-off."""
+        """Monthly snapshots up to the cut-off."""
+        if self.kind == "snapshots":
+            return self.table
         return derive.snapshots_from_history(self._leads(), self.spec, cutoff=self.cutoff)
 
     def pipeline(self) -> pd.DataFrame:
         """Open pipeline at the cut-off (one row per open lead, with its age in stage)."""
         return derive.open_pipeline(self._leads(), self.spec, cutoff=self.cutoff)
 
+    def columns(self) -> list[str]:
+        """Attribute columns available for segments and filters."""
+        skip = {"lead_id", "stage", "entered_at", "month", "count", "value"}
+        return [c for c in self.table.columns if c not in skip]
+
     def n_leads(self) -> int:
         """Number of distinct leads (0 for aggregate counts)."""
-        return 0 if self.history is None else int(self.history["lead_id"].nunique())
-
-
-def _through(frame: pd.DataFrame, column: str, cutoff: pd.Timestamp) -> pd.DataFrame:
-    """Rows known on the cut-off day: timestamp < cut-off day + 1 day."""
-    return frame[pd.to_datetime(frame[column]) < cutoff.normalize() + pd.Timedelta(days=1)]
+        return int(self.table["lead_id"].nunique()) if self.has_leads else 0
 
 
 def _read_source(src: str, spec: Any, mapping: Mapping[str, str] | None, demo_seed: int,
-                 demo_months: int) -> tuple[pd.DataFrame | None, pd.DataFrame | None, FunnelSpec, Any]:
-    """(history, counts, spec, truth) of a source."""
+                 demo_months: int) -> tuple[str, pd.DataFrame, FunnelSpec, Any]:
+    """(kind, table, spec, truth) of a source."""
     if src == "demo":
         from .datasets.demo import demo_data
         d = demo_data(seed=demo_seed, months=demo_months)
-        return d.history, None, d.spec, d.truth
+        return "history", d.history, d.spec, d.truth
     if src == "olist":
         from .data.readers import read_history
         from .datasets.olist import OLIST_SPEC, olist_dir, olist_stage_history
         the_spec = FunnelSpec.load(spec) if spec is not None else FunnelSpec.from_dict(OLIST_SPEC)
-        return read_history(olist_stage_history(olist_dir()), the_spec, mapping=mapping), None, the_spec, None
+        return "history", read_history(olist_stage_history(olist_dir()), the_spec, mapping=mapping), the_spec, None
     if src.endswith(".duckdb") and Path(src).is_file():
         from .data.store import Store
         store = Store(src)
         the_spec = FunnelSpec.load(spec) if spec is not None else store.spec()
-        history, counts = store.read_source()
-        return history, counts, the_spec, None
+        kind, table = store.read_any()
+        return kind, table, the_spec, None
     if spec is None:
         raise FunnelDataError(f"{src}: a funnel spec is needed to read this file; pass spec= (a YAML path or a "
                               "dict with stages, won, lost), or run 'funnel init' on the file to write one")
     from .data.readers import read_any
     the_spec = FunnelSpec.load(spec)
-    shape, frame = read_any(src, the_spec, mapping=mapping)
-    if shape == "counts":
-        return None, frame, the_spec, None
-    if shape == "snapshots":
-        return derive.history_from_snapshots(frame, the_spec), None, the_spec, None
-    return frame, None, the_spec, None
+    kind, table = read_any(src, the_spec, mapping=mapping)
+    return kind, table, the_spec, None
 
 
 def load_data(
@@ -153,22 +162,25 @@ def load_data(
         day are left out.
     """
     src = str(source)
-    history, counts, the_spec, truth = _read_source(src, spec, mapping, demo_seed, demo_months)
-    frame, col = (history, "entered_at") if history is not None else (counts, "month")
-    if frame is None or frame.empty:
+    kind, table, the_spec, truth = _read_source(src, spec, mapping, demo_seed, demo_months)
+    col = "entered_at" if kind == "history" else "month"
+    if table is None or table.empty:
         raise FunnelDataError(f"{src}: no rows to analyse")
-    cut = pd.Timestamp(cutoff) if cutoff is not None else pd.Timestamp(pd.to_datetime(frame[col]).max()).normalize()
-    if truth is not None and cutoff is None:
+    if cutoff is not None:
+        cut = cutoff_day(cutoff)
+    elif truth is not None:
         cut = pd.Timestamp(truth.start + pd.DateOffset(months=truth.months)) - pd.Timedelta(days=1)
-    frame = _through(frame, col, cut)
+    else:
+        last = pd.Timestamp(pd.to_datetime(table[col]).max())
+        cut = cutoff_day(last) if kind == "history" else last + pd.offsets.MonthEnd(0)
+    table = through_cutoff(table, col, cut)
     if filters or start or end:
-        frame = derive.filter_frame(frame, filters, start=start, end=end)
-    if frame.empty:
+        table = derive.filter_frame(table, filters, start=start, end=end)
+    if table.empty:
         raise FunnelDataError(f"{src}: no rows left after the cut-off {cut.date()} and filters "
                               f"{dict(filters or {})} start={start} end={end}; loosen them")
-    frame = frame.reset_index(drop=True)
-    return LoadedData(history=frame if history is not None else None, spec=the_spec, cutoff=cut, source=src,
-                      counts=frame if history is None else None, truth=truth)
+    return LoadedData(table=table.reset_index(drop=True), kind=kind, spec=the_spec, cutoff=cut, source=src,
+                      truth=truth)
 
 
 def model_name(requested: str, data: LoadedData) -> str:

@@ -34,15 +34,14 @@ OLIST_DEALS_FILE = "olist_closed_deals_dataset.csv"
 OLIST_DIR_NAME = Path("shared") / "datasets" / "olist-marketing-funnel"
 
 #: Funnel spec for :func:`olist_stage_history` output, in the raw Olist column names.
-#: Only the first (MQL) and last (WON) stages carry dates; losses are never recorded,
-#: hence ``stale_after``.
+#: Only the first (MQL) and last (WON) stages carry dates; losses are never recorded: the
+#: time-in-stage model learns when leads go cold (no ``stale_after`` needed).
 OLIST_SPEC: dict[str, Any] = {
     "stages": [{"code": "MQL", "name": "Marketing qualified lead"}],
     "won": ["WON"],
     "lost": ["LOST"],
     "columns": {"lead_id": "mql_id", "stage": "status", "entered_at": "changed_on"},
     "attributes": ["origin"],
-    "stale_after": 12,
 }
 
 #: Funnel spec for :func:`olist_opportunities` (one row per lead, a date per milestone).
@@ -52,7 +51,6 @@ OLIST_OPPORTUNITY_SPEC: dict[str, Any] = {
     "lost": ["LOST"],
     "columns": {"lead_id": "mql_id"},
     "attributes": ["origin"],
-    "stale_after": 12,
 }
 
 

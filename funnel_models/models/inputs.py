@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import derive
+from ..data.dates import through_cutoff
 from ..errors import FunnelDataError
 from ..data.spec import LOST, WON, FunnelSpec
 
@@ -60,8 +61,8 @@ def prepare(
     """
     if isinstance(data, FunnelData):
         return data
-    if hasattr(data, "history") and hasattr(data, "spec"):      # workflow.LoadedData
-        data = data.snapshots() if getattr(data, "history", None) is not None else data
+    if hasattr(data, "snapshots") and hasattr(data, "spec"):    # workflow.LoadedData
+        data = data.snapshots()
     if not isinstance(data, pd.DataFrame):
         raise FunnelDataError(f"fit data must be a DataFrame of stage history, snapshots or "
                               f"transitions, got {type(data).__name__}")
@@ -69,14 +70,14 @@ def prepare(
     if {"from_stage", "to_stage", "n"} <= cols:
         tr = data
         if cutoff is not None:
-            tr = tr[pd.to_datetime(tr["month"]) <= pd.Timestamp(cutoff)]
+            tr = through_cutoff(tr, "month", cutoff)
         return FunnelData(tr.reset_index(drop=True), pd.DataFrame(columns=["value", *factors]))
     if "entered_at" in cols:
         if cutoff is not None:
-            data = data[pd.to_datetime(data["entered_at"]) < pd.Timestamp(cutoff).normalize() + pd.Timedelta(days=1)]
+            data = through_cutoff(data, "entered_at", cutoff)
         snaps = derive.snapshots_from_history(data, spec, cutoff=cutoff)
     elif {"month", "lead_id", "stage"} <= cols:
-        snaps = data if cutoff is None else data[pd.to_datetime(data["month"]) <= pd.Timestamp(cutoff)]
+        snaps = through_cutoff(data, "month", cutoff)
     else:
         raise FunnelDataError(f"fit data has columns {sorted(cols)}: expected stage history "
                               "(lead_id, stage, entered_at), snapshots (month, lead_id, stage) or "

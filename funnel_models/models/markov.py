@@ -141,7 +141,7 @@ class FunnelModel(BaseFunnelModel):
             tr = tr.assign(age=0)
         self.recorded_from = outcomes_recorded_from(tr)
         if self.recorded_from is not None:
-            tr = tr[(tr["month"] >= self.recorded_from) | (tr["from_stage"] == ENTRY)]
+            tr = tr[pd.to_datetime(tr["month"]) >= self.recorded_from]
         self.cold_after = mc.cold_after if isinstance(mc.cold_after, int) else choose_cold_after(tr, mc.age_buckets)
         edges = [e for e in mc.age_buckets if e <= self.cold_after] if mc.time_in_stage != "off" else [0]
         common = dict(factors=mc.factors, change_points=self._change_points(), age_edges=edges)
