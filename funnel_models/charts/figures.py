@@ -34,9 +34,10 @@ COLORS = {"entry": "#0072B2", "stage": "#56B4E9", "won": "#009E73", "lost": "#D5
 _FONT = "-apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 
 
-def base_layout(title: str, *, height: int = 340) -> dict[str, Any]:
-    """Layout shared by the funnel charts: title, font, margins, white background."""
-    return dict(title=dict(text=title, x=0.01, xanchor="left", font=dict(size=14, color=COLORS["text"])),
+def base_layout(title: str, *, height: int = 340, width: int | None = None) -> dict[str, Any]:
+    """Layout shared by the funnel charts: title, font, margins, white background (``width``
+    None: as wide as the page lets it)."""
+    return dict(width=width, title=dict(text=title, x=0.01, xanchor="left", font=dict(size=14, color=COLORS["text"])),
                 font=dict(family=_FONT, size=12, color=COLORS["muted"]), height=height,
                 margin=dict(l=60, r=20, t=56, b=48), paper_bgcolor="white", plot_bgcolor="white")
 
@@ -45,7 +46,8 @@ def _link_color(kind: str) -> str:
     return {"lost": COLORS["lost_link"], "skip": COLORS["skip"]}.get(kind, COLORS["advance"])
 
 
-def sankey_figure(flows: FlowTable, *, title: str | None = None, height: int = 360) -> Any:
+def sankey_figure(flows: FlowTable, *, title: str | None = None, height: int = 380,
+                  width: int | None = None) -> Any:
     """A Sankey diagram of the moves of a :class:`FlowTable`.
 
     Losses go to one "Lost" node per stage they leave from (so the diagram reads left to
@@ -92,13 +94,13 @@ def sankey_figure(flows: FlowTable, *, title: str | None = None, height: int = 3
         link=dict(source=src, target=dst, value=val, color=lcol, customdata=kinds,
                   hovertemplate="%{source.label} → %{target.label}<br>%{value:,} leads (%{customdata})"
                                 "<extra></extra>")))
-    fig.update_layout(**base_layout(title or f"Stage flows, {flows.period_label()}", height=height))
+    fig.update_layout(**base_layout(title or f"Stage flows, {flows.period_label()}", height=height, width=width))
     fig.update_layout(margin=dict(l=10, r=10, t=56, b=16))
     return fig
 
 
 def funnel_figure(table: pd.DataFrame, *, title: str | None = None, period: str = "",
-                  height: int = 340) -> Any:
+                  height: int = 380, width: int | None = None) -> Any:
     """A funnel chart of :func:`funnel_models.charts.flows.funnel_table`.
 
     Each bar is the number of leads that reached the stage in the period, labelled with
@@ -116,7 +118,7 @@ def funnel_figure(table: pd.DataFrame, *, title: str | None = None, period: str 
         hovertemplate="%{y}: %{x:,} leads<br>%{percentInitial:.1%} of new leads, %{percentPrevious:.1%} "
                       "of the row above<extra></extra>"))
     where = f", {period}" if period else ""
-    fig.update_layout(**base_layout(title or f"Leads reaching each stage{where}", height=height))
+    fig.update_layout(**base_layout(title or f"Leads reaching each stage{where}", height=height, width=width))
     fig.update_layout(margin=dict(l=150, r=20, t=56, b=24))
     return fig
 

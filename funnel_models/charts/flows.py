@@ -38,7 +38,7 @@ from ..errors import FunnelDataError
 __all__ = ["FlowTable", "flow_table", "funnel_table", "ENTRY_LABEL"]
 
 #: Label of the pseudo stage new leads come from.
-ENTRY_LABEL = "New leads"
+ENTRY_LABEL = "Entered the funnel"
 _ENTRY, _WON, _LOST = "ENTRY", "WON", "LOST"
 
 

@@ -28,6 +28,8 @@ __all__ = ["register", "handler", "voila_command", "NOTEBOOK"]
 
 #: The dashboard notebook's name (``notebooks/what_if.ipynb``, shipped as a template).
 NOTEBOOK = "what_if"
+#: JupyterLab extensions of the editor that fail to load in Voila's page (console errors).
+EDITOR_ONLY_EXTENSIONS = ("jupyterlab-jupytext", "@voila-dashboards/jupyterlab-preview")
 
 _EXAMPLE = """\
 examples:
@@ -41,6 +43,7 @@ def voila_command(notebook: str | Path, *, port: int, host: str = "127.0.0.1", d
                   no_browser: bool = False) -> list[str]:
     """The Voila command line serving ``notebook`` (run with this interpreter)."""
     cmd = [sys.executable, "-m", "voila", str(notebook), f"--port={int(port)}", f"--Voila.ip={host}"]
+    cmd += [f"--VoilaConfiguration.extension_denylist={name}" for name in EDITOR_ONLY_EXTENSIONS]
     if no_browser:
         cmd.append("--no-browser")
     if debug:

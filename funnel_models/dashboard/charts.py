@@ -26,6 +26,9 @@ __all__ = ["PlotlyCharts", "CurveMark", "curve_marks", "fan_series", "fmt_number
 #: Plotly options of every dashboard figure (no logo, PNG export at twice the size).
 PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 _BLUE, _NAVY = "#0072B2", "#1e3a8a"
+_TEXT_POSITION = {"needed": "bottom right", "planned": "middle right", "spreadsheet": "top left"}
+#: Width and height of each live chart in pixels: two side by side beside the controls at 1366 px.
+CHART_SIZE = (470, 380)
 _MARK_COLORS = {"needed": "#009E73", "planned": "#D55E00", "spreadsheet": "#CC79A7", "today": "#7b8794"}
 
 
@@ -84,7 +87,8 @@ def fan_series(fan: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _curve_layout() -> dict[str, Any]:
-    lay = base_layout("P(hit the target) against new leads per month", height=360)
+    lay = base_layout("P(hit the target) against new leads per month", height=CHART_SIZE[1])
+    lay["width"] = CHART_SIZE[0]
     lay.update(xaxis=dict(title="new leads per month (absolute)", rangemode="tozero", gridcolor=COLORS["grid"],
                           zeroline=False),
                yaxis=dict(title="P(hit the target)", tickformat=".0%", range=[0, 1.05], gridcolor=COLORS["grid"]),
@@ -94,7 +98,8 @@ def _curve_layout() -> dict[str, Any]:
 
 
 def _fan_layout() -> dict[str, Any]:
-    lay = base_layout("Cumulative wins: forecast with the planned leads", height=360)
+    lay = base_layout("Cumulative wins: forecast with the planned leads", height=CHART_SIZE[1])
+    lay["width"] = CHART_SIZE[0]
     lay.update(xaxis=dict(title="end of month", gridcolor=COLORS["grid"], zeroline=False),
                yaxis=dict(title="cumulative wins", rangemode="tozero", gridcolor=COLORS["grid"]),
                legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, xanchor="left"), hovermode="x unified",
@@ -120,7 +125,7 @@ class PlotlyCharts:
         self.curve.add_scatter(name="required", mode="lines", line=dict(color="#b45309", dash="dash", width=1.5),
                                hoverinfo="skip")
         for kind in ("needed", "planned", "spreadsheet"):
-            self.curve.add_scatter(name=kind, mode="markers+text", textposition="top left",
+            self.curve.add_scatter(name=kind, mode="markers+text", textposition=_TEXT_POSITION[kind],
                                    marker=dict(size=11, color=_MARK_COLORS[kind], line=dict(color="white", width=1.5),
                                                symbol={"needed": "diamond", "planned": "circle",
                                                        "spreadsheet": "square"}[kind]),
@@ -200,12 +205,26 @@ class PlotlyCharts:
                 d[2 * j + 1].x, d[2 * j + 1].y = x, s[f"lo_{tag}"]
             d[6].x, d[6].y = x, s["mean"]
             d[7].x, d[7].y, d[7].name = [0, x[-1]], [q.target, q.target], f"target {fmt_number(q.target)}"
-            ticks = [self.start + pd.DateOffset(months=int(m)) for m in x]
-            self.fan.layout.xaxis.update(tickvals=list(x), ticktext=[t.strftime("%b %y") for t in ticks],
-                                         range=[0, x[-1]])
+            every = max(1, int(np.ceil(len(x) / 7)))          # at most 7 month labels: never slanted
+            shown = x[::every]
+            ticks = [self.start + pd.DateOffset(months=int(m)) for m in shown]
+            self.fan.layout.xaxis.update(tickvals=list(shown), ticktext=[t.strftime("%b %y") for t in ticks],
+                                         range=[0, x[-1]], tickangle=0)
             top = max(float(s["hi_95"].max()), q.target) * 1.08
             self.fan.layout.yaxis.update(range=[0, top or 1.0], title=f"cumulative {unit}")
             self.fan.layout.title.text = f"Cumulative {unit}: forecast with the planned leads"
+
+    def sync(self) -> None:
+        """Copy the figures' current state into the widget state a new view renders from.
+
+        Plotly sends later changes as update messages, which only views that already exist
+        receive; a ``FigureWidget`` displayed inside another widget (rather than on its own,
+        where Plotly does this itself) must be synced before it is displayed.
+        """
+        from copy import deepcopy
+        for fig in self.widgets:
+            fig._widget_layout = deepcopy(fig._layout_obj._props)
+            fig._widget_data = deepcopy(fig._data)
 
     def figures(self) -> list[Any]:
         """Static copies of the charts (for the HTML snapshot)."""

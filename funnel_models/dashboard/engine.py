@@ -51,13 +51,13 @@ __all__ = ["Question", "Answer", "WhatIfEngine", "FAN_LEVELS", "CURVE_POINTS", "
 #: Interval levels of the fan chart (innermost first).
 FAN_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.95)
 #: Points of the P(hit) curve (plus the answer itself).
-CURVE_POINTS = 25
+CURVE_POINTS = 21
 #: Months of wins counted for a segment's share of the wins.
 WIN_SHARE_MONTHS = 12
 #: Months of new leads averaged for today's volume (as ``monthly_report``'s ``new_leads``).
 VOLUME_MONTHS = 3
 #: Draws behind the months-from-lead-to-win figure.
-CYCLE_DRAWS = 200
+CYCLE_DRAWS = 100
 
 Pairs = tuple[tuple[str, Any], ...]
 

@@ -13,6 +13,8 @@ from ..charts.flows import funnel_table
 
 __all__ = ["FlowsView", "PERIODS"]
 
+#: Widths of the Sankey and the funnel chart in pixels (side by side beside the controls at 1366 px).
+SIZES = (540, 380)
 #: Choices of the period: label -> months (None: every month of the data).
 PERIODS = {"last 3 months": 3, "last 6 months": 6, "last 12 months": 12, "all months": None}
 
@@ -45,14 +47,14 @@ class FlowsView:
         label = ", ".join(f"{k}={v}" for k, v in segment) or "all leads"
         period = flows.period_label()
         self.table = funnel_table(flows)
-        sankey = sankey_figure(flows, title=f"Stage flows, {period} ({label})")
-        funnel = funnel_figure(self.table, period=period)
+        sankey = sankey_figure(flows, title=f"Stage flows, {period} ({label})", width=SIZES[0])
+        funnel = funnel_figure(self.table, period=period, width=SIZES[1])
         self.note.value = (f"{flows.total:,} moves of {label} between {period}; staying in a stage is not a move. "
                            "Hover a band for its count.")
         if self.sankey is None:
             self.sankey, self.funnel = go.FigureWidget(sankey), go.FigureWidget(funnel)
-            boxes = [W.Box([self.sankey], layout=W.Layout(flex="3 1 0", min_width="420px")),
-                     W.Box([self.funnel], layout=W.Layout(flex="2 1 0", min_width="320px"))]
+            boxes = [W.Box([self.sankey], layout=W.Layout(flex="0 0 auto")),
+                     W.Box([self.funnel], layout=W.Layout(flex="0 0 auto"))]
             for b, c in zip(boxes, ("funnel-sankey", "funnel-funnel")):
                 b.add_class("funnel-chart")
                 b.add_class(c)

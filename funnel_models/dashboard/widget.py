@@ -63,7 +63,7 @@ class WhatIfDashboard:
     title, subtitle : str
     charts : object, optional
         The live charts (default :class:`~funnel_models.dashboard.charts.PlotlyCharts`);
-        anything with ``widgets``, ``show(answer)`` and ``figures()``.
+        anything with ``widgets``, ``show(answer)``, ``sync()`` and ``figures()``.
     debug : bool, optional
         Show the Python exception type in error messages (default ``$FUNNEL_DEBUG``).
 
@@ -210,7 +210,7 @@ class WhatIfDashboard:
         kpis = W.HBox([self.leads_needed_out, self.p_hit_out, self.naive_out], layout=row)
         boxes = []
         for w, c in zip(self.charts.widgets, ("funnel-curve", "funnel-fan")):
-            boxes.append(W.Box([w], layout=W.Layout(flex="1 1 0", min_width="330px")))
+            boxes.append(W.Box([w], layout=W.Layout(flex="0 0 auto")))
             boxes[-1].add_class("funnel-chart")
             boxes[-1].add_class(c)
         plan_tab = W.VBox([W.HBox(boxes, layout=row)], layout=full)
@@ -385,9 +385,11 @@ class WhatIfDashboard:
                 f"<div style='display:flex;gap:10px;flex-wrap:wrap'>{figs}</div></div>")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        self.charts.sync()
         return self.widget._repr_mimebundle_(**kwargs)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
+        self.charts.sync()
         display(self.widget)
 
