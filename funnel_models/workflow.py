@@ -27,8 +27,9 @@ from .data.dates import cutoff_day, month_start, through_cutoff
 from .data.spec import FunnelSpec
 from .errors import FunnelDataError
 from .models import BaseFunnelModel, ModelConfig, SamplerConfig, make_model
+from .models.inflow import InflowModel
 
-__all__ = ["LoadedData", "load_data", "fit_model", "from_params", "model_name"]
+__all__ = ["LoadedData", "load_data", "fit_model", "fit_inflow", "from_params", "model_name"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,10 @@ def _read_source(src: str, spec: Any, mapping: Mapping[str, str] | None, demo_se
         from .datasets.demo import demo_data
         d = demo_data(seed=demo_seed, months=demo_months)
         return "history", d.history, d.spec, d.truth
+    if src == "coldleads":
+        from .datasets.coldleads import cold_leads_data
+        c = cold_leads_data(seed=demo_seed, months=demo_months)
+        return "history", c.history, c.spec, c.truth
     if src == "olist":
         from .data.readers import read_history
         from .datasets.olist import OLIST_SPEC, olist_dir, olist_stage_history
@@ -147,7 +152,9 @@ def load_data(
     Parameters
     ----------
     source : str or path
-        ``"demo"`` (bundled generator), ``"olist"`` (the Olist example data), a
+        ``"demo"`` (bundled generator: the model's own assumptions), ``"coldleads"`` (a
+        generator built to break them, :mod:`funnel_models.datasets.coldleads`),
+        ``"olist"`` (the Olist example data), a
         CSV/Parquet file of stage history, monthly snapshots or aggregate counts, a store
         written by ``funnel ingest`` (``"store.duckdb"``, which records its spec) or
         ``"file.duckdb::table"``.
@@ -241,3 +248,15 @@ def from_params(params: Any, *, progress: bool = False, cache_dir: str | Path | 
                       sampler_config=params.sampler_settings(progress=progress), cache_dir=cache_dir,
                       progress=progress)
     return data, model
+
+
+def fit_inflow(data: LoadedData, params: Any = None, *, factors: Sequence[str] | None = None,
+               progress: bool = False, cache_dir: str | Path | bool | None = None) -> InflowModel:
+    """A fitted model of new leads per month (:class:`~funnel_models.models.inflow.InflowModel`)
+    for ``data``, with the factors and sampler settings of ``params`` (a RunParams) when given."""
+    del cache_dir
+    fs = list(factors if factors is not None else (params.factors if params is not None else ()))
+    if not data.has_leads:
+        fs = []
+    sampler = params.sampler_settings(progress=progress) if params is not None else {"progress": progress}
+    return InflowModel(fs, sampler).fit(data, progress=progress)

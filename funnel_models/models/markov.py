@@ -37,6 +37,7 @@ import pandas as pd
 
 from ..data.spec import ENTRY, FunnelSpec
 from ..errors import FunnelWarning, ModelConfigError
+from ..intervals import central_interval
 from ..posterior import PosteriorFunnel
 from . import idata_access as acc
 from . import selection
@@ -44,7 +45,7 @@ from .base import BaseFunnelModel, Diagnostics, check_diagnostics
 from .config import ModelConfig, SamplerConfig, parse_config
 from .fitcache import FitCache, default_cache_dir, digest_arrays, stable_hash
 from .graph import VARIANT_LABELS, Variant, build_graph, graph_data, theta_names
-from .inputs import FunnelData, deal_value_draws, outcomes_recorded_from, prepare
+from .inputs import FunnelData, deal_value_draws, prepare
 from .monthfx import MONTH_LABELS, fit_month_effects
 from .predictor import pointwise_loglik, probabilities
 from .sampling import sample_compiled
@@ -127,6 +128,10 @@ class FunnelModel(BaseFunnelModel):
         opts = {"on": (True,), "off": (False,), "auto": (False, True)}
         return [Variant(a, False) for a in opts[self.model_config.time_in_stage]]
 
+    def describe(self) -> str:
+        """The model and the variant the data chose, e.g. "...: time in stage + month effects"."""
+        return f"{self.description}: {self.variant.label}"
+
     def segments(self) -> dict[str, list[str]]:
         """Segment factor -> levels of the fitted data."""
         return {f: list(v) for f, v in (self.design.factors if self.design else {}).items()}
@@ -139,9 +144,7 @@ class FunnelModel(BaseFunnelModel):
         tr = fd.transitions
         if "age" not in tr.columns:
             tr = tr.assign(age=0)
-        self.recorded_from = outcomes_recorded_from(tr)
-        if self.recorded_from is not None:
-            tr = tr[pd.to_datetime(tr["month"]) >= self.recorded_from]
+        self.recorded_from = fd.recorded_from
         self.cold_after = mc.cold_after if isinstance(mc.cold_after, int) else choose_cold_after(tr, mc.age_buckets)
         edges = [e for e in mc.age_buckets if e <= self.cold_after] if mc.time_in_stage != "off" else [0]
         common = dict(factors=mc.factors, change_points=self._change_points(), age_edges=edges)
@@ -424,6 +427,23 @@ class FunnelModel(BaseFunnelModel):
             out[:, :, pos_of[i], cols] = theta["season"][:, s_idx][:, :, r.slots]
         return out
 
+    def segment_effects(self, level: float = 0.9) -> pd.DataFrame:
+        """Segment effects on the log-odds of every move: source, dest, factor, level, mean, lo, hi."""
+        self._require_fit()
+        d = self.design
+        assert d is not None
+        rows = []
+        for f, levels in d.factors.items():
+            e = acc.draws(self.idata, f"effect_{safe_name(f)}")          # (draws, slots, levels)
+            lo, hi = central_interval(e, level)
+            for r in d.rows:
+                for di, dest in enumerate(r.dest[1:]):
+                    s = r.slots[di]
+                    for li, lev in enumerate(levels):
+                        rows.append((r.source, dest, f, lev, float(e[:, s, li].mean()), float(lo[s, li]),
+                                     float(hi[s, li])))
+        return pd.DataFrame(rows, columns=["source", "dest", "factor", "level", "mean", "lo", "hi"])
+
     def change_point_effects(self) -> pd.DataFrame:
         """Before/after conversion at each change point's stage, and P(improved)."""
         self._require_fit()
@@ -472,6 +492,7 @@ class FunnelModel(BaseFunnelModel):
         assert self.data is not None
         attrs = {"funnel_config": json.dumps(self.config_dict(), sort_keys=True), "funnel_hash": self.fit_hash(),
                  "funnel_state": json.dumps({"parameterization": self.parameterization, "cold_after": self.cold_after,
+                                             "recorded_from": str(self.recorded_from) if self.recorded_from else None,
                                              "variant": self.variant.label, "notes": self.notes}),
                  "funnel_draws": digest_arrays(acc.arrays(self.idata))}
         tables = {"transitions": self.data.transitions, "won_values": self.data.won_values}
@@ -492,7 +513,8 @@ class FunnelModel(BaseFunnelModel):
             raise ModelConfigError(f"{path}: not a fit saved by this version of funnel_models; refit")
         cfg = json.loads(attrs["funnel_config"])
         m = cls(cfg["spec"], cfg["model_config"], cfg["sampler_config"], cache_dir=False)
-        m._set_data(FunnelData(tables["transitions"], tables["won_values"]))
+        m._set_data(FunnelData(tables["transitions"], tables["won_values"],
+                               pd.Timestamp(state["recorded_from"]) if state.get("recorded_from") else None))
         state = json.loads(attrs["funnel_state"])
         if m.fit_hash() != attrs["funnel_hash"] or digest_arrays(acc.arrays(idata)) != attrs["funnel_draws"]:
             raise ModelConfigError(f"{path}: the stored hashes do not match its config, data or draws; the file "

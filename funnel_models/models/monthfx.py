@@ -167,9 +167,11 @@ def fit_month_effects(fine: Design, stage1_probs: Callable[[int], Iterator[np.nd
             fits[False] = None
             continue
         key = f"month;{fine.signature()};{with_month}"
+        # a small model on monthly totals: a careful sampler costs little here
+        careful = sampler.model_copy(update={"tune": max(sampler.tune, 1000), "target_accept": 0.95})
         idata, t = sample_compiled(key, lambda wm=with_month: _graph(totals, offset, config, len(fine.rows),
                                                                       fine.season_kind, len(fine.months), wm),
-                                   {"m_offset": offset, "m_counts": totals.counts}, sampler, progress)
+                                   {"m_offset": offset, "m_counts": totals.counts}, careful, progress)
         for k, v in t.items():
             timings[k] = timings.get(k, 0.0) + v
         theta = {"intercept": np.zeros((acc.n_draws(idata), totals.n_slots))}
