@@ -203,7 +203,7 @@ def test_olist_history_with_only_source_spec_factors_serves_from_a_plain_install
     the Olist files, served by a non-editable copy of the package from a directory with
     no notebooks/: the shipped template is found, the page serves, and the command exits 0."""
     site = tmp_path / "site"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                         "--target", str(site), str(REPO)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (site / "funnel_models" / "templates" / "what_if.ipynb").is_file()
