@@ -26,7 +26,6 @@ __all__ = ["PlotlyCharts", "CurveMark", "curve_marks", "fan_series", "fmt_number
 #: Plotly options of every dashboard figure (no logo, PNG export at twice the size).
 PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 _BLUE, _NAVY = "#0072B2", "#1e3a8a"
-_TEXT_POSITION = {"needed": "bottom right", "planned": "middle right", "spreadsheet": "top left"}
 #: Width and height of each live chart in pixels: two side by side beside the controls at 1366 px.
 CHART_SIZE = (470, 380)
 _MARK_COLORS = {"needed": "#009E73", "planned": "#D55E00", "spreadsheet": "#CC79A7", "today": "#7b8794"}
@@ -125,7 +124,7 @@ class PlotlyCharts:
         self.curve.add_scatter(name="required", mode="lines", line=dict(color="#b45309", dash="dash", width=1.5),
                                hoverinfo="skip")
         for kind in ("needed", "planned", "spreadsheet"):
-            self.curve.add_scatter(name=kind, mode="markers+text", textposition=_TEXT_POSITION[kind],
+            self.curve.add_scatter(name=kind, mode="markers",
                                    marker=dict(size=11, color=_MARK_COLORS[kind], line=dict(color="white", width=1.5),
                                                symbol={"needed": "diamond", "planned": "circle",
                                                        "spreadsheet": "square"}[kind]),
