@@ -34,6 +34,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from .idata_access import quiet_import
+
 __all__ = ["loo_table", "choose", "RULE"]
 
 #: The rule in one sentence (for reports).
@@ -59,7 +61,7 @@ def loo_table(loglik: Mapping[str, np.ndarray], sizes: Mapping[str, int], chains
         ``variant, size, elpd, se, p_loo, elpd_diff, dse, pareto_k_bad`` sorted by ELPD
         (best first); ``pareto_k_bad`` counts observations with Pareto k > 0.7.
     """
-    import arviz as az
+    az = quiet_import("arviz")
     import xarray as xr
 
     loos, rows = {}, []
