@@ -10,9 +10,22 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["attach", "draws", "has", "n_draws", "arrays", "summary", "diagnostics", "save", "load", "var_names"]
+__all__ = ["quiet_import", "attach", "draws", "has", "n_draws", "arrays", "summary", "diagnostics", "save", "load", "var_names"]
 
 _TABLE_PREFIX = "funnel_table_"
+
+
+def quiet_import(name: str) -> Any:
+    """Import ``pymc`` or ``arviz`` without ArviZ's notice about its coming 1.x refactor.
+
+    Our access to ArviZ goes through this module, so the notice says nothing actionable to
+    our users; it is silenced here, at the import, instead of in a global warning filter.
+    """
+    import importlib
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="\nArviZ is undergoing a major refactor", category=FutureWarning)
+        return importlib.import_module(name)
 
 
 def var_names(idata: Any) -> list[str]:
@@ -52,13 +65,13 @@ def draws(idata: Any, name: str) -> np.ndarray:
 
 def summary(idata: Any) -> pd.DataFrame:
     """``arviz.summary`` of the posterior as a DataFrame."""
-    import arviz as az
+    az = quiet_import("arviz")
     return az.summary(idata, round_to=None)
 
 
 def diagnostics(idata: Any) -> dict[str, Any]:
     """Max r_hat, min bulk and tail ESS, divergences and draws."""
-    import arviz as az
+    az = quiet_import("arviz")
     rhat = az.rhat(idata)
     ess_b = az.ess(idata, method="bulk")
     ess_t = az.ess(idata, method="tail")
@@ -99,7 +112,7 @@ def save(idata: Any, path: Path, attrs: Mapping[str, str], tables: Mapping[str, 
 
 def load(path: Path) -> tuple[Any, dict[str, str], dict[str, pd.DataFrame]]:
     """Inverse of :func:`save`: (idata, attrs, tables)."""
-    import arviz as az
+    az = quiet_import("arviz")
     import h5netcdf
     import xarray as xr
 

@@ -17,7 +17,8 @@ from ..data.dates import through_cutoff
 from ..errors import FunnelDataError
 from ..data.spec import LOST, WON, FunnelSpec
 
-__all__ = ["FunnelData", "prepare", "deal_value_draws", "outcomes_recorded_from", "RECORDED_SHARE"]
+__all__ = ["FunnelData", "prepare", "deal_value_draws", "outcomes_recorded_from", "leads_recorded_until",
+           "RECORDED_SHARE"]
 
 #: A month records outcomes when its closes reach this share of the median month with closes.
 RECORDED_SHARE = 0.2
@@ -154,4 +155,25 @@ def outcomes_recorded_from(transitions: pd.DataFrame, *, min_quiet_months: int =
     later = closes[closes.index >= first_close]
     if len(quiet) >= min_quiet_months and later.mean() >= 5:
         return pd.Timestamp(first_close)
+    return None
+
+
+def leads_recorded_until(transitions: pd.DataFrame, *, min_quiet_months: int = 2) -> pd.Timestamp | None:
+    """The last month with new leads, when the data clearly stop recording new leads after it.
+
+    Some exports keep recording outcomes after their lead list ends (the Olist leads file
+    ends in 2018-05, its closed deals run to 2018-11). When at least ``min_quiet_months``
+    later months have moves of open leads but no new lead at all, while the months with new
+    leads averaged at least 20, the last month with new leads is returned; otherwise None.
+    A forecast of new leads for the months after it has nothing to be checked against.
+    """
+    tr = transitions.assign(month=pd.to_datetime(transitions["month"]))
+    new = tr[tr["from_stage"] == "ENTRY"].groupby("month")["n"].sum()
+    active = tr[tr["from_stage"] != "ENTRY"].groupby("month")["n"].sum()
+    if new.empty:
+        return None
+    last = new.index.max()
+    after = active[active.index > last]
+    if len(after) >= min_quiet_months and new.mean() >= 20:
+        return pd.Timestamp(last)
     return None

@@ -34,6 +34,7 @@ from .config import ModelConfig, SamplerConfig
 from .predictor import log_probabilities, pointwise_loglik
 from .sampling import sample_compiled
 from .structure import SEASON_LENGTH, Design, season_index
+from .idata_access import quiet_import
 
 __all__ = ["MonthTotals", "month_totals", "MonthEffects", "fit_month_effects", "MONTH_LABELS"]
 
@@ -107,7 +108,7 @@ MONTH_LABELS = {False: "no month effects", True: "month effects"}
 
 def _graph(totals: MonthTotals, offset: np.ndarray, config: ModelConfig, n_rows: int, season_kind: str,
            n_months: int, with_month: bool) -> Any:
-    import pymc as pm
+    pm = quiet_import("pymc")
     import pytensor.tensor as pt
     pri = config.priors
     slot_row = np.zeros(totals.n_slots, dtype=np.int64)
