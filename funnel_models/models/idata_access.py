@@ -56,10 +56,14 @@ def attach(idata: Any, name: str, other: Any, source: str) -> None:
     idata.posterior[name] = da.assign_coords(chain=idata.posterior["chain"], draw=idata.posterior["draw"])
 
 
-def draws(idata: Any, name: str) -> np.ndarray:
-    """Posterior draws of ``name`` with chains stacked: shape (chains*draws, ...)."""
-    da = idata.posterior[name]
-    arr = da.to_numpy()
+def draws(idata: Any, name: str, *, thin: int | None = None) -> np.ndarray:
+    """Posterior draws of ``name`` with chains stacked: shape (chains*draws, ...).
+
+    ``thin`` keeps every ``thin``-th draw of each chain (chains stay in blocks of equal size).
+    """
+    arr = idata.posterior[name].to_numpy()
+    if thin:
+        arr = arr[:, ::thin]
     return arr.reshape((-1,) + arr.shape[2:])
 
 

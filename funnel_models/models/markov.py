@@ -54,6 +54,8 @@ from .structure import ChangePoint, Design, build_design, bucket_of, choose_cold
 __all__ = ["FunnelModel", "default_cache_dir"]
 
 _FORMAT_VERSION = "2"
+#: Keep every n-th draw of each chain for the leave-one-out comparisons (PSIS needs hundreds, not thousands).
+LOO_THIN = 4
 
 
 class FunnelModel(BaseFunnelModel):
@@ -216,25 +218,31 @@ class FunnelModel(BaseFunnelModel):
             variants = [Variant(False, False)]
         return self._sample(variants, show)
 
-    def _probability_chunks(self, idata: Any, design: Design) -> Any:
-        """Yield first-stage probabilities of ``design``'s observations, a chunk of draws at a time."""
-        theta_all = {n: acc.draws(idata, n) for n in theta_names(design, len(design.change_points))
-                     if acc.has(idata, n)}
-        D = acc.n_draws(idata)
+    def _theta_draws(self, idata: Any, design: Design, thin: int | None = None) -> dict[str, np.ndarray]:
+        """Effective parameters of ``idata`` (every ``thin``-th draw of each chain when given)."""
+        out = {}
+        for n in theta_names(design, len(design.change_points)):
+            if acc.has(idata, n):
+                out[n] = acc.draws(idata, n, thin=thin)
+        return out
 
-        def chunks(size: int) -> Any:
-            for a in range(0, D, size):
-                part = {k: v[a:a + size] for k, v in theta_all.items()}
-                yield probabilities(part, design.arrays(), n_slots=design.n_slots,
-                                    factors=[safe_name(f) for f in design.factors],
-                                    n_change=len(design.change_points))
-        return chunks
+    def _mean_probabilities(self, idata: Any, design: Design) -> np.ndarray:
+        """Posterior-mean destination probabilities of ``design``'s observations, (n_obs, Dmax)."""
+        theta = self._theta_draws(idata, design, thin=LOO_THIN)
+        D = next(iter(theta.values())).shape[0]
+        total = np.zeros(design.counts.shape)
+        for a in range(0, D, 200):
+            part = {k: v[a:a + 200] for k, v in theta.items()}
+            total += probabilities(part, design.arrays(), n_slots=design.n_slots,
+                                   factors=[safe_name(f) for f in design.factors],
+                                   n_change=len(design.change_points)).sum(0)
+        return total / D
 
     def _loglik(self, idata: Any) -> np.ndarray:
+        """Pointwise log-likelihood of the lead-level cells by month (thinned draws, for LOO)."""
         d = self.fine
         assert d is not None
-        theta = {n: acc.draws(idata, n) for n in theta_names(d, len(d.change_points)) if acc.has(idata, n)}
-        return pointwise_loglik(theta, d.arrays(), d.counts, n_slots=d.n_slots,
+        return pointwise_loglik(self._theta_draws(idata, d, thin=LOO_THIN), d.arrays(), d.counts, n_slots=d.n_slots,
                                 factors=[safe_name(f) for f in d.factors], n_change=len(d.change_points))
 
     def _select(self, fits: dict[Variant, Any]) -> None:
@@ -254,8 +262,9 @@ class FunnelModel(BaseFunnelModel):
         if mc.month_effects == "off" and mc.seasonality == "none":
             return
         cands = {"on": (True,), "off": (False,), "auto": (False, True)}[mc.month_effects]
-        chunks = self._probability_chunks(self.idata, self.fine)
-        fx, timing = fit_month_effects(self.fine, chunks, mc, self.sampler_config, cands, show)
+        mean = self._mean_probabilities(self.idata, self.fine)
+        n_thin = next(iter(self._theta_draws(self.idata, self.fine, thin=LOO_THIN).values())).shape[0]
+        fx, timing = fit_month_effects(self.fine, mean, n_thin, mc, self.sampler_config, cands, show)
         for k, s in timing.items():
             self.timings[k] = self.timings.get(k, 0.0) + s
         chosen = cands[0]
@@ -512,10 +521,10 @@ class FunnelModel(BaseFunnelModel):
         if not need <= set(attrs):
             raise ModelConfigError(f"{path}: not a fit saved by this version of funnel_models; refit")
         cfg = json.loads(attrs["funnel_config"])
-        m = cls(cfg["spec"], cfg["model_config"], cfg["sampler_config"], cache_dir=False)
-        m._set_data(FunnelData(tables["transitions"], tables["won_values"],
-                               pd.Timestamp(state["recorded_from"]) if state.get("recorded_from") else None))
         state = json.loads(attrs["funnel_state"])
+        m = cls(cfg["spec"], cfg["model_config"], cfg["sampler_config"], cache_dir=False)
+        start = pd.Timestamp(state["recorded_from"]) if state.get("recorded_from") else None
+        m._set_data(FunnelData(tables["transitions"], tables["won_values"], start))
         if m.fit_hash() != attrs["funnel_hash"] or digest_arrays(acc.arrays(idata)) != attrs["funnel_draws"]:
             raise ModelConfigError(f"{path}: the stored hashes do not match its config, data or draws; the file "
                                    "is corrupt or was changed. Refit.")
