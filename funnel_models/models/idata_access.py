@@ -121,7 +121,10 @@ def load(path: Path) -> tuple[Any, dict[str, str], dict[str, pd.DataFrame]]:
     import xarray as xr
 
     idata = az.from_netcdf(str(path), engine="h5netcdf")
-    idata.posterior.load()
+    for g in idata.groups():          # read everything now and release the file
+        ds = getattr(idata, g)
+        ds.load()
+        ds.close()
     attrs = {k: str(v) for k, v in idata.posterior.attrs.items() if k.startswith("funnel_")}
     with h5netcdf.File(str(path), "r") as f:
         groups = [g for g in f.groups if g.startswith(_TABLE_PREFIX)]

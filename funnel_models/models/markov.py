@@ -53,7 +53,7 @@ from .structure import ChangePoint, Design, build_design, bucket_of, choose_cold
 
 __all__ = ["FunnelModel", "default_cache_dir"]
 
-_FORMAT_VERSION = "2"
+_FORMAT_VERSION = "3"
 #: Keep every n-th draw of each chain for the leave-one-out comparisons (PSIS needs hundreds, not thousands).
 LOO_THIN = 4
 
