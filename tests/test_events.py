@@ -320,7 +320,7 @@ def test_input_kinds(tmp_path):
     (dict(user_col="uid"), "missing column.*user_col='uid'"),
     (dict(exclusions=[("x", 2, 1)]), "from_step < to_step"),
     (dict(optional_steps=[0]), "step 0 cannot be optional"),
-    (dict(optional_steps=[1], order="strict"), "optional_steps need order='ordered'"),
+    (dict(optional_steps=[1], order="unordered"), "not allowed in unordered"),
     (dict(steps=[{"evnt": "a"}]), "needs 'event'"),
 ])
 def test_bad_arguments(kwargs, match):

@@ -1,0 +1,196 @@
+"""Run a :class:`~funnel_models.events.query.FunnelQuery` on an Ibis table and fetch the result.
+
+The executor checks the source (columns, timestamps, user ids), builds the prepared event
+sequence and the attempts table for the query's ordering
+(:mod:`funnel_models.events.builders`), materialises the sequence once on the engine
+(``Table.cache()``: a temporary table on DuckDB, a cached DataFrame on Spark), and fetches
+only the per-user result: one row per user who entered the funnel, with the time of the
+event filling each step. Breakdown attribution and the breakdown limit ("Other") are applied
+to that small table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from ..errors import FunnelDataError
+from . import builders as B
+from .query import NONE_LABEL, OTHER_LABEL, FunnelQuery
+from .source import SourceRef
+
+__all__ = ["Fetched", "execute", "backend_name", "time_expr", "check_source"]
+
+
+@dataclass
+class Fetched:
+    """What the engine returned: the per-user table plus a few facts about the data."""
+
+    users: pd.DataFrame
+    data_start: pd.Timestamp | None
+    data_end: pd.Timestamp | None
+    n_events: int
+    n_excluded: int
+
+
+def backend_name(t: ibis.Table) -> str:
+    """Name of the Ibis backend a table lives on (``"duckdb"``, ``"pyspark"``...)."""
+    try:
+        return t._find_backend(use_default=True).name
+    except Exception:  # pragma: no cover - unbound expressions run on the default backend
+        return "duckdb"
+
+
+def _rows_where(t: ibis.Table, cond: ibis.Value, col: str) -> list[tuple[int, Any]]:
+    numbered = t.mutate(_rn=ibis.row_number().over(ibis.window()))
+    bad = numbered.filter(cond(numbered)).select("_rn", col).limit(3).execute()
+    return [(int(r), v) for r, v in zip(bad["_rn"], bad[col])]
+
+
+def check_source(t: ibis.Table, q: FunnelQuery, ref: SourceRef) -> None:
+    """Columns present, timestamps parseable and present, user ids present; else an error."""
+    cols = dict(t.schema().items())
+    needed = {"user_col": q.user_col, "time_col": q.time_col, "event_col": q.event_col}
+    missing = [f"{arg}={c!r}" for arg, c in needed.items() if c not in cols]
+    missing += [repr(c) for c in sorted(q.columns()) if c not in cols]
+    if missing:
+        raise FunnelDataError(f"{ref.label}: missing column(s) {', '.join(missing)}; the "
+                              f"columns are {list(cols)}. Rename them or pass user_col=, "
+                              "time_col=, event_col= (and check breakdown/filters/where).")
+    typ = cols[q.time_col]
+    tc = q.time_col
+    if typ.is_timestamp() or typ.is_date():
+        bad = _rows_where(t, lambda x: x[tc].isnull(), tc)
+        if bad:
+            raise FunnelDataError(f"{ref.label}: column {tc!r} has missing timestamps (row(s) "
+                                  f"{[r for r, _ in bad]}); drop or fill those rows.")
+    elif typ.is_string():
+        bad = _rows_where(t, lambda x: x[tc].try_cast("timestamp").isnull(), tc)
+        if bad:
+            shown = ", ".join(f"row {r} ({v!r})" for r, v in bad)
+            raise FunnelDataError(f"{ref.label}: column {tc!r} has unparseable or missing "
+                                  f"timestamps at {shown}; use ISO format like "
+                                  "'2024-01-31 12:00:00' or pass parsed datetimes.")
+    else:
+        raise FunnelDataError(f"{ref.label}: column {tc!r} has type {typ}, not a timestamp; "
+                              "convert it first, e.g. pd.to_datetime(df[col], unit='s') for "
+                              "epoch seconds.")
+    bad = _rows_where(t, lambda x: x[q.user_col].isnull(), q.user_col)
+    if bad:
+        raise FunnelDataError(f"{ref.label}: column {q.user_col!r} has missing user ids at "
+                              f"row(s) {[r for r, _ in bad]}; drop those rows first.")
+
+
+def time_expr(t: ibis.Table, q: FunnelQuery) -> ibis.Value:
+    """The time column as a naive timestamp (strings parsed, time zones converted to UTC)."""
+    col = t[q.time_col]
+    typ = col.type()
+    if typ.is_string() or typ.is_date():
+        return col.cast("timestamp")
+    if typ.is_timestamp() and typ.timezone is not None:
+        return col.cast(ibis.expr.datatypes.Timestamp(scale=typ.scale))
+    return col
+
+
+def _attempts(seq: ibis.Table, q: FunnelQuery) -> ibis.Table:
+    if q.order == "ordered":
+        return B.best_attempts(B.ordered_attempts(seq, q), q)
+    if q.order == "strict":
+        return B.best_attempts(B.strict_attempts(seq, q), q)
+    return B.unordered_attempts(seq, q)
+
+
+def _breakdown(best: ibis.Table, q: FunnelQuery) -> ibis.Value:
+    if q.breakdown is None:
+        return ibis.null("string")
+    if q.by_all:
+        return best.bd_key
+    if q.attribution == "first_touch":
+        return best.b0
+    if q.attribution == "last_touch":
+        return ibis.cases(*[(best[f"t{k}"].notnull(), best[f"b{k}"])
+                            for k in range(q.n - 1, -1, -1)], else_=ibis.null("string"))
+    return best[f"b{q.attribution_step}"]
+
+
+def _n_excluded(att_keys: ibis.Table, best: ibis.Table) -> int:
+    return int(att_keys.count().execute()) - int(best.count().execute())
+
+
+def execute(t: ibis.Table, q: FunnelQuery) -> Fetched:
+    """Run the funnel and fetch the per-user table (see the module docstring)."""
+    backend = backend_name(t)
+    seq = B.prepare(t, q, time_expr(t, q), backend)
+    try:
+        cached = seq.cache()
+    except Exception:  # pragma: no cover - engines without temporary tables
+        cached = seq
+    try:
+        best = _attempts(cached, q)
+        out = {"user_id": best.user_id, "breakdown": _breakdown(best, q).fill_null(NONE_LABEL)}
+        out.update({f"t{k}": best[f"t{k}"] for k in range(q.n)})
+        out.update({f"p{i}": best[f"p{i}"] for i in range(len(q.properties))})
+        users = best.select(**out).to_pyarrow().to_pandas()
+        span = cached.aggregate(lo=cached.us.min(), hi=cached.us.max(), n=cached.count())
+        span = span.execute().iloc[0]
+        n_excl = 0
+        if q.exclusions:
+            keys = ["user_id", "bd"] if q.by_all else ["user_id"]
+            n_excl = _n_excluded(cached.filter(cached.m0 == 1).select(*keys).distinct(), best)
+    except FunnelDataError:
+        raise
+    except Exception as exc:
+        raise FunnelDataError(f"the funnel query failed on {backend}: {exc}") from exc
+    finally:
+        if cached is not seq:
+            try:
+                cached.release()
+            except Exception:  # pragma: no cover - best-effort cleanup
+                pass
+    return Fetched(users=_tidy(users, q), data_start=_ts(span["lo"]), data_end=_ts(span["hi"]),
+                   n_events=int(span["n"]), n_excluded=n_excl)
+
+
+def _ts(v: Any) -> pd.Timestamp | None:
+    return None if v is None or pd.isna(v) else pd.Timestamp(int(v), unit="us").as_unit("ns")
+
+
+def us_to_datetime(col: pd.Series) -> pd.Series:
+    """Epoch microseconds (int, or float with NaN for missing) to datetime64[ns]."""
+    v = pd.to_numeric(col).to_numpy(dtype="float64", na_value=np.nan)
+    ok = ~np.isnan(v)
+    out = np.full(len(v), np.datetime64("NaT"), dtype="datetime64[ns]")
+    out[ok] = (v[ok].astype(np.int64) * 1000).astype("datetime64[ns]")
+    return pd.Series(out, index=col.index)
+
+
+def _tidy(users: pd.DataFrame, q: FunnelQuery) -> pd.DataFrame:
+    for k in range(q.n):
+        users[f"t{k}"] = us_to_datetime(users[f"t{k}"])
+    users = users.rename(columns={f"t{k}": q.names[k] for k in range(q.n)})
+    users = users.rename(columns={f"p{i}": p for i, p in enumerate(q.properties)})
+    users["user_id"] = users["user_id"].astype(str)
+    users["breakdown"] = users["breakdown"].astype(str)
+    for p in q.properties:
+        users[p] = users[p].astype("string").fillna(NONE_LABEL).astype(str)
+    if q.breakdown is not None and q.breakdown_limit is not None:
+        users["breakdown"] = limit_breakdown(users, q)
+    cols = ["user_id", "breakdown", *q.names, *q.properties]
+    return users[cols].sort_values(["user_id", "breakdown"], kind="stable").reset_index(drop=True)
+
+
+def limit_breakdown(users: pd.DataFrame, q: FunnelQuery) -> pd.Series:
+    """Breakdown values beyond the top ``breakdown_limit`` relabelled ``"Other"``.
+
+    Values are ranked as PostHog ranks them: by users reaching the last step, then the one
+    before, and so on, then by name.
+    """
+    reached = users[list(q.names)].notna().groupby(users["breakdown"]).sum()
+    order = reached.reset_index().sort_values(
+        list(reversed(q.names)) + ["breakdown"],
+        ascending=[False] * q.n + [True])["breakdown"].tolist()
+    keep = set(order[: q.breakdown_limit])
+    return users["breakdown"].where(users["breakdown"].isin(keep), OTHER_LABEL)
