@@ -1,6 +1,7 @@
 """Hand-made event logs with exact expected funnels (issue 7)."""
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 
 import duckdb
@@ -17,8 +18,25 @@ from funnel_models.events import Step, funnel, parse_duration, synthetic_events 
 from funnel_models.events import plots  # noqa: E402
 from funnel_models.events.synth import write_events_parquet  # noqa: E402
 from funnel_models.data.spec import FunnelSpec  # noqa: E402
+from funnel_models.events import engine as _engine  # noqa: E402
+from conftest import spark_table  # noqa: E402
 
 T0 = pd.Timestamp("2024-01-01")
+
+
+@pytest.fixture(params=["duckdb", pytest.param("spark", marks=pytest.mark.spark)], autouse=True)
+def engine(request, monkeypatch):
+    """Every test runs on DuckDB and on Spark (DataFrame inputs become Spark tables)."""
+    if request.param == "spark":
+        spark = request.getfixturevalue("spark")
+
+        def on_spark(events, *args, **kwargs):
+            if isinstance(events, pd.DataFrame):
+                events = spark_table(spark, events)
+            return _engine.funnel(events, *args, **kwargs)
+
+        monkeypatch.setattr(sys.modules[__name__], "funnel", on_spark)
+    return request.param
 
 
 def log(*rows):

@@ -145,7 +145,7 @@ def funnel(
                     time_col=time_col, event_col=event_col)
     table, ref = open_source(events, con)
     check_source(table, q, ref)
-    got = execute(table, q)
+    got = execute(table, q, ref)
     return FunnelResult(users=got.users, query=q, source=ref, data_start=got.data_start,
                         data_end=got.data_end, n_events=got.n_events, n_excluded=got.n_excluded)
 

@@ -50,8 +50,23 @@ def _rows_where(t: ibis.Table, cond: ibis.Value, col: str) -> list[tuple[int, An
     return [(int(r), v) for r, v in zip(bad["_rn"], bad[col])]
 
 
+def _problems(t: ibis.Table, q: FunnelQuery, typ: Any) -> dict[str, Any]:
+    """Conditions marking bad rows, by kind: missing/unparseable times, missing user ids."""
+    tc = q.time_col
+    conds: dict[str, Any] = {"user": lambda x: x[q.user_col].isnull()}
+    if typ.is_string():
+        conds["parse"] = lambda x: x[tc].try_cast("timestamp").isnull()
+    else:
+        conds["time"] = lambda x: x[tc].isnull()
+    return conds
+
+
 def check_source(t: ibis.Table, q: FunnelQuery, ref: SourceRef) -> None:
-    """Columns present, timestamps parseable and present, user ids present; else an error."""
+    """Columns present, timestamps parseable and present, user ids present; else an error.
+
+    One aggregate query counts the bad rows; only when there are some are the first three
+    fetched for the message.
+    """
     cols = dict(t.schema().items())
     needed = {"user_col": q.user_col, "time_col": q.time_col, "event_col": q.event_col}
     missing = [f"{arg}={c!r}" for arg, c in needed.items() if c not in cols]
@@ -60,28 +75,28 @@ def check_source(t: ibis.Table, q: FunnelQuery, ref: SourceRef) -> None:
         raise FunnelDataError(f"{ref.label}: missing column(s) {', '.join(missing)}; the "
                               f"columns are {list(cols)}. Rename them or pass user_col=, "
                               "time_col=, event_col= (and check breakdown/filters/where).")
-    typ = cols[q.time_col]
-    tc = q.time_col
-    if typ.is_timestamp() or typ.is_date():
-        bad = _rows_where(t, lambda x: x[tc].isnull(), tc)
-        if bad:
-            raise FunnelDataError(f"{ref.label}: column {tc!r} has missing timestamps (row(s) "
-                                  f"{[r for r, _ in bad]}); drop or fill those rows.")
-    elif typ.is_string():
-        bad = _rows_where(t, lambda x: x[tc].try_cast("timestamp").isnull(), tc)
-        if bad:
-            shown = ", ".join(f"row {r} ({v!r})" for r, v in bad)
-            raise FunnelDataError(f"{ref.label}: column {tc!r} has unparseable or missing "
-                                  f"timestamps at {shown}; use ISO format like "
-                                  "'2024-01-31 12:00:00' or pass parsed datetimes.")
-    else:
+    typ, tc = cols[q.time_col], q.time_col
+    if not (typ.is_timestamp() or typ.is_date() or typ.is_string()):
         raise FunnelDataError(f"{ref.label}: column {tc!r} has type {typ}, not a timestamp; "
                               "convert it first, e.g. pd.to_datetime(df[col], unit='s') for "
                               "epoch seconds.")
-    bad = _rows_where(t, lambda x: x[q.user_col].isnull(), q.user_col)
-    if bad:
-        raise FunnelDataError(f"{ref.label}: column {q.user_col!r} has missing user ids at "
-                              f"row(s) {[r for r, _ in bad]}; drop those rows first.")
+    conds = _problems(t, q, typ)
+    counts = t.aggregate(**{k: c(t).ifelse(1, 0).sum() for k, c in conds.items()}).execute()
+    bad_kinds = [k for k in conds if int(counts[k].fillna(0).iloc[0]) > 0]
+    if not bad_kinds:
+        return
+    kind = "time" if "time" in bad_kinds else ("parse" if "parse" in bad_kinds else "user")
+    bad = _rows_where(t, conds[kind], q.user_col if kind == "user" else tc)
+    if kind == "time":
+        raise FunnelDataError(f"{ref.label}: column {tc!r} has missing timestamps (row(s) "
+                              f"{[r for r, _ in bad]}); drop or fill those rows.")
+    if kind == "parse":
+        shown = ", ".join(f"row {r} ({v!r})" for r, v in bad)
+        raise FunnelDataError(f"{ref.label}: column {tc!r} has unparseable or missing "
+                              f"timestamps at {shown}; use ISO format like "
+                              "'2024-01-31 12:00:00' or pass parsed datetimes.")
+    raise FunnelDataError(f"{ref.label}: column {q.user_col!r} has missing user ids at "
+                          f"row(s) {[r for r, _ in bad]}; drop those rows first.")
 
 
 def time_expr(t: ibis.Table, q: FunnelQuery) -> ibis.Value:
@@ -120,7 +135,7 @@ def _n_excluded(att_keys: ibis.Table, best: ibis.Table) -> int:
     return int(att_keys.count().execute()) - int(best.count().execute())
 
 
-def execute(t: ibis.Table, q: FunnelQuery) -> Fetched:
+def execute(t: ibis.Table, q: FunnelQuery, ref: SourceRef | None = None) -> Fetched:
     """Run the funnel and fetch the per-user table (see the module docstring)."""
     backend = backend_name(t)
     seq = B.prepare(t, q, time_expr(t, q), backend)
@@ -143,7 +158,9 @@ def execute(t: ibis.Table, q: FunnelQuery) -> Fetched:
     except FunnelDataError:
         raise
     except Exception as exc:
-        raise FunnelDataError(f"the funnel query failed on {backend}: {exc}") from exc
+        first = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
+        raise FunnelDataError(f"{ref.label if ref else 'the events'}: the funnel query failed "
+                              f"on {backend}: {first}") from exc
     finally:
         if cached is not seq:
             try:

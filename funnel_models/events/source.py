@@ -12,6 +12,10 @@ Accepted ``events`` inputs
   master (``"spark://host:7077"``, ``"local[2]"``, ``"yarn"``);
 * a table name together with ``con=`` (a DuckDB connection).
 
+A file path with ``con=`` is scanned by that connection, e.g. one opened with
+``duckdb.connect(config={"memory_limit": "3GB", "temp_directory": "/tmp/spill"})`` to cap
+memory on large logs; otherwise a fresh embedded DuckDB is used.
+
 :class:`SourceRef` is the plain, picklable name of the source kept by the result: the
 DataFrame itself, a path, or a URL plus table. Live connections (a DuckDB connection on an
 in-memory database, a SparkSession, an Ibis table) are kept only in memory: a result that
@@ -53,8 +57,8 @@ def epoch_us(ts: ibis.Value, backend: str) -> ibis.Value:
     """
     if backend == "duckdb":
         return _duckdb_epoch_us(ts)
-    if backend == "pyspark":
-        return _spark_unix_micros(ts)
+    if backend == "pyspark":  # via TIMESTAMP: unix_micros refuses TIMESTAMP_NTZ
+        return _spark_unix_micros(ts.cast(dt.Timestamp(timezone="UTC")))
     return ts.epoch_seconds().cast("int64") * 1_000_000 + ts.microsecond().cast("int64")
 
 
@@ -111,8 +115,13 @@ def _open_ref(ref: SourceRef) -> ibis.Table:
 
 
 
+def _duckdb() -> Any:
+    """A fresh embedded DuckDB; row order is never needed, so DuckDB may drop it."""
+    return ibis.duckdb.connect(preserve_insertion_order=False)
+
+
 def _memtable(df: pd.DataFrame) -> ibis.Table:
-    con = ibis.duckdb.connect()
+    con = _duckdb()
     return con.table(_register(con, df))
 
 
@@ -122,9 +131,9 @@ def _register(con: Any, df: pd.DataFrame) -> str:
     return name
 
 
-def _read(fn: Any, label: str) -> ibis.Table:
+def _read(fn: Any, label: str, backend: Any = None) -> ibis.Table:
     try:
-        return fn(ibis.duckdb.connect())
+        return fn(backend if backend is not None else _duckdb())
     except Exception as exc:  # DuckDB raises many types for unreadable files
         raise FunnelDataError(f"{label}: cannot read the events: {exc}") from exc
 
@@ -191,7 +200,7 @@ def _pair(events: tuple, con: Any) -> tuple[ibis.Table, SourceRef]:
     return _table_of(backend, name, label), ref
 
 
-def _path(events: str | Path) -> tuple[ibis.Table, SourceRef]:
+def _path(events: str | Path, con: Any = None) -> tuple[ibis.Table, SourceRef]:
     p = str(events)
     if p.lower().endswith(_CSV):
         if not Path(p).exists():
@@ -204,7 +213,11 @@ def _path(events: str | Path) -> tuple[ibis.Table, SourceRef]:
         if Path(p).is_dir():
             p = str(Path(p) / "**" / "*.parquet")
         ref = SourceRef(kind="parquet", location=p, label=p)
-    return ref.open(), ref
+    if con is None:
+        return ref.open(), ref
+    backend = _backend_of(con)
+    method = "read_csv" if ref.kind == "csv" else "read_parquet"
+    return _read(lambda b: getattr(b, method)(ref.location), ref.label, backend), ref
 
 
 def open_source(events: Any, con: Any = None) -> tuple[ibis.Table, SourceRef]:
@@ -226,7 +239,7 @@ def open_source(events: Any, con: Any = None) -> tuple[ibis.Table, SourceRef]:
     if isinstance(events, (str, Path)) and con is not None and not _looks_like_path(events):
         return _pair((con, str(events)), None)
     if isinstance(events, (str, Path)):
-        return _path(events)
+        return _path(events, con)
     raise FunnelDataError("events must be a DataFrame, a Parquet/CSV path, an Ibis table or "
                           f"(connection, table); got {type(events).__name__}.")
 

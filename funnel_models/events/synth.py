@@ -208,7 +208,9 @@ def write_events_parquet(path: str | Path, n_events: int, *, seed: int = 0,
             df = df.iloc[: n_events - written]
             table = pa.Table.from_pandas(df, preserve_index=False)
             if writer is None:
-                writer = pq.ParquetWriter(str(path), table.schema, compression="snappy")
+                # microsecond timestamps: readable by every engine (Spark rejects nanoseconds)
+                writer = pq.ParquetWriter(str(path), table.schema, compression="snappy",
+                                          coerce_timestamps="us")
             writer.write_table(table, row_group_size=1_000_000)
             written += len(df)
     finally:
