@@ -31,8 +31,11 @@ def test_ibis_table_url_and_connection_sources(tmp_path):
     back = pickle.loads(pickle.dumps(url))               # the URL travels with the result
     assert back.journey("A")["event"].tolist() == ["a", "b", "c"]
     ro = duckdb.connect(str(db), read_only=True)
-    assert funnel((ro, "events"), STEPS).counts.tolist() == want
+    on_file = funnel((ro, "events"), STEPS)
+    assert on_file.counts.tolist() == want
     assert funnel("events", STEPS, con=ro).counts.tolist() == want
+    ro.close()                                           # the file travels, not the connection
+    assert pickle.loads(pickle.dumps(on_file)).journey("C")["event"].tolist() == ["b"]
 
 
 def test_path_with_a_capped_connection(tmp_path):

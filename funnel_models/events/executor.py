@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import ibis
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import FunnelDataError
 from . import builders as B
@@ -148,7 +149,7 @@ def execute(t: ibis.Table, q: FunnelQuery, ref: SourceRef | None = None) -> Fetc
         out = {"user_id": best.user_id, "breakdown": _breakdown(best, q).fill_null(NONE_LABEL)}
         out.update({f"t{k}": best[f"t{k}"] for k in range(q.n)})
         out.update({f"p{i}": best[f"p{i}"] for i in range(len(q.properties))})
-        users = best.select(**out).to_pyarrow().to_pandas()
+        users = _to_frame(best.select(**out).to_pyarrow(), q)
         span = cached.aggregate(lo=cached.us.min(), hi=cached.us.max(), n=cached.count())
         span = span.execute().iloc[0]
         n_excl = 0
@@ -167,7 +168,7 @@ def execute(t: ibis.Table, q: FunnelQuery, ref: SourceRef | None = None) -> Fetc
                 cached.release()
             except Exception:  # pragma: no cover - best-effort cleanup
                 pass
-    return Fetched(users=_tidy(users, q), data_start=_ts(span["lo"]), data_end=_ts(span["hi"]),
+    return Fetched(users=users, data_start=_ts(span["lo"]), data_end=_ts(span["hi"]),
                    n_events=int(span["n"]), n_excluded=n_excl)
 
 
@@ -175,28 +176,21 @@ def _ts(v: Any) -> pd.Timestamp | None:
     return None if v is None or pd.isna(v) else pd.Timestamp(int(v), unit="us").as_unit("ns")
 
 
-def us_to_datetime(col: pd.Series) -> pd.Series:
-    """Epoch microseconds (int, or float with NaN for missing) to datetime64[ns]."""
-    v = pd.to_numeric(col).to_numpy(dtype="float64", na_value=np.nan)
-    ok = ~np.isnan(v)
-    out = np.full(len(v), np.datetime64("NaT"), dtype="datetime64[ns]")
-    out[ok] = (v[ok].astype(np.int64) * 1000).astype("datetime64[ns]")
-    return pd.Series(out, index=col.index)
-
-
-def _tidy(users: pd.DataFrame, q: FunnelQuery) -> pd.DataFrame:
+def _to_frame(tab: pa.Table, q: FunnelQuery) -> pd.DataFrame:
+    """Arrow result to pandas: step times as timestamps, strings kept in Arrow (compact)."""
     for k in range(q.n):
-        users[f"t{k}"] = us_to_datetime(users[f"t{k}"])
-    users = users.rename(columns={f"t{k}": q.names[k] for k in range(q.n)})
-    users = users.rename(columns={f"p{i}": p for i, p in enumerate(q.properties)})
-    users["user_id"] = users["user_id"].astype(str)
-    users["breakdown"] = users["breakdown"].astype(str)
-    for p in q.properties:
-        users[p] = users[p].astype("string").fillna(NONE_LABEL).astype(str)
+        i = tab.schema.get_field_index(f"t{k}")
+        tab = tab.set_column(i, q.names[k], tab.column(i).cast(pa.int64()).cast(pa.timestamp("us")))
+    for i, p in enumerate(q.properties):
+        j = tab.schema.get_field_index(f"p{i}")
+        tab = tab.set_column(j, p, pc.fill_null(tab.column(j).cast(pa.string()), NONE_LABEL))
+    strings = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
+    users = tab.to_pandas(types_mapper=strings.get, coerce_temporal_nanoseconds=True)
+    for c in ("user_id", "breakdown"):
+        users[c] = users[c].astype(pd.StringDtype("pyarrow"))
     if q.breakdown is not None and q.breakdown_limit is not None:
         users["breakdown"] = limit_breakdown(users, q)
-    cols = ["user_id", "breakdown", *q.names, *q.properties]
-    return users[cols].sort_values(["user_id", "breakdown"], kind="stable").reset_index(drop=True)
+    return users[["user_id", "breakdown", *q.names, *q.properties]]
 
 
 def limit_breakdown(users: pd.DataFrame, q: FunnelQuery) -> pd.Series:

@@ -39,7 +39,7 @@ class FunnelResult:
     users : DataFrame
         ``user_id``, ``breakdown`` (``"(none)"`` without a breakdown), one timestamp column
         per step (named by the step, ``NaT`` if not reached), then carried property columns.
-        Users removed by ``exclusions`` are not in it. Sorted by user.
+        Users removed by ``exclusions`` are not in it. Row order is arbitrary.
     query : FunnelQuery
         The validated funnel definition.
     source : SourceRef

@@ -114,7 +114,6 @@ def _open_ref(ref: SourceRef) -> ibis.Table:
                           "did not travel with it; recompute the funnel where the data is.")
 
 
-
 def _duckdb() -> Any:
     """A fresh embedded DuckDB; row order is never needed, so DuckDB may drop it."""
     return ibis.duckdb.connect(preserve_insertion_order=False)
@@ -178,6 +177,20 @@ def _table_of(backend: Any, name: str, label: str) -> ibis.Table:
         raise FunnelDataError(f"{label}: cannot read the events: {exc}") from exc
 
 
+def _duckdb_file(where: Any) -> str:
+    """``duckdb:///file`` URL of a DuckDB connection's database file ("" when in memory)."""
+    import duckdb
+
+    if not isinstance(where, duckdb.DuckDBPyConnection):
+        return ""
+    try:
+        rows = where.cursor().execute("SELECT path FROM duckdb_databases() "
+                                      "WHERE database_name = current_database()").fetchall()
+    except duckdb.Error:  # pragma: no cover - very old DuckDB
+        return ""
+    return f"duckdb:///{rows[0][0]}" if rows and rows[0][0] else ""
+
+
 def _looks_like_path(x: Any) -> bool:
     s = str(x)
     return isinstance(x, Path) or "/" in s or "\\" in s or s.lower().endswith(
@@ -191,12 +204,12 @@ def _pair(events: tuple, con: Any) -> tuple[ibis.Table, SourceRef]:
     where, name = events
     backend = _backend_of(where)
     label = f"table {name!r}"
-    kind, location = "duckdb", ""
+    kind, location = "duckdb", _duckdb_file(where)
     if isinstance(where, str):
         kind = "spark" if where.startswith(_SPARK_MASTERS) else "url"
         location = where
     ref = SourceRef(kind=kind, location=location, table=name, label=label,
-                    live=None if location else backend)
+                    live=None if isinstance(where, str) else backend)
     return _table_of(backend, name, label), ref
 
 
