@@ -95,6 +95,10 @@ def test_unordered_exclusion_over_the_whole_funnel():
     res = funnel(ev, ["a", "b"], window="10s", order="unordered", exclusions=[("x", 0, 1)])
     assert res.converted_users(1) == ["v"]
     assert res.converted_users(0) == ["u", "v"]    # u's window starting at 'a' stays clean
+    ev = log(("w", 0, "b"), ("w", 1, "x"), ("w", 2, "a"),
+             ("z", 0, "a"), ("z", 1, "x"))                          # z's only window: excluded
+    res = funnel(ev, ["b", "a"], window="10s", order="unordered", exclusions=[("x", 0, 1)])
+    assert res.counts.tolist() == [1, 0] and res.n_excluded == 1
 
 
 # ---------------------------------------------------------------------------- validation

@@ -155,7 +155,8 @@ def execute(t: ibis.Table, q: FunnelQuery, ref: SourceRef | None = None) -> Fetc
         n_excl = 0
         if q.exclusions:
             keys = ["user_id", "bd"] if q.by_all else ["user_id"]
-            n_excl = _n_excluded(cached.filter(cached.m0 == 1).select(*keys).distinct(), best)
+            starts = cached.grp >= 0 if q.order == "unordered" else cached.m0 == 1
+            n_excl = _n_excluded(cached.filter(starts).select(*keys).distinct(), best)
     except FunnelDataError:
         raise
     except Exception as exc:
