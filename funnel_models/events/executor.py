@@ -132,10 +132,6 @@ def _breakdown(best: ibis.Table, q: FunnelQuery) -> ibis.Value:
     return best[f"b{q.attribution_step}"]
 
 
-def _n_excluded(att_keys: ibis.Table, best: ibis.Table) -> int:
-    return int(att_keys.count().execute()) - int(best.count().execute())
-
-
 def execute(t: ibis.Table, q: FunnelQuery, ref: SourceRef | None = None) -> Fetched:
     """Run the funnel and fetch the per-user table (see the module docstring)."""
     backend = backend_name(t)
@@ -156,7 +152,8 @@ def execute(t: ibis.Table, q: FunnelQuery, ref: SourceRef | None = None) -> Fetc
         if q.exclusions:
             keys = ["user_id", "bd"] if q.by_all else ["user_id"]
             starts = cached.grp >= 0 if q.order == "unordered" else cached.m0 == 1
-            n_excl = _n_excluded(cached.filter(starts).select(*keys).distinct(), best)
+            entered = cached.filter(starts).select(*keys).distinct().count().execute()
+            n_excl = int(entered) - len(users)     # users who entered but have no attempt left
     except FunnelDataError:
         raise
     except Exception as exc:
