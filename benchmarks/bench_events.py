@@ -1,18 +1,32 @@
-"""Benchmark of the DuckDB event-funnel engine.
+"""Benchmark of the event-funnel engine against named baselines, in one run.
 
-1. Writes ``--events`` synthetic events (default 10 million) to a Parquet file in a temp
-   directory, chunk by chunk, then runs a 5-step ordered funnel with a ``campaign``
-   breakdown on it in a fresh child process and prints wall time and peak RSS
-   (``resource.getrusage(...).ru_maxrss`` of that process, which includes DuckDB's native
-   memory). Targets: under 10 s and under 2 GB for 10 million events.
-2. Runs a pandas ``groupby().apply()`` implementation of the same funnel and the DuckDB
-   engine on the same ``--compare-events`` events (default 1 million) in this process,
-   checks that they agree and prints the speed ratio.
+Workload: the synthetic log written by ``write_events_parquet(path, N, seed=7)`` (cached
+once in ``--cache``, outside git), a 5-step ordered funnel ``ad_click -> landing_view ->
+signup -> demo_request -> purchase``, 14-day window, first-touch ``campaign`` breakdown.
+Every measurement runs in a fresh child process (wall time and CPU time of the funnel call,
+all threads of the process, and the process's peak RSS, which includes the engines' native
+memory); each is repeated ``--repeats`` times, interleaved, and the median is printed. CPU
+time is printed beside wall time because it is far less sensitive to other jobs on a shared
+machine.
+
+1. ``new``   -- the default path: ``funnel(path, ...)`` (Ibis on embedded DuckDB);
+2. ``old``   -- today's hand-written DuckDB SQL before the Ibis rewrite
+   (``benchmarks/events_sql_baseline.py``, copied from git history), same call;
+3. ``chdb``  -- peer baseline: ClickHouse ``windowFunnel`` run embedded through ``chdb``
+   (optional extra ``.[peers]``; skipped with a message when missing). Same file, same
+   steps and window, no breakdown (windowFunnel has none), timestamps in seconds;
+4. ``big``   -- ``--big-events`` (default 100M) read from Parquet by a DuckDB connection
+   capped at ``--memory-limit``, two threads;
+5. ``spark`` -- the same funnel on Spark ``local[2]`` on the 10M file (session start not
+   timed; optional extra ``.[spark]`` and Java).
+
+Step totals of ``new``, ``old`` and ``chdb`` must agree (windowFunnel semantics coincide
+with ours here: ordered steps, no exclusions, window from the first step).
 
 Usage::
 
-    python benchmarks/bench_events.py                  # 10M events
-    python benchmarks/bench_events.py --events 2000000 --compare-events 200000
+    python benchmarks/bench_events.py                        # everything, 3 repeats
+    python benchmarks/bench_events.py --events 2000000 --skip-big --skip-spark --repeats 1
 """
 from __future__ import annotations
 
@@ -20,123 +34,239 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
+HERE = Path(__file__).resolve().parent
 STEPS = ["ad_click", "landing_view", "signup", "demo_request", "purchase"]
-WINDOW = "14d"
+WINDOW_DAYS = 14
 
 
 def _peak_rss_mb() -> float:
-    # Linux reports ru_maxrss in KiB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def pandas_funnel(df: pd.DataFrame, steps: list[str], window: pd.Timedelta) -> pd.DataFrame:
-    """Ordered funnel with first-touch campaign breakdown via pandas groupby/apply."""
-    n = len(steps)
-    rank = {s: i for i, s in reversed(list(enumerate(steps)))}
-    d = df[df["event"].isin(steps)].copy()
-    d["minstep"] = d["event"].map(rank).astype("int64")
-    d = d.sort_values(["user_id", "timestamp", "minstep", "event"], kind="stable")
-    w = np.timedelta64(int(window.total_seconds() * 1e6), "us")
-
-    def per_user(g: pd.DataFrame) -> pd.Series:
-        ev = g["event"].to_numpy()
-        ts = g["timestamp"].to_numpy()
-        camp = g["campaign"].to_numpy()
-        best, best_camp = 0, None
-        for i in np.flatnonzero(ev == steps[0]):
-            lvl, dead = 1, ts[i] + w
-            for j in range(i + 1, len(ev)):
-                if ts[j] > dead or lvl == n:
-                    break
-                if ev[j] == steps[lvl]:
-                    lvl += 1
-            if lvl > best:
-                best, best_camp = lvl, camp[i]
-        return pd.Series({"level": best, "campaign": best_camp})
-
-    lv = d.groupby("user_id", sort=False)[["event", "timestamp", "campaign"]].apply(per_user)
-    lv = lv[lv["level"] > 0]
-    out = pd.DataFrame({s: (lv["level"] > k).groupby(lv["campaign"]).sum()
-                        for k, s in enumerate(steps)})
-    return out.astype("int64").sort_index()
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
-def worker(path: str) -> None:
-    """Run the 10M funnel in this (fresh) process and print JSON with time and peak RSS."""
+class Timer:
+    """Wall and CPU seconds (all threads of this process) of the timed block."""
+
+    def __enter__(self) -> "Timer":
+        self.t, self.c = time.perf_counter(), _cpu()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds, self.cpu = time.perf_counter() - self.t, _cpu() - self.c
+
+
+def _emit(tm: Timer, totals: list[int], **extra) -> None:
+    print(json.dumps({"seconds": tm.seconds, "cpu": tm.cpu, "peak_rss_mb": _peak_rss_mb(),
+                      "totals": totals, "load": os.getloadavg()[0], **extra}))
+
+
+def _totals(counts) -> list[int]:
+    return [int(x) for x in counts.sum().tolist()]
+
+
+def work_new(path: str, args) -> None:
     from funnel_models.events import funnel
 
-    t = time.perf_counter()
-    res = funnel(path, STEPS, window=WINDOW, breakdown="campaign")
-    counts = res.counts
-    dt = time.perf_counter() - t
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"seconds": dt, "peak_rss_mb": _peak_rss_mb(), "users": len(res.users),
-                      "cpu_seconds": ru.ru_utime + ru.ru_stime, "load": os.getloadavg()[0],
-                      "counts": counts.sum().astype(int).tolist()}))
+    with Timer() as tm:
+        res = funnel(path, STEPS, window=f"{WINDOW_DAYS}d", breakdown="campaign")
+    _emit(tm, _totals(res.counts))
+
+
+def work_old(path: str, args) -> None:
+    sys.path.insert(0, str(HERE))
+    import events_sql_baseline as old
+
+    with Timer() as tm:
+        users = old.funnel(path, STEPS, window=f"{WINDOW_DAYS}d", breakdown="campaign")
+    _emit(tm, [int(users[s].notna().sum()) for s in STEPS])
+
+
+def work_chdb(path: str, args) -> None:
+    import chdb
+
+    conds = ", ".join(f"event = '{s}'" for s in STEPS)
+    q = (f"SELECT level, count() AS n FROM (SELECT user_id, windowFunnel({WINDOW_DAYS * 86400})"
+         f"(toDateTime(timestamp), {conds}) AS level FROM file('{path}', Parquet) "
+         f"WHERE event IN ({', '.join(repr(s) for s in STEPS)}) GROUP BY user_id) "
+         "GROUP BY level ORDER BY level")
+    with Timer() as tm:
+        rows = [line.split(",") for line in str(chdb.query(q, "CSV")).strip().splitlines()]
+    per_level = {int(a): int(b) for a, b in rows}
+    _emit(tm, [sum(v for lv, v in per_level.items() if lv > k) for k in range(len(STEPS))])
+
+
+def work_big(path: str, args) -> None:
+    import duckdb
+
+    from funnel_models.events import funnel
+
+    spill = Path(args.cache) / "spill"
+    spill.mkdir(exist_ok=True)
+    con = duckdb.connect(config={"memory_limit": args.memory_limit, "threads": 2,
+                                 "temp_directory": str(spill),
+                                 "preserve_insertion_order": False})
+    with Timer() as tm:
+        res = funnel(path, STEPS, window=f"{WINDOW_DAYS}d", breakdown="campaign", con=con)
+    _emit(tm, _totals(res.counts))
+
+
+def work_spark(path: str, args) -> None:
+    from pyspark.sql import SparkSession
+
+    from funnel_models.events import funnel
+
+    spark = (SparkSession.builder.master("local[2]").appName("bench_events")
+             .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false")
+             .config("spark.sql.shuffle.partitions", "8")
+             .config("spark.driver.memory", "4g").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    spark.read.parquet(path).createOrReplaceTempView("events")
+    with Timer() as tm:
+        res = funnel((spark, "events"), STEPS, window=f"{WINDOW_DAYS}d", breakdown="campaign")
+    _emit(tm, _totals(res.counts))
+    spark.stop()
+
+
+WORKERS = {"new": work_new, "old": work_old, "chdb": work_chdb, "big": work_big,
+           "spark": work_spark}
+
+
+def ensure_file(cache: Path, n: int, seed: int) -> str:
+    from funnel_models.events import write_events_parquet
+
+    path = cache / f"events_{n}_seed{seed}.parquet"
+    if not path.exists():
+        t = time.perf_counter()
+        tmp = path.with_suffix(".tmp")
+        write_events_parquet(tmp, n, seed=seed)
+        tmp.rename(path)
+        print(f"generated {n:,} events in {time.perf_counter() - t:.0f} s -> {path}")
+    return str(path)
+
+
+def run(kind: str, path: str, args) -> dict | None:
+    cmd = [sys.executable, __file__, "--worker", kind, "--path", path, "--cache", args.cache,
+           "--memory-limit", args.memory_limit]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"  {kind}: failed\n{out.stderr[-2000:]}")
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def medians(kinds: list[str], path: str, args) -> dict[str, dict]:
+    runs: dict[str, list[dict]] = {k: [] for k in kinds}
+    for i in range(args.repeats):
+        for k in kinds:
+            r = run(k, path, args)
+            if r:
+                runs[k].append(r)
+                print(f"  run {i + 1} {k:>5}: {r['seconds']:.2f} s wall, {r['cpu']:.2f} s CPU, "
+                      f"{r['peak_rss_mb']:.0f} MiB "
+                      f"(load {r['load']:.1f})", flush=True)
+    return {k: {"seconds": statistics.median(r["seconds"] for r in v),
+                "cpu": statistics.median(r["cpu"] for r in v),
+                "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in v),
+                "totals": v[0]["totals"], "n": len(v)} for k, v in runs.items() if v}
+
+
+def have(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def report_10m(m: dict[str, dict], n: int) -> bool:
+    new = m.get("new")
+    if not new:
+        print("new path failed")
+        return False
+    print(f"\n10M-class run: {n:,} events, 5 steps, first-touch breakdown (medians of "
+          f"{new['n']} runs, {os.cpu_count()} CPUs)")
+    for k, label in (("new", "new: Ibis on DuckDB (default)"),
+                     ("old", "baseline: hand-written DuckDB SQL (before)"),
+                     ("chdb", "peer: ClickHouse windowFunnel via chdb")):
+        if k in m:
+            print(f"  {label:<45} {m[k]['seconds']:7.2f} s wall  {m[k]['cpu']:6.2f} s CPU  "
+                  f"peak {m[k]['peak_rss_mb']:6.0f} MiB  totals {m[k]['totals']}")
+    ok = True
+    if "old" in m:
+        r = new["seconds"] / m["old"]["seconds"]
+        rc = new["cpu"] / m["old"]["cpu"]
+        print(f"  new / old = {r:.2f}x wall, {rc:.2f}x CPU  "
+              f"[target <= 1.3x: {'OK' if r <= 1.3 else 'MISSED'}]")
+        ok &= m["old"]["totals"] == new["totals"]
+    if "chdb" in m:
+        r = new["seconds"] / m["chdb"]["seconds"]
+        rc = new["cpu"] / m["chdb"]["cpu"]
+        print(f"  new / chdb windowFunnel = {r:.2f}x wall, {rc:.2f}x CPU  [target <= 1.2x: "
+              f"{'OK' if r <= 1.2 else 'MISSED'}]; peak {new['peak_rss_mb']:.0f} MiB "
+              f"[target < 2048: {'OK' if new['peak_rss_mb'] < 2048 else 'MISSED'}]")
+        ok &= m["chdb"]["totals"] == new["totals"]
+    print(f"  step totals agree: {ok}")
+    return ok
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=10_000_000, help="events for the big run")
-    ap.add_argument("--compare-events", type=int, default=1_000_000,
-                    help="events for the pandas vs duckdb comparison")
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--big-events", type=int, default=100_000_000)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--spark-repeats", type=int, default=3)
+    ap.add_argument("--memory-limit", default="2GB", help="DuckDB cap for the big run")
+    ap.add_argument("--cache", default=os.environ.get(
+        "FUNNEL_BENCH_CACHE", str(Path.home() / ".cache" / "funnel_models" / "bench")))
+    ap.add_argument("--skip-big", action="store_true")
+    ap.add_argument("--skip-spark", action="store_true")
+    ap.add_argument("--skip-10m", action="store_true", help="skip the new/old/chdb comparison")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--path", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker)
+        WORKERS[args.worker](args.path, args)
         return
-
-    from funnel_models.events import funnel, synthetic_events, write_events_parquet
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = str(Path(tmp) / "events.parquet")
-        t = time.perf_counter()
-        n = write_events_parquet(path, args.events, seed=args.seed)
-        print(f"generated {n:,} events to Parquet in {time.perf_counter() - t:.1f} s "
-              f"({os.path.getsize(path) / 2**20:.0f} MiB)")
-        out = subprocess.run([sys.executable, __file__, "--worker", path], check=True,
-                             capture_output=True, text=True)
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        ok_t = "OK" if r["seconds"] < 10 else "OVER TARGET"
-        ok_m = "OK" if r["peak_rss_mb"] < 2048 else "OVER TARGET"
-        print(f"duckdb 5-step funnel + breakdown on {n:,} events (Parquet): "
-              f"{r['seconds']:.2f} s wall [{ok_t} <10 s], peak RSS {r['peak_rss_mb']:.0f} MiB "
-              f"[{ok_m} <2 GiB]; {r['users']:,} users entered; step totals {r['counts']}")
-        print(f"  (worker process CPU time incl. imports {r['cpu_seconds']:.1f} s; "
-              f"1-min load average {r['load']:.1f} on {os.cpu_count()} CPUs)")
-
-    # ---------------------------------------------------------------- pandas vs duckdb
-    n_users = max(1, int(args.compare_events / 7.2))
-    df = synthetic_events(n_users, seed=args.seed)
-    df = df.iloc[: args.compare_events]
-    t = time.perf_counter()
-    pd_counts = pandas_funnel(df, STEPS, pd.Timedelta(days=14))
-    t_pd = time.perf_counter() - t
-    t = time.perf_counter()
-    dk = funnel(df, STEPS, window=WINDOW, breakdown="campaign").counts
-    t_dk = time.perf_counter() - t
-    dk = dk.loc[dk.index != "(none)"].astype("int64").sort_index()
-    dk.columns = list(dk.columns)
-    dk.index.name = None
-    pd_counts.index.name = None
-    same = dk.equals(pd_counts)
-    print(f"pandas groupby/apply on {len(df):,} events: {t_pd:.2f} s; duckdb: {t_dk:.2f} s; "
-          f"counts agree: {same}")
-    print(f"duckdb vs pandas groupby/apply on {len(df) / 1e6:.1f}M events: "
-          f"{t_pd / t_dk:.1f}x faster")
-    if not same:
-        print("pandas:\n", pd_counts, "\nduckdb:\n", dk)
-        sys.exit(1)
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {os.cpu_count()} CPUs, 1-min load {os.getloadavg()[0]:.1f} at start")
+    path = ensure_file(cache, args.events, args.seed)
+    kinds = ["new", "old"] + (["chdb"] if have("chdb") else [])
+    if "chdb" not in kinds:
+        print("chdb not installed: peer baseline skipped (pip install '.[peers]')")
+    ok = args.skip_10m or report_10m(medians(kinds, path, args), args.events)
+    if not args.skip_spark:
+        if have("pyspark"):
+            s = medians(["spark"], path, argparse.Namespace(**{**vars(args),
+                                                                 "repeats": args.spark_repeats}))
+            s = s.get("spark")
+            if s:
+                print(f"\nSpark local[2], {args.events:,} events: {s['seconds']:.2f} s (median of "
+                      f"{s['n']}; session start not timed; Python driver RSS "
+                      f"{s['peak_rss_mb']:.0f} MiB, JVM not counted), totals {s['totals']}")
+        else:
+            print("\npyspark not installed: Spark figure skipped (pip install '.[spark]')")
+    if not args.skip_big:
+        big = ensure_file(cache, args.big_events, args.seed)
+        b = medians(["big"], big, args).get("big")
+        if b:
+            okm = b["peak_rss_mb"] < 4096
+            print(f"\n{args.big_events:,} events from Parquet on DuckDB (memory_limit "
+                  f"{args.memory_limit}, 2 threads): {b['seconds']:.1f} s, peak RSS "
+                  f"{b['peak_rss_mb']:.0f} MiB [target < 4096: {'OK' if okm else 'MISSED'}] "
+                  f"(median of {b['n']}); totals {b['totals']}")
+    print(f"\n1-min load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Hand-made event logs with exact expected funnels (issue 7)."""
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 
 import duckdb
@@ -17,8 +18,25 @@ from funnel_models.events import Step, funnel, parse_duration, synthetic_events 
 from funnel_models.events import plots  # noqa: E402
 from funnel_models.events.synth import write_events_parquet  # noqa: E402
 from funnel_models.data.spec import FunnelSpec  # noqa: E402
+from funnel_models.events import engine as _engine  # noqa: E402
+from conftest import spark_table  # noqa: E402
 
 T0 = pd.Timestamp("2024-01-01")
+
+
+@pytest.fixture(params=["duckdb", pytest.param("spark", marks=pytest.mark.spark)], autouse=True)
+def engine(request, monkeypatch):
+    """Every test runs on DuckDB and on Spark (DataFrame inputs become Spark tables)."""
+    if request.param == "spark":
+        spark = request.getfixturevalue("spark")
+
+        def on_spark(events, *args, **kwargs):
+            if isinstance(events, pd.DataFrame):
+                events = spark_table(spark, events)
+            return _engine.funnel(events, *args, **kwargs)
+
+        monkeypatch.setattr(sys.modules[__name__], "funnel", on_spark)
+    return request.param
 
 
 def log(*rows):
@@ -320,7 +338,7 @@ def test_input_kinds(tmp_path):
     (dict(user_col="uid"), "missing column.*user_col='uid'"),
     (dict(exclusions=[("x", 2, 1)]), "from_step < to_step"),
     (dict(optional_steps=[0]), "step 0 cannot be optional"),
-    (dict(optional_steps=[1], order="strict"), "optional_steps need order='ordered'"),
+    (dict(optional_steps=[1], order="unordered"), "not allowed in unordered"),
     (dict(steps=[{"evnt": "a"}]), "needs 'event'"),
 ])
 def test_bad_arguments(kwargs, match):

@@ -9,27 +9,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..errors import FunnelDataError
 from ..data.spec import LOST, WON, FunnelSpec
+from ..errors import FunnelDataError
+from . import insights
+from .query import NONE_LABEL, FunnelQuery, Step, parse_duration
+from .source import SourceRef
 
 __all__ = ["FunnelResult", "NONE_LABEL", "PERIODS"]
 
-#: Label of a missing breakdown/property value.
-NONE_LABEL = "(none)"
 #: Accepted ``period`` values of :meth:`FunnelResult.trend` and their pandas frequencies.
 PERIODS = {"day": "D", "week": "W-SUN", "month": "M"}
 
 
 @dataclass(eq=False)
 class FunnelResult:
-    """Per-user funnel outcome plus the derived tables.
+    """Per-user funnel outcome plus the derived tables. Plain data: it pickles.
 
     Built by :func:`funnel_models.events.funnel`; not meant to be constructed by hand.
+    Computing :attr:`skipped`, :meth:`journey` or :meth:`correlation` re-runs a query on the
+    source named by :attr:`source`.
 
     Attributes
     ----------
@@ -37,43 +40,73 @@ class FunnelResult:
         ``user_id``, ``breakdown`` (``"(none)"`` without a breakdown), one timestamp column
         per step (named by the step, ``NaT`` if not reached), then carried property columns.
         Users removed by ``exclusions`` are not in it. Row order is arbitrary.
-    steps : list of str
-        Step names in order.
-    order, window, breakdown, attribution, optional_steps
-        The arguments the funnel was computed with.
+    query : FunnelQuery
+        The validated funnel definition.
+    source : SourceRef
+        The name of the event source (path, URL + table, or the DataFrame).
     data_start, data_end : Timestamp
-        First and last event time after the filters.
+        First and last event time the engine considered (after the filters).
     n_events : int
         Number of events the funnel engine considered (matching a step or exclusion;
         every event for strict funnels).
     n_excluded : int
-        Users removed by ``exclusions``.
+        Users whose every attempt was removed by ``exclusions``.
     """
 
     users: pd.DataFrame
-    steps: list[str]
-    step_defs: list[Any]
-    order: str
-    window: timedelta
-    breakdown: str | None
-    attribution: str
-    optional_steps: tuple[int, ...]
-    properties: tuple[str, ...]
-    data_start: Any
-    data_end: Any
-    n_events: int
-    skipped_fn: Callable[[], pd.DataFrame] | None = field(default=None, repr=False)
+    query: FunnelQuery
+    source: SourceRef = field(repr=False)
+    data_start: Any = None
+    data_end: Any = None
+    n_events: int = 0
     n_excluded: int = 0
-    journey_fn: Callable[[Any], pd.DataFrame] | None = field(default=None, repr=False)
-    keep_alive: Any = field(default=None, repr=False)
-    _skipped: pd.DataFrame | None = field(default=None, repr=False, init=False)
+
+    # ------------------------------------------------------------------ settings
+    @property
+    def steps(self) -> list[str]:
+        """Step names in order."""
+        return list(self.query.names)
+
+    @property
+    def step_defs(self) -> list[Step]:
+        """The :class:`~funnel_models.events.query.Step` objects."""
+        return list(self.query.steps)
+
+    @property
+    def order(self) -> str:
+        """``"ordered"``, ``"strict"`` or ``"unordered"``."""
+        return self.query.order
+
+    @property
+    def window(self) -> timedelta:
+        """The conversion window."""
+        return self.query.window
+
+    @property
+    def breakdown(self) -> str | None:
+        """The breakdown column, if any."""
+        return self.query.breakdown
+
+    @property
+    def attribution(self) -> str:
+        """The breakdown attribution."""
+        return self.query.attribution
+
+    @property
+    def optional_steps(self) -> tuple[int, ...]:
+        """0-based optional step indices."""
+        return self.query.optional
+
+    @property
+    def properties(self) -> tuple[str, ...]:
+        """Property columns carried per user."""
+        return self.query.properties
 
     # ------------------------------------------------------------------ helpers
     def __repr__(self) -> str:
         c = self.counts
-        body = c.to_string() if isinstance(c, pd.Series) else c.to_string()
         return (f"FunnelResult(order={self.order!r}, window={self.window}, "
-                f"breakdown={self.breakdown!r}, attribution={self.attribution!r})\n{body}")
+                f"breakdown={self.breakdown!r}, attribution={self.attribution!r})\n{c.to_string()}")
 
     def _idx(self, step: int | str) -> int:
         if isinstance(step, str):
@@ -217,10 +250,8 @@ class FunnelResult:
         return self._select(self._reached(par) & ~self._reached(k), breakdown_value)
 
     def journey(self, user: Any) -> pd.DataFrame:
-        """Every event of one user (after no filters), sorted by time, read from the source."""
-        if self.journey_fn is None:
-            raise FunnelDataError("this result has no link to its event source.")
-        return self.journey_fn(user)
+        """Every event of one user (no filters applied), sorted by time, read from the source."""
+        return insights.journey(self.source, self.query, user)
 
     # ------------------------------------------------------------------ trend
     def trend(self, period: str = "week", to_step: int | str = -1) -> pd.DataFrame:
@@ -262,12 +293,9 @@ class FunnelResult:
         the time frame, in or out of the funnel), ``reached_in_funnel`` (unique users
         counted at the step), ``skipped_previous`` (did the step but never the previous
         one), ``skipped_first`` (did the step but never step 0), ``share_skipped_previous``.
+        Re-runs a query on the source.
         """
-        if self._skipped is None:
-            if self.skipped_fn is None:
-                raise FunnelDataError("this result has no link to its event source.")
-            self._skipped = self.skipped_fn()
-        out = self._skipped.copy()
+        out = insights.skipped(self.source, self.query)
         reached = self.users[self.steps].notna()
         out.insert(2, "reached_in_funnel",
                    [int(self.users.loc[reached[s], "user_id"].nunique()) for s in self.steps])
@@ -276,6 +304,14 @@ class FunnelResult:
                 out["users_did_step"] > 0, out["skipped_previous"] / out["users_did_step"].clip(lower=1),
                 np.nan)
         return out
+
+    def correlation(self, properties: Sequence[str] = (), *, to_step: int | str = -1,
+                    min_users: int = 1) -> pd.DataFrame:
+        """Which events and property values go with converting rather than dropping off.
+
+        See :func:`funnel_models.events.insights.correlation`; re-runs a query on the source.
+        """
+        return insights.correlation(self, properties, to_step=to_step, min_users=min_users)
 
     # ------------------------------------------------------------------ bridge
     def _codes(self, stage_codes: Sequence[str] | Mapping[str, str] | None) -> list[str]:
@@ -321,8 +357,6 @@ class FunnelResult:
             ``lead_id`` (str), ``stage`` (str), ``entered_at`` (datetime64[ns]) and the
             breakdown/property attribute columns (str), sorted by lead and time.
         """
-        from .engine import parse_duration
-
         if self.breakdown is not None and self.attribution == "all":
             raise FunnelDataError("to_stage_history needs one row per user, but "
                                   "attribution='all' may put a user under several breakdown "

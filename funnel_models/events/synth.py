@@ -53,14 +53,12 @@ def synthetic_events(n_users: int, *, seed: int = 0, start: Any = "2024-01-01",
         Earliest first visit.
     months : int
         First visits are spread uniformly over ``months * 30`` days.
-    noise_rate : float
-        Mean number of noise ``pageview`` events per user.
-    repeat_rate : float
-        Mean number of repeat visits per user (Poisson).
+    noise_rate, repeat_rate : float
+        Mean noise ``pageview`` events and repeat visits (Poisson) per user.
     user_offset : int
         Added to the user number (to generate disjoint chunks).
     shuffle : bool
-        Shuffle the rows (default) so that timestamps are not sorted.
+        Shuffle the rows (default) so timestamps are not sorted.
 
     Returns
     -------
@@ -111,8 +109,21 @@ def synthetic_events(n_users: int, *, seed: int = 0, start: Any = "2024-01-01",
     lt[skew] = sstart[skew] - rng.uniform(1, 5, int(skew.sum()))
     parts.append((su, lt, 1, scamp))
 
-    # progress through the funnel, by first-visit campaign
-    p = params[camp]
+    _progress(rng, u, camp, t_first, params[camp], parts)
+
+    # noise page views around a random visit of the user
+    NP = rng.poisson(noise_rate, n)
+    pu = np.repeat(u, NP)
+    sess = first[pu] + np.floor(rng.random(len(pu)) * S[pu]).astype(np.int64)
+    parts.append((pu, sstart[sess] + rng.exponential(600, len(pu)), 5, scamp[sess]))
+
+    return _frame(rng, parts, shuffle, start, u + int(user_offset), names, region, kw, page)
+
+
+def _progress(rng: np.random.Generator, u: np.ndarray, camp: np.ndarray, t_first: np.ndarray,
+              p: np.ndarray, parts: list) -> None:
+    """Append signups, demo requests and purchases; ``p`` holds each user's campaign rates."""
+    n = len(u)
     signed = rng.random(n) < p[:, 1]
     t_sign = t_first + 60 + rng.exponential(_DAY, n)
     demo = signed & (rng.random(n) < p[:, 2])
@@ -129,12 +140,10 @@ def synthetic_events(n_users: int, *, seed: int = 0, start: Any = "2024-01-01",
     parts.append((u[rebuy], t_buy[rebuy] + rng.exponential(20 * _DAY, int(rebuy.sum())), 4,
                   camp[rebuy]))
 
-    # noise page views around a random visit of the user
-    NP = rng.poisson(noise_rate, n)
-    pu = np.repeat(u, NP)
-    sess = first[pu] + np.floor(rng.random(len(pu)) * S[pu]).astype(np.int64)
-    parts.append((pu, sstart[sess] + rng.exponential(600, len(pu)), 5, scamp[sess]))
 
+def _frame(rng: np.random.Generator, parts: list, shuffle: bool, start: Any, user_no: np.ndarray,
+           names: list[str], region: np.ndarray, kw: np.ndarray, page: np.ndarray) -> pd.DataFrame:
+    """Concatenate the event parts (users, times in seconds, event code, campaign) into a frame."""
     uu = np.concatenate([x[0] for x in parts])
     tt = np.concatenate([x[1] for x in parts])
     ee = np.concatenate([np.full(len(x[0]), x[2], dtype=np.int8) for x in parts])
@@ -144,7 +153,7 @@ def synthetic_events(n_users: int, *, seed: int = 0, start: Any = "2024-01-01",
         uu, tt, ee, cc = uu[perm], tt[perm], ee[perm], cc[perm]
     base = pd.Timestamp(start).as_unit("ns").to_datetime64()
     ts = base + (np.round(tt * 1000).astype(np.int64) * 1_000_000).astype("timedelta64[ns]")
-    ids = np.char.add("u", np.char.zfill((u + int(user_offset)).astype(str), 7))
+    ids = np.char.add("u", np.char.zfill(user_no.astype(str), 7))
     return pd.DataFrame({
         "user_id": pd.array(ids[uu], dtype="str"),
         "timestamp": ts,
@@ -199,7 +208,9 @@ def write_events_parquet(path: str | Path, n_events: int, *, seed: int = 0,
             df = df.iloc[: n_events - written]
             table = pa.Table.from_pandas(df, preserve_index=False)
             if writer is None:
-                writer = pq.ParquetWriter(str(path), table.schema, compression="snappy")
+                # microsecond timestamps: readable by every engine (Spark rejects nanoseconds)
+                writer = pq.ParquetWriter(str(path), table.schema, compression="snappy",
+                                          coerce_timestamps="us")
             writer.write_table(table, row_group_size=1_000_000)
             written += len(df)
     finally:
