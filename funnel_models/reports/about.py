@@ -54,11 +54,13 @@ def header_section(ctx: Context) -> Section:
 
 
 def diagnostics_banner(ctx: Context) -> Section | None:
-    """A warning at the top of a report when the fit cannot be trusted (else None)."""
-    d = ctx.model.diagnostics(warn=False)
-    if d.ok:
+    """A warning at the top of a report when a fit (funnel or inflow model) cannot be trusted (else None)."""
+    problems = [d.message for d in [ctx.model.diagnostics(warn=False)] if not d.ok]
+    if ctx.inflow is not None:
+        problems += ["Inflow model: " + d.message for d in [ctx.inflow.diagnostics(warn=False)] if not d.ok]
+    if not problems:
         return None
-    return Section("Model warning", "", warning=d.message, level=3)
+    return Section("Model warning", "", warning=" ".join(problems), level=3)
 
 
 def _selection_table(sel: pd.DataFrame) -> pd.DataFrame:

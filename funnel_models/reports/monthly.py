@@ -98,6 +98,8 @@ def pipeline_section(ctx: Context) -> Section:
                           f"lo {lv:.0%}": [pct(x, 1) for x in out["win_rate_lo"]],
                           f"hi {lv:.0%}": [pct(x, 1) for x in out["win_rate_hi"]],
                           f"won within {H} months": [pct(x, 1) for x in out["p_won_within_mean"]]})
+    if post.cold_after is None:                    # memoryless: no cold age to tell apart
+        table = table.drop(columns=["cold", "cold share"])
     fig = plots.pipeline_chart(out, w, level=lv)
     tot = out.iloc[-1]
     ctx.summary["outlook"] = {

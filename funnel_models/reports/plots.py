@@ -271,7 +271,8 @@ def pipeline_chart(out: pd.DataFrame, new_lead: tuple[float, float, float], leve
     ax.set_xlim(0, top * 1.5)
     ax.set_xlabel("open leads at the cut-off (label: their eventual win rate)")
     ax.set_title(f"Today's open pipeline (a new lead is won with probability {100 * new_lead[0]:.1f}%)")
-    _legend_below(fig, ax, ncol=2)
+    if cold.sum() > 0:
+        _legend_below(fig, ax, ncol=2)
     return fig
 
 
@@ -290,7 +291,8 @@ def inflow_chart(observed: pd.Series, history: pd.DataFrame | None, effect: pd.D
     ax1.set_ylim(bottom=0)
     ax1.set_ylabel("new leads per month")
     ax1.set_title("New leads per month")
-    ax1.legend(fontsize=8, loc="lower left")
+    ax1.set_ylim(0, float(obs.max()) * 1.35 if len(obs) else 1.0)
+    ax1.legend(fontsize=8, loc="upper left", ncol=2, frameon=False)
     ax1.tick_params(axis="x", labelrotation=45, labelsize=8)
     x = np.arange(len(effect))
     d = effect["difference_mean"].to_numpy(float)

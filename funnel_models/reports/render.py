@@ -78,7 +78,9 @@ class Section:
             return ""
         tab = self.table.copy()
         for c in tab.columns:
-            if tab[c].dtype == object:
+            if pd.api.types.is_float_dtype(tab[c]):
+                tab[c] = tab[c] + 0.0                       # no '-0.00' for a negative zero
+            elif tab[c].dtype == object:
                 tab[c] = tab[c].map(lambda v: public_text(v) if isinstance(v, str) else v)
         return tab.to_html(index=False, escape=True, border=0, na_rep="–", classes="funnel-table")
 
