@@ -27,8 +27,9 @@ from .data.dates import cutoff_day, month_start, through_cutoff
 from .data.spec import FunnelSpec
 from .errors import FunnelDataError
 from .models import BaseFunnelModel, ModelConfig, SamplerConfig, make_model
+from .models.inflow import InflowModel
 
-__all__ = ["LoadedData", "load_data", "fit_model", "from_params", "model_name"]
+__all__ = ["LoadedData", "load_data", "fit_model", "fit_inflow", "from_params", "model_name"]
 
 
 @dataclass(frozen=True)
@@ -241,3 +242,15 @@ def from_params(params: Any, *, progress: bool = False, cache_dir: str | Path | 
                       sampler_config=params.sampler_settings(progress=progress), cache_dir=cache_dir,
                       progress=progress)
     return data, model
+
+
+def fit_inflow(data: LoadedData, params: Any = None, *, factors: Sequence[str] | None = None,
+               progress: bool = False, cache_dir: str | Path | bool | None = None) -> InflowModel:
+    """A fitted model of new leads per month (:class:`~funnel_models.models.inflow.InflowModel`)
+    for ``data``, with the factors and sampler settings of ``params`` (a RunParams) when given."""
+    del cache_dir
+    fs = list(factors if factors is not None else (params.factors if params is not None else ()))
+    if not data.has_leads:
+        fs = []
+    sampler = params.sampler_settings(progress=progress) if params is not None else {"progress": progress}
+    return InflowModel(fs, sampler).fit(data, progress=progress)

@@ -35,7 +35,7 @@ import pandas as pd
 
 from ..errors import FunnelDataError
 
-__all__ = ["month_start", "month_index", "from_month_index", "cutoff_day", "cutoff_end",
+__all__ = ["month_start", "month_end", "add_months", "month_index", "from_month_index", "cutoff_day", "cutoff_end",
            "through_cutoff", "parse_month"]
 
 DateLike = str | pd.Timestamp | _dt.date | np.datetime64
@@ -58,6 +58,24 @@ def month_start(values: pd.Series | pd.DatetimeIndex | DateLike) -> pd.Series | 
         return pd.Timestamp(values).to_period("M").to_timestamp()
     s = pd.to_datetime(pd.Series(values))
     return s.dt.to_period("M").dt.to_timestamp().astype("datetime64[ns]")
+
+
+def add_months(month: DateLike, k: int) -> pd.Timestamp:
+    """The month start ``k`` months after ``month``'s month (negative: before).
+
+    >>> add_months("2024-11-15", 3)
+    Timestamp('2025-02-01 00:00:00')
+    """
+    return month_start(month) + pd.DateOffset(months=int(k))
+
+
+def month_end(month: DateLike) -> pd.Timestamp:
+    """The last day (midnight) of ``month``'s month.
+
+    >>> month_end("2024-02-10")
+    Timestamp('2024-02-29 00:00:00')
+    """
+    return add_months(month, 1) - pd.Timedelta(days=1)
 
 
 def month_index(values: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:

@@ -148,6 +148,10 @@ class BaseFunnelModel(abc.ABC):
         return pd.DataFrame(columns=["change", "stage", "month", "before_mean", "after_mean", "uplift_mean",
                                      "uplift_lo", "uplift_hi", "p_improved"])
 
+    def describe(self) -> str:
+        """Which model produced the numbers, in one line (for reports and backtests)."""
+        return self.description
+
     def fit_info(self) -> dict[str, Any]:
         """What the last fit did: timings, whether it came from the cache, notes."""
         return dict(getattr(self, "timings", {}))

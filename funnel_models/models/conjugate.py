@@ -184,6 +184,10 @@ class ConjugateFunnel(BaseFunnelModel):
         d = self._require_fit()
         return {r.source: (lambda dc: (dc[0], dc[1].sum(0)))(self._cells(d, r.source, segment)) for r in d.rows}
 
+    def describe(self) -> str:
+        """Quick mode, with or without time in stage."""
+        return f"{self.description}; {'time in stage' if self.time_in_stage else 'memoryless'}"
+
     def segments(self) -> dict[str, list[str]]:
         """Segment factor -> levels."""
         return {f: list(v) for f, v in (self.design.factors if self.design else {}).items()}

@@ -127,6 +127,10 @@ class FunnelModel(BaseFunnelModel):
         opts = {"on": (True,), "off": (False,), "auto": (False, True)}
         return [Variant(a, False) for a in opts[self.model_config.time_in_stage]]
 
+    def describe(self) -> str:
+        """The model and the variant the data chose, e.g. "...: time in stage + month effects"."""
+        return f"{self.description}: {self.variant.label}"
+
     def segments(self) -> dict[str, list[str]]:
         """Segment factor -> levels of the fitted data."""
         return {f: list(v) for f, v in (self.design.factors if self.design else {}).items()}

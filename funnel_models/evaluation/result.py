@@ -1,0 +1,183 @@
+"""The result of a rolling-origin backtest: forecasts, actuals, scores and plots.
+
+Examples
+--------
+>>> from funnel_models.workflow import load_data
+>>> from funnel_models.evaluation.backtest import backtest
+>>> res = backtest(load_data("demo", demo_months=18), horizon=2, n_windows=2, model="conjugate",
+...                modes=("conditional",), progress=False)
+>>> list(res.frame.columns[:6])
+['cutoff', 'month', 'h', 'stage', 'mode', 'actual']
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data.spec import WON
+from ..errors import FunnelDataError
+from .metrics import LEVELS, crps_many, interval_columns, score_frame
+
+__all__ = ["BacktestResult"]
+
+
+@dataclass
+class BacktestResult:
+    """Forecasts and actuals of a rolling-origin backtest.
+
+    Attributes
+    ----------
+    frame : DataFrame
+        One row per cut-off, forecast month and stage: ``cutoff`` (last day of the
+        training data), ``month`` (first day of the forecast month), ``h`` (months ahead,
+        1..horizon), ``stage`` (``"WON"`` for wins, else the stage whose entries are
+        counted), ``actual``, one point-forecast column per model (``bayes`` is the mean of
+        the forecast draws) and ``bayes-lo-50 ... bayes-hi-95`` (equal-tailed central
+        intervals of the draws), plus ``new_leads`` (the realised leads conditioned on).
+    draws : dict
+        ``(cutoff, mode) -> ndarray (sims, horizon, len(states))``: simulated entries per state of
+        the Bayesian forecast (``states`` order), kept for CRPS and plots.
+    states : tuple of str
+    windows : DataFrame
+        Per cut-off: training leads, open pipeline, fit / compile / sampling / forecast
+        seconds, the model's graph signature and whether a compiled model was reused.
+    horizon : int
+    models : tuple of str
+        Point-forecast columns: ``bayes`` then the baselines.
+    config : dict
+        The arguments of the run.
+    """
+
+    frame: pd.DataFrame
+    draws: dict[pd.Timestamp, np.ndarray]
+    states: tuple[str, ...]
+    windows: pd.DataFrame
+    horizon: int
+    models: tuple[str, ...]
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The modes scored, in run order."""
+        return tuple(pd.unique(self.frame["mode"]))
+
+    def rows(self, stage: str = WON, mode: str | None = None) -> pd.DataFrame:
+        """Rows of one stage (``"WON"`` by default) and mode (default: the first mode run)."""
+        mode = mode or self.modes[0]
+        out = self.frame[(self.frame["stage"] == stage) & (self.frame["mode"] == mode)]
+        if out.empty:
+            raise FunnelDataError(f"no backtest rows for stage {stage!r} in mode {mode!r}; stages: "
+                                  f"{sorted(self.frame['stage'].unique())}, modes: {list(self.modes)}")
+        return out
+
+    def crps(self, stage: str = WON, mode: str | None = None) -> np.ndarray:
+        """CRPS of the Bayesian forecast draws for every row of :meth:`rows` (same order)."""
+        mode = mode or self.modes[0]
+        rows = self.rows(stage, mode)
+        si = self.states.index(stage)
+        out = np.empty(len(rows))
+        for i, (c, h, a) in enumerate(zip(rows["cutoff"], rows["h"], rows["actual"])):
+            out[i] = crps_many(self.draws[(pd.Timestamp(c), mode)][:, int(h) - 1, si][:, None], np.array([a]))[0]
+        return out
+
+    def metrics(self, stage: str = WON, by: str | None = None, mode: str | None = None) -> pd.DataFrame:
+        """Scores per model: MAE, MAPE, bias, CRPS, and coverage / width of the Bayes intervals.
+
+        Parameters
+        ----------
+        stage : str
+            ``"WON"`` (wins per month) or an open stage (its monthly entries).
+        by : {None, "h", "cutoff"}
+            Also split the scores by months ahead or by cut-off.
+        mode : {"conditional", "unconditional"}, optional
+            Which forecasts (default: the first mode run).
+
+        Returns
+        -------
+        DataFrame
+            Index ``model`` (and ``by``); columns ``n, MAE, MAPE (%), bias, CRPS,
+            coverage_50, width_50, coverage_80, width_80, coverage_95, width_95``.
+            Baselines are point forecasts: their CRPS equals their MAE and they have no
+            intervals (NaN). MAPE leaves out months with zero actuals.
+        """
+        rows = self.rows(stage, mode)
+        crps = self.crps(stage, mode)
+        models = [m for m in self.models if rows[m].notna().any()]
+        if by is None:
+            return score_frame(rows, models, crps=crps)
+        if by not in ("h", "cutoff"):
+            raise ValueError(f"by must be None, 'h' or 'cutoff', got {by!r}")
+        parts = []
+        for key, idx in rows.groupby(by).indices.items():
+            s = score_frame(rows.iloc[idx], models, crps=crps[idx])
+            s.insert(0, by, key)
+            parts.append(s)
+        return pd.concat(parts).reset_index().set_index(["model", by]).sort_index()
+
+    def coverage(self, stage: str = WON, mode: str | None = None) -> pd.DataFrame:
+        """Nominal vs empirical coverage of the Bayes intervals, with a binomial std. error."""
+        rows = self.rows(stage, mode)
+        a = rows["actual"].to_numpy(float)
+        out = []
+        for lv in LEVELS:
+            lo, hi = interval_columns("bayes", lv)
+            inside = (a >= rows[lo].to_numpy(float)) & (a <= rows[hi].to_numpy(float))
+            n = int(inside.size)
+            out.append({"nominal": lv, "empirical": float(inside.mean()), "n": n,
+                        "se": float(np.sqrt(lv * (1 - lv) / n)) if n else np.nan})
+        return pd.DataFrame(out)
+
+    def plot_calibration(self, stage: str = WON, ax: Any = None, mode: str | None = None) -> Any:
+        """Nominal vs empirical coverage of the Bayesian intervals (with +-2 binomial s.e.)."""
+        import matplotlib.pyplot as plt
+        if ax is None:
+            _, ax = plt.subplots(figsize=(4.5, 4.5))
+        cov = self.coverage(stage, mode)
+        ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect calibration")
+        ax.fill_between(cov["nominal"], cov["nominal"] - 2 * cov["se"], cov["nominal"] + 2 * cov["se"],
+                        color="grey", alpha=0.2, label="±2 s.e. (binomial)")
+        ax.plot(cov["nominal"], cov["empirical"], "o-", color="C0", label="Bayesian model")
+        for _, r in cov.iterrows():
+            ax.annotate(f"{r['empirical']:.0%}", (r["nominal"], r["empirical"]), textcoords="offset points",
+                        xytext=(6, -10))
+        what = "wins per month" if stage == WON else f"entries into {stage} per month"
+        ax.set(xlim=(0.4, 1.0), ylim=(0.0, 1.02), xlabel="nominal coverage of the central interval",
+               ylabel="empirical coverage (share of actuals inside)",
+               title=f"Calibration: {what}\n({int(cov['n'].iloc[0])} cut-off x month pairs)")
+        ax.legend(loc="lower right", fontsize=8)
+        return ax.figure
+
+    def plot_forecasts(self, stage: str = WON, h: int = 1, ax: Any = None, mode: str | None = None) -> Any:
+        """Actuals vs the ``h``-months-ahead forecasts of every model, with Bayes intervals."""
+        import matplotlib.pyplot as plt
+        if ax is None:
+            _, ax = plt.subplots(figsize=(9, 4))
+        rows = self.rows(stage, mode)
+        rows = rows[rows["h"] == h].sort_values("month")
+        if rows.empty:
+            raise ValueError(f"h must be between 1 and {self.horizon}, got {h}")
+        x = rows["month"]
+        for lv, alpha in zip(LEVELS[::-1], (0.15, 0.25, 0.35)):
+            lo, hi = interval_columns("bayes", lv)
+            ax.fill_between(x, rows[lo], rows[hi], color="C0", alpha=alpha, lw=0, label=f"bayes {lv:.0%}")
+        ax.plot(x, rows["bayes"], "o-", color="C0", label="bayes (mean)")
+        for i, m in enumerate(self.models[1:], start=1):
+            if rows[m].notna().any():
+                ax.plot(x, rows[m], "s--", color=f"C{i}", ms=4, lw=1, label=m)
+        ax.plot(x, rows["actual"], "k*-", ms=8, lw=1.5, label="actual")
+        what = "wins" if stage == WON else f"entries into {stage}"
+        ax.set(xlabel="forecast month", ylabel=f"{what} per month",
+               title=f"{h}-month-ahead forecasts of {what} (rolling origin)")
+        ax.legend(fontsize=8, ncol=2)
+        return ax.figure
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write :attr:`frame` to CSV; returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.frame.to_csv(path, index=False)
+        return path
