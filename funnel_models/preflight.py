@@ -12,7 +12,7 @@ cannot work fails in a second with exit status 2 instead of after a long fit:
 - stage codes exist in the spec: ``monthly_report.benchmarks``, ``model_settings.change_points``,
   ``process_change.change_stage``, ``backtest.stages``;
 - columns exist in the data: ``factors``, the keys of ``segment_filters``,
-  ``lead_planning.plan_by`` (which must also be a factor);
+  ``lead_planning.plan_by`` (which the lead planning notebook needs as a factor);
 - dates parse (``start``, ``end``, ``cutoff``, ``process_change.change_month``);
 - the model fits the data (``auto`` always does; the Markov and conjugate models need
   lead-level data; the lag model needs aggregate counts and takes no segments or change
@@ -170,13 +170,9 @@ def _check_columns(params: ParameterFile, attributes: tuple[str, ...], where: st
     if dup:
         raise ParameterError(f"{where}: factors lists {dup} twice. Fix: list each factor once")
     lp = params.lead_planning
-    if lp.plan_by is not None:
-        if lp.plan_by not in cols:
-            raise _unknown(where, "lead_planning.plan_by", [lp.plan_by], cols, "column")
-        if lp.plan_by not in params.factors:
-            raise ParameterError(f"{where}: lead_planning.plan_by {lp.plan_by!r} must also be a model factor. "
-                                 f"Fix: add it to factors (now {params.factors})")
-    elif lp.segment_targets:
+    if lp.plan_by is not None and lp.plan_by not in cols:
+        raise _unknown(where, "lead_planning.plan_by", [lp.plan_by], cols, "column")
+    if lp.plan_by is None and lp.segment_targets:
         raise ParameterError(f"{where}: lead_planning.segment_targets needs lead_planning.plan_by (the factor "
                              "whose levels the targets are for)")
 
@@ -224,9 +220,10 @@ def _check_notebook(params: ParameterFile, notebook: str | None, info: SourceInf
     if name == "backtest" and info.kind != "history":
         raise ParameterError(f"{where}: the backtest needs stage history (lead_id, stage, entered_at); the "
                              f"source holds {info.kind}. Fix: use a stage-history source")
-    if name == "lead_planning" and params.lead_planning.plan_by and info.kind == "counts":
-        raise ParameterError(f"{where}: lead_planning.plan_by needs lead-level data; aggregate counts have no "
-                             "segments. Fix: remove plan_by")
+    plan_by = params.lead_planning.plan_by
+    if name == "lead_planning" and plan_by and plan_by not in params.factors:
+        raise ParameterError(f"{where}: lead_planning.plan_by {plan_by!r} must also be a model factor. Fix: add it "
+                             f"to factors (now {params.factors}), or set lead_planning: {{plan_by: null}}")
 
 
 def preflight(params: ParameterFile, notebook: str | None = None, *, where: str = "parameters",

@@ -48,7 +48,7 @@ from funnel_models.reports import analysis as fr
 ctx = fr.open_report("backtest", globals())
 
 # %%
-fr.run_backtest(ctx)
+result = fr.run_backtest(ctx)
 
 # %%
 fr.show(ctx, fr.scores_section)

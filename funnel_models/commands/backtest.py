@@ -54,13 +54,12 @@ def handler(args: argparse.Namespace) -> int:
     cuts = res.frame["cutoff"]
     print(f"backtest of {ctx.data.source}: {cuts.nunique()} cut-offs {cuts.min():%Y-%m-%d} .. {cuts.max():%Y-%m-%d}, "
           f"horizon {res.horizon} months, model: {params.model}")
-    modes = list(pd.unique(res.frame["mode"])) if "mode" in res.frame else [None]
+    print("Bayesian forecasts from: " + "; ".join(pd.unique(res.windows["model"].astype(str))))
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        for mode in modes:
-            if mode is not None:
-                print(f"{mode} forecasts" + (" (given the new leads that really arrived)" if mode == "conditional"
-                                             else " (new leads forecast too)"))
-            print((res.metrics(mode=mode) if mode is not None else res.metrics()).round(3).to_string())
+        for mode in res.modes:
+            print(f"{mode} forecasts" + (" (given the new leads that really arrived):" if mode == "conditional"
+                                         else " (new leads forecast by the inflow model too):"))
+            print(res.metrics(mode=mode).round(3).to_string())
     if params.backtest.output:
         print(f"wrote {params.backtest.output}")
     return 0

@@ -84,7 +84,6 @@ def model_section(ctx: Context) -> Section:
     """Which model produced the numbers and how its variant was chosen (ELPD differences)."""
     from ..models.selection import RULE
     sel = getattr(ctx.model, "selection", None)
-    variant = getattr(getattr(ctx.model, "variant", None), "label", "")
     text = f"Every number in this report comes from one model: {ctx.model_label}."
     table = None
     if sel is not None and len(sel):
@@ -92,10 +91,10 @@ def model_section(ctx: Context) -> Section:
                  "A difference smaller than about two standard errors means the data cannot tell the "
                  "variants apart.")
         table = _selection_table(sel)
-        ctx.summary["model_choice"] = {"variant": variant, "rule": RULE, "comparisons": sel.to_dict("records")}
+        ctx.summary["model_choice"] = {"model": ctx.model_label, "rule": RULE, "comparisons": sel.to_dict("records")}
     else:
         text += " No variants were compared for this fit."
-        ctx.summary["model_choice"] = {"variant": variant or None, "rule": None, "comparisons": []}
+        ctx.summary["model_choice"] = {"model": ctx.model_label, "rule": None, "comparisons": []}
     return Section("Model and how it was chosen", text, None, table)
 
 

@@ -24,8 +24,9 @@ def run_backtest(ctx: Context, *, progress: bool = False) -> Any:
     """Run the backtest of the context's parameters; the result is kept in ``ctx.results``."""
     from ..evaluation.backtest import backtest
     p, s = ctx.params, ctx.params.backtest
+    settings = p.settings.model_copy(update={"factors": list(ctx.factors)})
     res = backtest(ctx.data, horizon=s.horizon, n_windows=s.n_windows, step=s.step, model=p.model,
-                   factors=ctx.factors, model_config=p.settings, sampler_config=p.sampler_settings(),
+                   model_config=settings.model_dump(), sampler_config=p.sampler_settings().model_dump(),
                    baselines=tuple(s.baselines), seed=p.seed, progress=progress, stages=s.stages,
                    min_train_months=s.min_train_months)
     ctx.results["backtest"] = res
@@ -34,30 +35,22 @@ def run_backtest(ctx: Context, *, progress: bool = False) -> Any:
     return res
 
 
-def _modes(res: Any) -> list[str]:
-    return list(pd.unique(res.frame["mode"])) if "mode" in res.frame else [None]  # type: ignore[list-item]
-
-
 def _model_names(res: Any) -> str:
-    w = res.windows
-    if "model" in w and "variant" in w:
-        pairs = sorted({f"{m} ({v})" if isinstance(v, str) and v else str(m) for m, v in zip(w["model"], w["variant"])})
-        return "; ".join(pairs)
-    return str(res.config.get("model", "the Bayesian funnel model"))
+    """Which models produced the Bayesian forecasts (one per distinct description over the windows)."""
+    return "; ".join(pd.unique(res.windows["model"].astype(str)))
 
 
 def scores_section(ctx: Context) -> Section:
     """MAE, MAPE, CRPS and interval coverage of the Bayesian model against the baselines, per mode."""
     res = ctx.results["backtest"]
     frames, lines = [], []
-    for mode in _modes(res):
-        m = res.metrics(mode=mode) if mode is not None else res.metrics()
-        m = m.reset_index().assign(mode=mode or "conditional")
+    for mode in res.modes:
+        m = res.metrics(mode=mode).reset_index().assign(mode=mode)
         frames.append(m)
         bayes = m[m["model"] == "bayes"].iloc[0]
         base = m[m["model"] != "bayes"]
         best = base.loc[base["MAE"].idxmin()] if len(base) else None
-        line = (f"{mode or 'conditional'}: Bayesian MAE {bayes['MAE']:.1f} wins/month"
+        line = (f"{mode}: Bayesian MAE {bayes['MAE']:.1f} wins/month"
                 + (f" vs best baseline {best['model']} {best['MAE']:.1f}" if best is not None else "")
                 + f"; its 80% intervals cover {pct(bayes.get('coverage_80', np.nan))} of the months")
         lines.append(line)
@@ -76,19 +69,24 @@ def scores_section(ctx: Context) -> Section:
 def calibration_section(ctx: Context) -> Section:
     """Nominal vs empirical coverage of the Bayesian intervals."""
     res = ctx.results["backtest"]
-    fig = plots.calibration_chart(res)
-    cov = res.coverage()
-    row = cov[np.isclose(cov["nominal"], 0.8)]
+    held = []
+    for mode in res.modes:
+        cov = res.coverage(mode=mode)
+        row = cov[np.isclose(cov["nominal"], 0.8)]
+        if len(row):
+            held.append(f"{pct(row['empirical'].iloc[0])} ({mode})")
     text = ("The dots should lie on the diagonal: an 80% interval should hold the actual wins in 80% of the "
-            "months." + (f" It held them in {pct(row['empirical'].iloc[0])}." if len(row) else ""))
-    return Section("Calibration", text, fig, None)
+            "months." + (f" It held them in {' and '.join(held)}." if held else ""))
+    return Section("Calibration", text, plots.calibration_chart(res), None)
 
 
 def forecasts_section(ctx: Context) -> Section:
     """Actual wins against every model's forecasts, one panel per month ahead."""
     res = ctx.results["backtest"]
-    return Section("Forecasts against actual wins", "Each panel shows the forecasts made h months before the "
-                   "month, with the Bayesian intervals.", plots.backtest_forecasts_chart(res), None)
+    mode = "unconditional" if "unconditional" in res.modes else res.modes[0]
+    return Section("Forecasts against actual wins", f"Each panel shows the forecasts made h months before the "
+                   f"month ({mode} forecasts, as a manager would have had them), with the Bayesian intervals.",
+                   plots.backtest_forecasts_chart(res, mode), None)
 
 
 def windows_section(ctx: Context) -> Section:

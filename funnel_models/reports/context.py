@@ -81,9 +81,8 @@ class Context:
 
     @property
     def model_label(self) -> str:
-        """Which model produced the numbers: its description and the chosen variant."""
-        variant = getattr(getattr(self.model, "variant", None), "label", "")
-        return self.model.description + (f" (variant: {variant})" if variant else "")
+        """Which model produced the numbers (the model's description and the variant it chose)."""
+        return self.model.describe()
 
     @cached_property
     def transitions(self) -> pd.DataFrame | None:
@@ -223,7 +222,6 @@ def _summary_start(ctx: Context) -> dict[str, Any]:
             "cutoff_month": month_label(ctx.cutoff_month), "leads": d.n_leads(), "factors": list(ctx.factors)}
     if ctx.model is not None:
         data.update(model=ctx.model.name, model_description=ctx.model_label,
-                    variant=getattr(getattr(ctx.model, "variant", None), "label", None),
                     open_pipeline=int(ctx.pipeline["count"].sum() if "count" in ctx.pipeline else len(ctx.pipeline)),
                     new_leads_per_month=ctx.expected_leads(),
                     new_leads_from="inflow model" if ctx.inflow is not None else "parameter new_leads")

@@ -310,17 +310,19 @@ def inflow_chart(observed: pd.Series, history: pd.DataFrame | None, effect: pd.D
 
 
 def calibration_chart(res: Any) -> Figure:
-    """Nominal vs empirical coverage of a backtest's Bayesian intervals."""
-    fig = Figure(figsize=(6.5, 5.0), dpi=100, layout="constrained")
-    res.plot_calibration(ax=fig.add_subplot())
+    """Nominal vs empirical coverage of a backtest's Bayesian intervals, one panel per mode."""
+    modes = list(res.modes)
+    fig = Figure(figsize=(min(WIDTH, 5.0 * len(modes)), 4.8), dpi=100, layout="constrained")
+    for ax, mode in zip(np.atleast_1d(fig.subplots(1, len(modes))), modes):
+        res.plot_calibration(ax=ax, mode=mode)
+        ax.set_title(f"{ax.get_title()}\n{mode} forecasts", fontsize=10)
     return fig
 
 
-def backtest_forecasts_chart(res: Any) -> Figure:
-    """Actuals against every model's h-months-ahead forecasts, one panel per h."""
+def backtest_forecasts_chart(res: Any, mode: str) -> Figure:
+    """Actuals against every model's h-months-ahead forecasts of one mode, one panel per h."""
     H = int(res.horizon)
     fig = Figure(figsize=(WIDTH, 3.6 * H), dpi=100, layout="constrained")
-    axes = np.atleast_1d(fig.subplots(H, 1))
-    for h, ax in enumerate(axes, start=1):
-        res.plot_forecasts(h=h, ax=ax)
+    for h, ax in enumerate(np.atleast_1d(fig.subplots(H, 1)), start=1):
+        res.plot_forecasts(h=h, ax=ax, mode=mode)
     return fig
