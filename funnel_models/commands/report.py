@@ -50,8 +50,18 @@ def _logger(path: str | None) -> Callable[[str], None]:
     return log
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
+_INTERRUPTED: list[int] = []
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """SIGTERM and SIGINT: remember it (so a kernel shut down under the run is not a failed
+    report) and stop the run."""
+    _INTERRUPTED.append(signum)
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _cancelled() -> bool:
+    return bool(_INTERRUPTED)
 
 
 def _single(args: argparse.Namespace, log: Callable[[str], None]) -> int:
@@ -63,7 +73,7 @@ def _single(args: argparse.Namespace, log: Callable[[str], None]) -> int:
     except ParameterError as exc:
         log(f"bad input: {exc}")
         raise
-    res = execute(plan, args.output_dir, progress=not args.quiet)
+    res = execute(plan, args.output_dir, progress=not args.quiet, cancelled=_cancelled)
     for line in res.log:
         log(f"{res.name}: kernel stderr: {line}")
     if not res.ok:
@@ -93,7 +103,7 @@ def _batch(args: argparse.Namespace, log: Callable[[str], None]) -> int:
         print("\n".join(invalid), file=sys.stderr)
         return 2
     results = batch(args.parameters, notebook=args.notebook, output_dir=args.output_dir, date=args.date,
-                    progress=not args.quiet, log=log, wait=args.wait)
+                    progress=not args.quiet, log=log, wait=args.wait, cancelled=_cancelled)
     failed = [r for r in results if not r.ok]
     lines = [f"  {'ok' if r.ok else 'FAILED':9s} {r.parameters}: {r.output if r.ok else r.error}" for r in results]
     out = sys.stderr if failed else sys.stdout
@@ -107,8 +117,10 @@ def _batch(args: argparse.Namespace, log: Callable[[str], None]) -> int:
 def handler(args: argparse.Namespace) -> int:
     """Run ``funnel report``; returns the exit status."""
     log = _logger(args.log_file)
+    _INTERRUPTED.clear()
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _on_signal)
     if len(args.parameters) <= 1:
         return _single(args, log)
     return _batch(args, log)

@@ -29,6 +29,7 @@ Failure contract
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -36,10 +37,11 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
 
 from ..errors import ParameterError, ReportError
 from ..params import NOTEBOOK_SECTIONS, ParameterFile, load_parameter_file, notebook_parameters
@@ -205,15 +207,41 @@ def _cell_error(exc: BaseException) -> tuple[str, str]:
     return f"cell {idx} (`{first[:100]}`): {ename}: {evalue}", ename
 
 
+@contextlib.contextmanager
+def _kernel_stderr(res: ReportResult) -> Iterator[TextIO]:
+    """Send file descriptor 2 (inherited by the kernel) to a temporary file for the run, so
+    nothing the kernel prints (warnings, its own tracebacks when interrupted) reaches the
+    terminal or a cron mail; the text goes to ``res.log``. Yields a stream to the real
+    stderr (for the progress bar)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as buf:
+        os.dup2(buf.fileno(), 2)
+        real = os.fdopen(os.dup(saved), "w", encoding="utf-8", errors="replace")
+        try:
+            yield real
+        finally:
+            real.close()
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            buf.seek(0)
+            text = buf.read().decode("utf-8", errors="replace").strip()
+            if text:
+                res.log.append(text)
+
+
 def _papermill(plan: RunPlan, out_nb: Path, values: dict[str, Any], kernel: str | None, progress: bool,
-               cwd: Any, timeout: int | None) -> None:
+               cwd: Any, timeout: int | None, res: ReportResult) -> None:
     import papermill as pm
     for name in ("papermill", "traitlets", "nbclient", "jupyter_client"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    pm.execute_notebook(str(plan.notebook_path), str(out_nb), parameters=values, kernel_name=kernel or kernel_name(),
-                        progress_bar={"desc": plan.name, "unit": "cell", "file": sys.stderr} if progress else False,
-                        log_output=False, cwd=str(cwd or Path.cwd()), execution_timeout=timeout,
-                        report_mode=False, extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    with _kernel_stderr(res) as stderr:
+        pm.execute_notebook(str(plan.notebook_path), str(out_nb), parameters=values,
+                            kernel_name=kernel or kernel_name(),
+                            progress_bar={"desc": plan.name, "unit": "cell", "file": stderr} if progress else False,
+                            log_output=False, cwd=str(cwd or Path.cwd()), execution_timeout=timeout,
+                            report_mode=False, extra_arguments=["--IPKernelApp.log_level=ERROR"])
 
 
 def _finish(plan: RunPlan, out_nb: Path, res: ReportResult) -> None:
@@ -251,10 +279,15 @@ def _finish_failed(out_nb: Path, res: ReportResult) -> None:
 
 
 def execute(plan: RunPlan, output_dir: str | os.PathLike[str] = "reports", *, kernel: str | None = None,
-            progress: bool = False, cwd: str | os.PathLike[str] | None = None,
-            timeout: int | None = None) -> ReportResult:
+            progress: bool = False, cwd: str | os.PathLike[str] | None = None, timeout: int | None = None,
+            cancelled: Callable[[], bool] = lambda: False) -> ReportResult:
     """Execute a planned run and publish it (or keep the failed notebook); never raises for
-    a failing notebook: see ``ok``, ``error`` and ``failed`` of the result."""
+    a failing notebook: see ``ok``, ``error`` and ``failed`` of the result.
+
+    ``cancelled`` tells whether the caller was interrupted (a signal handler's flag): an
+    error that follows an interruption (the kernel shut down under it) is then not a
+    failed report but :class:`KeyboardInterrupt`, and nothing is kept.
+    """
     from papermill.exceptions import PapermillExecutionError
     res = ReportResult(notebook=plan.notebook, name=plan.name, parameters=plan.parameters_path)
     folder = Path(output_dir) / plan.name
@@ -267,11 +300,13 @@ def execute(plan: RunPlan, output_dir: str | os.PathLike[str] = "reports", *, ke
     try:
         try:
             _papermill(plan, out_nb, {**plan.values, "summary_path": str(summary_path.resolve())}, kernel,
-                       progress, cwd, timeout)
+                       progress, cwd, timeout, res)
             if not summary_path.is_file():
                 raise ReportError(f"{plan.notebook_path.name} ran but did not write summary.json; its last cell "
                                   "must call write_summary(ctx)")
         except (PapermillExecutionError, ReportError, RuntimeError, OSError, TimeoutError) as exc:
+            if cancelled():
+                raise KeyboardInterrupt("interrupted") from None
             res.seconds = time.perf_counter() - t0
             _failed(plan, folder, tmp, out_nb, exc, res)
             return res
@@ -359,6 +394,7 @@ def batch(
     log: Callable[[str], None] | None = None,
     overrides: Mapping[str, Any] | None = None,
     wait: float = 0.0,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> list[ReportResult]:
     """Run several parameter files one after the other with a progress bar.
 
@@ -381,7 +417,7 @@ def batch(
             results.append(p)
             continue
         bar.set_postfix_str(p.name)
-        results.append(execute(p, output_dir))
+        results.append(execute(p, output_dir, cancelled=cancelled))
         if log:
             r = results[-1]
             log(f"{r.name}: {'ok ' + str(r.output) if r.ok else 'FAILED ' + r.error}")
