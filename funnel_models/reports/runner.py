@@ -203,8 +203,8 @@ def _cell_error(exc: BaseException) -> tuple[str, str]:
     ename, evalue = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
     if idx is None:
         return f"{ename}: {evalue}", ename
-    first = next((ln.strip() for ln in src.splitlines() if ln.strip() and not ln.strip().startswith("#")), "")
-    return f"cell {idx} (`{first[:100]}`): {ename}: {evalue}", ename
+    code = [ln.strip() for ln in src.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    return f"cell {idx} (`{(code[-1] if code else '')[:100]}`): {ename}: {evalue}", ename
 
 
 @contextlib.contextmanager
