@@ -211,3 +211,29 @@ def test_a_signal_during_a_report_leaves_the_last_good_report(env: Env, sig: int
     assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err and "KeyboardInterrupt" not in err
     after = {k: v for k, v in _tree(root).items() if k != ".lock"}
     assert after == {k: v for k, v in before.items() if k != ".lock"}
+
+
+@pytest.mark.slow
+def test_an_unreadable_fit_cache_entry_is_refitted_with_a_note(tmp_path: Path) -> None:
+    """`funnel fit`, then the cache file is garbage: the next fit and the scheduled report warn
+    (naming the file and the fix), refit, and exit 0; the report shows no machine path."""
+    from funnel_models.datasets.demo import DEMO_SPEC, demo_data
+    d = demo_data(seed=2, months=10, leads_per_month=80)
+    d.history.to_csv(tmp_path / "h.csv", index=False)
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(DEMO_SPEC))
+    (tmp_path / "p.yaml").write_text("source: h.csv\nspec: spec.yaml\nmodel: markov\n"
+                                     "model_settings: {time_in_stage: 'off', month_effects: 'off'}\n")
+    envv = dict(os.environ, FUNNEL_CACHE_DIR=str(tmp_path / "cache"))
+    first = subprocess.run([FUNNEL, "fit", "p.yaml"], cwd=tmp_path, env=envv, capture_output=True, text=True, timeout=900)
+    assert first.returncode in (0, 1), first.stderr
+    (entry,) = list((tmp_path / "cache").glob("fit-*.nc"))
+    entry.write_bytes(b"\x89HDF\r\n\x1a\n garbage")
+    r = subprocess.run([FUNNEL, "fit", "p.yaml"], cwd=tmp_path, env=envv, capture_output=True, text=True, timeout=900)
+    assert r.returncode == first.returncode, r.stderr
+    assert "Traceback" not in r.stderr and entry.name in r.stdout and "Delete the file" in r.stdout
+    entry.write_bytes(b"garbage again")
+    r = subprocess.run([FUNNEL, "report", "p.yaml", "--output-dir", "out", "--date", "2026-01-31", "--quiet"],
+                       cwd=tmp_path, env=envv, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    html = next((tmp_path / "out").glob("*/2026-01-31/*.html")).read_text()
+    assert entry.name in html and "Delete the file" in html and str(tmp_path) not in html
