@@ -31,7 +31,7 @@ new_leads = None
 interval_level = 0.8
 # lead_planning section
 title = "Lead planning"
-target_wins = 150.0
+target_wins = 130.0
 period = "quarter"
 periods = 2
 confidence = 0.8

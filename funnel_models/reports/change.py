@@ -36,7 +36,8 @@ def change_section(ctx: Context) -> Section:
                           f"lo {lv:.0%}": tab[f"lo_{tag}"].round(3), f"hi {lv:.0%}": tab[f"hi_{tag}"].round(3),
                           "P(> 0)": tab["p_positive"].round(3)})
     extra = res.extra_wins_per_month
-    text = (f"{s.change_name or 'The change'} at {stage} from {month_label(cm)} moved its conversion from "
+    name = s.change_name[:1].upper() + s.change_name[1:] if s.change_name else "The change"
+    text = (f"{name} at {stage} from {month_label(cm)} moved its conversion from "
             f"{pct(res.rate_before.mean(), 1)} to {pct(res.rate_after.mean(), 1)} (P(improved) = "
             f"{res.p_improved:.2f}), worth about {extra.mean():.1f} extra wins per month.")
     method = f"change point in the model: only {stage}'s rates may shift at the change"
