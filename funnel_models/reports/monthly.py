@@ -15,17 +15,13 @@ import pandas as pd
 
 from ..data import derive
 from ..data.spec import ENTRY
-from ..posterior import PosteriorFunnel
 from . import plots
 from .about import unobserved_stages
 from .context import Context
 from .render import Section, month_label, pct, signed
 
 __all__ = ["funnel_section", "pipeline_section", "conversion_section", "stall_section", "segment_section",
-           "raw_segment_rates", "RAW_PSEUDO_COUNT"]
-
-#: Pseudo-count added to every allowed move of a segment's raw (unpooled) rates.
-RAW_PSEUDO_COUNT = 0.01
+           "raw_segment_rates"]
 
 
 def _name(ctx: Context, code: str) -> str:
@@ -170,22 +166,17 @@ def stall_section(ctx: Context) -> Section:
 
 
 def raw_segment_rates(ctx: Context, factor: str) -> pd.DataFrame:
-    """Raw (unpooled) lead win rate and new leads per level of ``factor``.
+    """Raw win share per level of ``factor``: leads won so far / new leads (no model).
 
-    The segment's own transition frequencies (plus :data:`RAW_PSEUDO_COUNT` per allowed
-    move, so a stage only ever seen 'staying' does not make the chain singular).
+    What a spreadsheet shows. Leads still open count as not won, so it is below the
+    eventual win rate where many leads are young.
     """
     tr = derive.transitions(ctx.data.snapshots(), ctx.spec, by=[factor])
     rows = []
     for level, g in tr.groupby(factor, observed=True):
-        rws = {}
-        for src, h in g.groupby("from_stage"):
-            moves = h.groupby("to_stage")["n"].sum()
-            p = (moves.to_numpy(float) + RAW_PSEUDO_COUNT)
-            rws[str(src)] = (list(moves.index.astype(str)), (p / p.sum())[None, :])
-        post = PosteriorFunnel.from_rows(ctx.spec.codes, rws)
         n = int(g.loc[g["from_stage"] == ENTRY, "n"].sum())
-        rows.append({"level": str(level), "raw_win_rate": float(post.lead_win_rate()[0]), "leads": n})
+        won = int(g.loc[(g["to_stage"] == "WON") & (g["from_stage"] != "WON"), "n"].sum())
+        rows.append({"level": str(level), "raw_win_rate": won / n if n else float("nan"), "leads": n})
     return pd.DataFrame(rows)
 
 
@@ -203,18 +194,18 @@ def segment_section(ctx: Context) -> Section:
     seg = pd.DataFrame(frames)
     overall = float(ctx.post.lead_win_rate().mean())
     best, worst = seg.loc[seg["model"].idxmax()], seg.loc[seg["model"].idxmin()]
-    shrink = (seg["raw"] - seg["model"]).abs().max()
     text = (f"Of every 100 new leads about {100 * overall:.1f} are eventually won; by segment the best is "
             f"{best['factor']}={best['segment']} at {pct(best['model'], 1)} and the weakest "
-            f"{worst['factor']}={worst['segment']} at {pct(worst['model'], 1)}. Model and raw rates differ by at "
-            f"most {100 * shrink:.1f} points.")
+            f"{worst['factor']}={worst['segment']} at {pct(worst['model'], 1)} (the share won so far, without a "
+            f"model, ranges from {pct(seg['raw'].min(), 1)} to {pct(seg['raw'].max(), 1)}).")
     table = pd.DataFrame({"factor": seg["factor"], "segment": seg["segment"], "leads": seg["leads"],
                           "model win rate": [pct(x, 1) for x in seg["model"]],
                           f"lo {lv:.0%}": [pct(x, 1) for x in seg["lo"]], f"hi {lv:.0%}": [pct(x, 1) for x in seg["hi"]],
-                          "raw win rate": [pct(x, 1) for x in seg["raw"]]})
+                          "raw share won so far": [pct(x, 1) for x in seg["raw"]]})
     fig = plots.segment_chart(seg, overall=overall, level=lv)
     ctx.summary["segments"] = seg[["factor", "segment", "leads", "model", "raw"]].to_dict("records")
-    note = ("Model estimates are for a segment at the average of the other factors; raw rates use the segment's "
-            "own data and mix, so they can differ beyond shrinkage. " if len(ctx.factors) > 1 else "")
+    note = ("Raw rates are the share of the segment's leads won so far (open leads count as not won, so they "
+            "fall short of the eventual rate where leads are young). " +
+            ("Model estimates are for a segment at the average of the other factors. " if len(ctx.factors) > 1 else ""))
     return Section("Segments: model estimate vs raw rates", text, fig, table,
                    note=note + f"Source: {ctx.model_label}.")

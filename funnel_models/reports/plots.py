@@ -40,7 +40,7 @@ def _legend_below(fig: Figure, ax: Any, ncol: int = 3) -> None:
 def _fmt_change(x: float) -> str:
     if x is None or not np.isfinite(x):
         return "new"
-    return f"{'+' if x >= 0 else ''}{int(x):,}"
+    return f"{'+' if x > 0 else ''}{int(x):,}"
 
 
 def funnel_chart(table: pd.DataFrame, month: str, entries: bool = False) -> Figure:
@@ -115,7 +115,7 @@ def segment_chart(seg: pd.DataFrame, overall: float, level: float) -> Figure:
     m = seg["model"].to_numpy()
     ax.errorbar(m, y, xerr=[m - seg["lo"].to_numpy(), seg["hi"].to_numpy() - m], fmt="o", color=BLUE,
                 capsize=4, ms=7, label=f"model estimate ({level:.0%} interval)")
-    ax.scatter(seg["raw"], y, marker="x", color=RED, s=60, zorder=3, label="raw rate (this segment's data only)")
+    ax.scatter(seg["raw"], y, marker="x", color=RED, s=60, zorder=3, label="raw share won so far (no model)")
     ax.axvline(overall, color=GREY, ls="--", lw=1, label=f"all segments {100 * overall:.1f}%")
     ax.set_yticks(y, [f"{f}={lvl}  (n={n:,})" for f, lvl, n in zip(seg["factor"], seg["segment"], seg["leads"])])
     ax.xaxis.set_major_formatter(lambda v, _: f"{100 * v:.1f}%")
