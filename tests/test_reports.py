@@ -191,6 +191,24 @@ def test_data_strings_are_escaped_in_the_html(tmp_path):
     assert_clean_html(html, tmp_path)
 
 
+def test_a_stage_without_data_is_reported_as_such(tmp_path):
+    """A stage declared in the spec that no lead ever reaches: 'no data', not 0.500 [0.500, 0.500]."""
+    csv, _ = _tiny_csv(tmp_path, "North")
+    stages = DEMO_SPEC["stages"]
+    spec = tmp_path / "spec_trial.yaml"
+    spec.write_text(yaml.safe_dump({**DEMO_SPEC, "stages": [*stages[:5], {"code": "TRIAL", "name": "Trial"},
+                                                             stages[5]]}))
+    params = tmp_path / "trial.yaml"
+    params.write_text(yaml.safe_dump({"source": str(csv), "spec": str(spec), "model": "conjugate", "new_leads": 60}))
+    folder = run_report("monthly_report", params, tmp_path / "out", date=DATE)
+    s = json.loads((folder / "summary.json").read_text())
+    assert s["conversion"]["TRIAL"] is None and s["conversion"]["PROP"] is not None
+    assert any("TRIAL" in n and "never appear in the data" in n for n in s["notes"])
+    html = _html(folder)
+    assert "no data" in html and "0.500" not in html and s["stall_longest"]["stage"] != "TRIAL"
+    assert_clean_html(html, tmp_path)
+
+
 def test_a_failing_cell_keeps_the_failed_notebook_and_the_last_good_report(tmp_path):
     out = tmp_path / "out"
     params = _params(tmp_path, "p.yaml", model="conjugate", new_leads=300)

@@ -14,7 +14,7 @@ import pandas as pd
 from ..data import derive
 from . import plots
 from .context import Context
-from .render import Section, month_label, pct
+from .render import Section, month_label
 
 __all__ = ["warning_section", "inflow_section", "forecast_section", "leads_section", "bottleneck_section",
            "FORECAST_LEVELS", "target_wins"]

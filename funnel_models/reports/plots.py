@@ -31,6 +31,13 @@ def _fig(height: float) -> tuple[Figure, Any]:
     return fig, ax
 
 
+def _err(m: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:
+    """Error-bar lengths below and above ``m`` (never negative: a skewed posterior's mean can
+    lie outside its central interval)."""
+    m, lo, hi = (np.asarray(a, float) for a in (m, lo, hi))
+    return [np.clip(m - lo, 0, None), np.clip(hi - m, 0, None)]
+
+
 def _legend_below(fig: Figure, ax: Any, ncol: int = 3) -> None:
     """Legend under the axes, so it never hides data."""
     h, lab = ax.get_legend_handles_labels()
@@ -70,7 +77,7 @@ def conversion_chart(st: pd.DataFrame, benchmarks: Mapping[str, float], level: f
     m = st["conversion_mean"].to_numpy(float)
     lo, hi = st["conversion_lo"].to_numpy(float), st["conversion_hi"].to_numpy(float)
     ok = np.isfinite(m)
-    ax.errorbar(m[ok], y[ok], xerr=[m[ok] - lo[ok], hi[ok] - m[ok]], fmt="o", color=BLUE, capsize=4, ms=7,
+    ax.errorbar(m[ok], y[ok], xerr=_err(m[ok], lo[ok], hi[ok]), fmt="o", color=BLUE, capsize=4, ms=7,
                 label=f"model estimate ({level:.0%} interval)")
     for yi, v in zip(y, m):
         ax.text(v if np.isfinite(v) else 0.5, yi + 0.22, f"{100 * v:.0f}%" if np.isfinite(v) else "no data",
@@ -95,7 +102,7 @@ def stall_chart(sr: pd.DataFrame, level: float) -> Figure:
     y = np.arange(len(sr))[::-1]
     m = sr["expected_months_mean"].to_numpy()
     ax.barh(y, m, color=ORANGE, height=0.6,
-            xerr=[m - sr["expected_months_lo"].to_numpy(), sr["expected_months_hi"].to_numpy() - m],
+            xerr=_err(m, sr["expected_months_lo"], sr["expected_months_hi"]),
             capsize=4, label=f"expected months ({level:.0%} interval)")
     his = sr["expected_months_hi"].to_numpy()
     for yi, v, h in zip(y, m, his):
@@ -113,7 +120,7 @@ def segment_chart(seg: pd.DataFrame, overall: float, level: float) -> Figure:
     fig, ax = _fig(0.42 * len(seg) + 1.8)
     y = np.arange(len(seg))[::-1]
     m = seg["model"].to_numpy()
-    ax.errorbar(m, y, xerr=[m - seg["lo"].to_numpy(), seg["hi"].to_numpy() - m], fmt="o", color=BLUE,
+    ax.errorbar(m, y, xerr=_err(m, seg["lo"], seg["hi"]), fmt="o", color=BLUE,
                 capsize=4, ms=7, label=f"model estimate ({level:.0%} interval)")
     ax.scatter(seg["raw"], y, marker="x", color=RED, s=60, zorder=3, label="raw share won so far (no model)")
     ax.axvline(overall, color=GREY, ls="--", lw=1, label=f"all segments {100 * overall:.1f}%")
@@ -191,8 +198,7 @@ def bottleneck_chart(lev: pd.DataFrame, level: float) -> Figure:
     y = np.arange(len(lev))[::-1]
     m = lev["extra_wins_mean"].to_numpy()
     colors = [GREEN if f else BLUE for f in lev["focus"]]
-    ax.barh(y, m, color=colors, height=0.6, xerr=[m - lev["extra_wins_lo"].to_numpy(),
-                                                  lev["extra_wins_hi"].to_numpy() - m], capsize=3)
+    ax.barh(y, m, color=colors, height=0.6, xerr=_err(m, lev["extra_wins_lo"], lev["extra_wins_hi"]), capsize=3)
     for yi, v, f in zip(y, m, lev["focus"]):
         ax.text(max(v, 0) * 1.02 + 0.02, yi - 0.3, f"{v:.2f}" + ("  ← focus here" if f else ""), fontsize=9)
     ax.set_yticks(y, [f"{s}: {lv}" for s, lv in zip(lev["stage"], lev["lever"])])
@@ -296,8 +302,8 @@ def inflow_chart(observed: pd.Series, history: pd.DataFrame | None, effect: pd.D
     ax1.tick_params(axis="x", labelrotation=45, labelsize=8)
     x = np.arange(len(effect))
     d = effect["difference_mean"].to_numpy(float)
-    ax2.bar(x, d, color=[RED if v < 0 else GREEN for v in d], yerr=[d - effect["difference_lo"].to_numpy(float),
-            effect["difference_hi"].to_numpy(float) - d], capsize=3)
+    ax2.bar(x, d, color=[RED if v < 0 else GREEN for v in d],
+            yerr=_err(d, effect["difference_lo"], effect["difference_hi"]), capsize=3)
     ax2.axhline(0, color=GREY, lw=1)
     ax2.set_xticks(x, [pd.Timestamp(m).strftime("%Y-%m") for m in effect["month"]], rotation=45, fontsize=8)
     ax2.set_ylabel("wins: actual minus expected inflow")
