@@ -6,6 +6,7 @@ the backtest's own settings) and checks it before anything runs.
 from __future__ import annotations
 
 import argparse
+import warnings
 from typing import Any
 
 __all__ = ["register", "handler"]
@@ -33,6 +34,16 @@ exit status: 0 ok; 2 bad input; 3 the data store is busy (retry, or --wait SECON
 
 
 def handler(args: argparse.Namespace) -> int:
+    """Run the command with the warnings of the libraries underneath silenced (data warnings,
+    FunnelWarning, are printed as notes)."""
+    from ..errors import FunnelWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("default", FunnelWarning)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     """Run ``funnel backtest``; returns the exit status."""
     import pandas as pd
 

@@ -10,6 +10,7 @@ input, 3 when the data store is busy.
 from __future__ import annotations
 
 import argparse
+import warnings
 import sys
 import time
 from typing import Any
@@ -48,6 +49,16 @@ def _print_outlook(ctx: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    """Run the command with the warnings of the libraries underneath silenced (data warnings,
+    FunnelWarning, are printed as notes)."""
+    from ..errors import FunnelWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("default", FunnelWarning)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     """Run ``funnel fit``; returns the exit status."""
     from ..params import load_parameter_file
     from ..preflight import preflight
