@@ -1,153 +1,155 @@
-"""Latency of the what-if dashboard's recompute handler (issue 6: < 100 ms p95).
+"""Latency of one control change in the what-if dashboard: Plotly charts against the SVG charts.
 
-Builds the dashboard on the demo data in quick mode (default parameters), then sets each
-control programmatically about 50 times (cycling through a few values so the simulator's
-result caches are hit as they would be by a user going back and forth, plus fresh values
-that miss them) and records the wall time of the handler triggered by the change
-(``recompute``: simulator calls + rendering of every output).
+Two dashboards are built on the same data, model and settings (the demo, ``model:
+conjugate``, 1000 draws, a 6-month window, segments region and channel): one draws its
+two live charts with Plotly ``FigureWidget`` (the package's), the other with the first
+release's hand-written SVG (``benchmarks/svg_charts.py``, the named baseline). Each
+control is then set about ``--n`` times on both, alternating, and the wall time of the
+handler the change triggers is recorded (question -> simulator calls -> every visible
+output, charts included; the "Plan" tab is open, as at start).
 
-Baseline, in the same run: "recompute from scratch" -- for the same control values,
-``model.posterior_funnel(segment)`` (2000 draws, no thinning), the segment's open
-pipeline derived again from the history (``data.pipeline()``), ``adjust``, and every
-simulator call (leads_needed, plan_problem, forecast, leverage) with no caching.
+COLD: every change needs fresh simulator results: target, confidence and planned leads
+take values never seen before (only the calls that depend on them rerun); for the window,
+the stage multipliers and the segment, the answer caches are emptied before each change
+(the segment's posterior and pipeline stay cached). WARM: values cycle through a few
+settings and caches are kept (a user going back and forth).
 
-Run:  python benchmarks/bench_dashboard.py [--n 50] [--draws 1000]
+Run:  python benchmarks/bench_dashboard.py [--n 40]
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+ANSWER_KEYS = {"adjust", "leads_needed", "p_hit", "curve", "forecast", "cycle", "leverage"}
 
 
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs) * 1000.0, q))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=50, help="changes per control")
-    ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--baseline-n", type=int, default=15, help="from-scratch recomputes per control")
-    args = ap.parse_args()
-
-    from funnel_models import simulate as S
-    from funnel_models.dashboard import WhatIfDashboard
-    from funnel_models.simulate.planning import plan_problem
-
-    t0 = time.perf_counter()
-    dash = WhatIfDashboard.from_params(None, draws=args.draws)
-    print(f"startup (load demo, quick fit, first recompute): {time.perf_counter() - t0:.2f} s")
-    d = dash.defaults
-    stage = dash.stages[3]
-    seg_factor = next(iter(dash.segment_controls), None)
-    controls = {
+def controls(dash):
+    d, st = dash.defaults, dash.engine.stages[3]
+    out = {
         "target": (dash.target, [d["target"] * f for f in (0.9, 1.0, 1.1, 1.2, 0.95)]),
         "confidence": (dash.confidence, [0.7, 0.8, 0.9, 0.95, 0.85]),
         "window": (dash.window, [d["window"] - 2, d["window"], d["window"] + 2, d["window"] - 1]),
         "leads": (dash.leads, [int(d["leads"] * f) for f in (0.8, 1.0, 1.2, 1.5, 0.9)]),
-        f"conversion[{stage}]": (dash.conversion[stage], [0.8, 1.0, 1.2, 1.1, 0.9]),
-        f"stall[{stage}]": (dash.stall[stage], [0.5, 1.0, 1.5, 0.75]),
+        f"conversion[{st}]": (dash.conversion[st], [0.8, 1.0, 1.2, 1.1, 0.9]),
+        f"stall[{st}]": (dash.stall[st], [0.5, 1.0, 1.5, 0.75]),
     }
-    if seg_factor:
-        controls[f"segment[{seg_factor}]"] = (dash.segment_controls[seg_factor],
-                                             ["all", *dash.segments[seg_factor]])
-    fresh = {  # never-seen values: only the simulator calls depending on the control rerun
-        "target": lambda i: round(d["target"] * (0.8 + 0.008 * i), 1),
-        "confidence": lambda i: round(0.5 + 0.0098 * i, 4),
-        "leads": lambda i: int(d["leads"] * 0.7) + 3 * i,
-    }
+    f = next(iter(dash.segment_controls))
+    out[f"segment[{f}]"] = (dash.segment_controls[f], ["all", *dash.engine.segments[f]])
+    return out
 
-    compute: dict[bool, list[float]] = {}
 
-    def run(cold: bool) -> dict[str, list[float]]:
-        """Wall time of each control change (observer -> simulator -> rendering of every output).
+def fresh(dash):
+    d = dash.defaults
+    return {"target": lambda i: round(d["target"] * (0.8 + 0.008 * i), 1),
+            "confidence": lambda i: round(0.5 + 0.0098 * i, 4),
+            "leads": lambda i: int(d["leads"] * 0.7) + 3 * i}
 
-        cold: every change needs fresh simulator results -- target, confidence and leads take
-        values never seen before (only the calls that depend on them rerun); for window,
-        stage multipliers and segment, which every output depends on, the result caches are
-        emptied before each change. The per-segment thinned posterior and pipeline stay
-        cached (the "cached posterior"). warm: values cycle and caches are kept (a user
-        going back and forth).
-        """
-        out: dict[str, list[float]] = {}
-        compute[cold] = []
-        for name, (w, values) in controls.items():
-            ts = []
-            cyc = itertools.cycle(values)
-            i = 0
-            while len(ts) < args.n:
-                i += 1
-                v = fresh[name](i) if cold and name in fresh else next(cyc)
+
+def clear_answers(dash) -> None:
+    for k in [k for k in dash.engine._cache if k[0] in ANSWER_KEYS]:
+        del dash.engine._cache[k]
+
+
+def run(dashes: dict, n: int, cold: bool) -> dict[str, dict[str, list[float]]]:
+    """Wall time of each control change, per chart path, alternating paths change by change."""
+    out = {name: {} for name in dashes}
+    ctl = {name: controls(d) for name, d in dashes.items()}
+    new = {name: fresh(d) for name, d in dashes.items()}
+    for control in next(iter(ctl.values())):
+        for name in dashes:
+            out[name][control] = []
+        cycles = {name: itertools.cycle(ctl[name][control][1]) for name in dashes}
+        i = 0
+        while len(out[next(iter(dashes))][control]) < n:
+            i += 1
+            for name, dash in dashes.items():
+                w, _values = ctl[name][control]
+                v = new[name][control](i) if cold and control in new[name] else next(cycles[name])
                 if w.value == v:
                     continue
-                if cold and name not in fresh:
-                    dash._results.clear()
+                if cold and control not in new[name]:
+                    clear_answers(dash)
                 t = time.perf_counter()
-                w.value = v                     # the observer runs recompute synchronously
-                ts.append(time.perf_counter() - t)
-                compute[cold].append(dash.state.meta["compute_seconds"])
+                w.value = v                     # the observer runs the handler synchronously
+                out[name][control].append(time.perf_counter() - t)
                 assert dash.state.error is None, dash.state.error
-            out[name] = ts
+        for dash in dashes.values():
             dash.reset_controls()
-        return out
+    return out
 
-    cold = run(cold=True)
-    warm = run(cold=False)
-    # baseline: from scratch, no caches, no thinning
-    def from_scratch() -> float:
-        a = dash.simulator_args()
-        t = time.perf_counter()
-        post = dash.model.posterior_funnel(a["segment"] or None)
-        pipe = dash.data.pipeline()
-        for f, lv in a["segment"].items():
-            pipe = pipe[pipe[f].astype(str) == lv]
-        post = post.adjust(conversion=a["conversion"], stall=a["stall"])
-        S.leads_needed(post, a["target"], a["window"], pipeline=pipe, confidence=a["confidence"],
-                       target_unit=a["target_unit"], seed=0)
-        plan_problem(post, a["target"], a["window"], pipeline=pipe, target_unit=a["target_unit"],
-                     seed=0).probability(a["leads"])
-        S.forecast(post, pipe, a["leads"], a["window"], seed=0)
-        S.leverage(post, pipe, a["leads"], a["window"])
-        return time.perf_counter() - t
 
-    base: list[float] = []
-    for name, (w, values) in controls.items():
-        dash._suspend += 1                   # set controls without triggering the handler
-        try:
-            for v in values[: max(1, args.baseline_n // len(values) + 1)]:
-                w.value = v
-                base.append(from_scratch())
-        finally:
-            dash._suspend -= 1
-        dash.reset_controls()
+def chart_only(dashes: dict, reps: int = 60) -> dict[str, list[float]]:
+    """Time of drawing the same answer again, per chart path (rendering alone)."""
+    out = {}
+    for name, dash in dashes.items():
+        ts = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            dash.charts.show(dash.state)
+            ts.append(time.perf_counter() - t)
+        out[name] = ts
+    return out
 
-    print(f"\nrecompute handler latency, wall time of one control change incl. rendering (ms); "
-          f"draws={dash.draws}, forecast_draws={dash.forecast_draws}, leverage_draws={dash.leverage_draws}, "
-          f"window={d['window']} months")
+
+def report(label: str, res: dict) -> dict[str, tuple[float, float]]:
+    print(f"\n{label}")
+    names = list(res)
+    print(f"{'control':<20}" + "".join(f"{n + ' p50':>14}{n + ' p95':>14}" for n in names))
+    for control in res[names[0]]:
+        print(f"{control:<20}" + "".join(f"{pct(res[n][control], 50):>14.1f}{pct(res[n][control], 95):>14.1f}"
+                                         for n in names))
     summary = {}
-    for label, timings, comp in (("COLD (fresh simulator results; posterior cached)", cold, compute[True]),
-                                 ("WARM (result caches kept)", warm, compute[False])):
-        print(f"\n{label}")
-        print(f"{'control':<22}{'n':>4}{'p50':>9}{'p95':>9}{'max':>9}")
-        for name, ts in timings.items():
-            print(f"{name:<22}{len(ts):>4}{pct(ts, 50):>9.1f}{pct(ts, 95):>9.1f}{1000 * max(ts):>9.1f}")
-        allt = [x for ts in timings.values() for x in ts]
-        summary[label] = (pct(allt, 50), pct(allt, 95))
-        print(f"{'ALL':<22}{len(allt):>4}{pct(allt, 50):>9.1f}{pct(allt, 95):>9.1f}{1000 * max(allt):>9.1f}")
-        print(f"{'  of which simulator':<22}{len(comp):>4}{pct(comp, 50):>9.1f}{pct(comp, 95):>9.1f}"
-              f"{1000 * max(comp):>9.1f}")
-    b50, b95 = pct(base, 50), pct(base, 95)
-    print(f"\nbaseline 'recompute from scratch incl. posterior_funnel() (2000 draws, no thinning), "
-          f"pipeline derivation, no caches' ({len(base)} runs): p50 {b50:.1f} ms, p95 {b95:.1f} ms")
-    c50, c95 = summary["COLD (fresh simulator results; posterior cached)"]
-    print(f"ratio COLD dashboard / baseline: p50 {c50 / b50:.2f}, p95 {c95 / b95:.2f} "
-          f"({b50 / c50:.1f}x faster at p50)")
-    print(f"target p95 < 100 ms (COLD): {'met' if c95 < 100 else 'NOT met'}")
-    print(f"load average during the run: {os.getloadavg()}")
+    for n in names:
+        allt = [x for ts in res[n].values() for x in ts]
+        summary[n] = (pct(allt, 50), pct(allt, 95))
+    print(f"{'ALL (' + str(sum(len(v) for v in res[names[0]].values())) + ')':<20}"
+          + "".join(f"{summary[n][0]:>14.1f}{summary[n][1]:>14.1f}" for n in names))
+    return summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=40, help="changes per control and chart path")
+    ap.add_argument("--draws", type=int, default=1000)
+    args = ap.parse_args()
+
+    from svg_charts import SvgCharts
+
+    from funnel_models.dashboard import WhatIfDashboard
+    from funnel_models.workflow import fit_model, load_data
+
+    t0 = time.perf_counter()
+    data = load_data("demo")
+    model = fit_model(data, model="conjugate", factors=["region", "channel"])
+    kw = dict(window=6, draws=args.draws, forecast_draws=300, leverage_draws=200)
+    dashes = {"plotly": WhatIfDashboard(model, data, **kw), "svg": WhatIfDashboard(model, data, charts=SvgCharts(), **kw)}
+    print(f"startup (demo, conjugate fit, two dashboards): {time.perf_counter() - t0:.1f} s; "
+          f"draws={args.draws}, forecast_draws=300, window=6, target={dashes['plotly'].defaults['target']:g}")
+    cold = report("COLD: wall time per control change (ms)", run(dashes, args.n, cold=True))
+    warm = report("WARM: wall time per control change (ms)", run(dashes, args.n, cold=False))
+    draw = chart_only(dashes)
+    print(f"\ncharts alone, same answer redrawn: plotly p50 {pct(draw['plotly'], 50):.2f} ms, "
+          f"p95 {pct(draw['plotly'], 95):.2f} ms; svg p50 {pct(draw['svg'], 50):.2f} ms, "
+          f"p95 {pct(draw['svg'], 95):.2f} ms")
+    for label, s in (("COLD", cold), ("WARM", warm)):
+        print(f"{label} ratio plotly / svg: p50 {s['plotly'][0] / s['svg'][0]:.2f}, "
+              f"p95 {s['plotly'][1] / s['svg'][1]:.2f}")
+    print(f"budget p95 < 100 ms per control change (COLD, plotly): "
+          f"{'met' if cold['plotly'][1] < 100 else 'NOT met'} ({cold['plotly'][1]:.1f} ms)")
+    print(f"load average during the run: {tuple(round(x, 2) for x in os.getloadavg())} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -239,12 +239,23 @@ class DashboardSection(_Strict):
 
     title: str = "What-if dashboard"
     target_unit: Literal["wins", "revenue"] = "wins"
+    #: Starting target in ``target_unit`` (null: ``monthly_report.target_wins``, else derived from the data).
+    target: float | None = Field(None, ge=0)
+    #: Starting window in months (null: ``monthly_report.window_months``).
+    window_months: int | None = Field(None, ge=1, le=MAX_HORIZON)
+    #: Starting required P(hit) (null: ``monthly_report.confidence``).
+    confidence: float | None = Field(None, gt=0, lt=1)
     #: Posterior draws behind leads needed and P(hit).
     draws: int = Field(1000, ge=50, le=MAX_DRAWS)
     #: Simulated futures behind the fan chart.
     forecast_draws: int = Field(300, ge=50, le=MAX_DRAWS)
     #: Draws behind the bottleneck ranking.
     leverage_draws: int = Field(200, ge=20, le=MAX_DRAWS)
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: float | None) -> float | None:
+        return _finite(v)
 
 
 #: Section name -> section model.

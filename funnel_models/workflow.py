@@ -111,6 +111,10 @@ def _read_source(src: str, spec: Any, mapping: Mapping[str, str] | None, demo_se
         from .datasets.demo import demo_data
         d = demo_data(seed=demo_seed, months=demo_months)
         return "history", d.history, d.spec, d.truth
+    if src == "coldleads":
+        from .datasets.coldleads import cold_leads_data
+        c = cold_leads_data(seed=demo_seed, months=demo_months)
+        return "history", c.history, c.spec, c.truth
     if src == "olist":
         from .data.readers import read_history
         from .datasets.olist import OLIST_SPEC, olist_dir, olist_stage_history
@@ -148,7 +152,9 @@ def load_data(
     Parameters
     ----------
     source : str or path
-        ``"demo"`` (bundled generator), ``"olist"`` (the Olist example data), a
+        ``"demo"`` (bundled generator: the model's own assumptions), ``"coldleads"`` (a
+        generator built to break them, :mod:`funnel_models.datasets.coldleads`),
+        ``"olist"`` (the Olist example data), a
         CSV/Parquet file of stage history, monthly snapshots or aggregate counts, a store
         written by ``funnel ingest`` (``"store.duckdb"``, which records its spec) or
         ``"file.duckdb::table"``.

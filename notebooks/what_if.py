@@ -12,13 +12,11 @@
 # ---
 
 # %% tags=["parameters"]
-# Served by `funnel dashboard [PARAMS.yaml]` (Voila, code hidden); also runs in JupyterLab
-# and under papermill (`papermill notebooks/what_if.ipynb out.ipynb`), where the last cell
-# leaves a static HTML snapshot of the outputs. The parameter file is `params_path`, else
-# $FUNNEL_PARAMS (set by `funnel dashboard`), else the built-in defaults: the demo data
-# with the quick (exact conjugate) model. See funnel_models/dashboard.py for the keys.
-params_path = None      # what-if parameter YAML; None: $FUNNEL_PARAMS, else built-in defaults
-draws = 1000            # posterior draws behind leads needed / P(hit)
+# The what-if dashboard. Served by `funnel dashboard [PARAMS.yaml]` (Voila, code hidden); also
+# runs in JupyterLab and under papermill, where the last cell leaves a static HTML snapshot.
+# It reads the same parameter files as `funnel report`: the top level (data, model, sampler)
+# plus the `dashboard:` section; target, window and confidence default to `monthly_report:`.
+params_path = None      # parameter file; None: $FUNNEL_PARAMS, else parameters/default.yaml
 static_snapshot = True  # also display a static HTML snapshot (skipped under Voila)
 
 # %%
@@ -26,8 +24,9 @@ import os
 
 from funnel_models.dashboard import WhatIfDashboard
 
-_path = params_path or os.environ.get("FUNNEL_PARAMS") or None
-dash = WhatIfDashboard.from_params(_path, base_dir=os.environ.get("FUNNEL_WORKDIR"), draws=draws)
+if os.environ.get("FUNNEL_WORKDIR"):  # relative paths mean what they mean to `funnel report` there
+    os.chdir(os.environ["FUNNEL_WORKDIR"])
+dash = WhatIfDashboard.from_params(params_path or os.environ.get("FUNNEL_PARAMS") or None)
 dash
 
 # %%

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def _coverage(model, truth) -> dict[str, np.ndarray]:
     """Booleans: is the truth inside the 90% interval, per quantity kind."""
-    last = model.structure.months[-1]
+    last = model.design.months[-1]
     post = model.posterior_funnel(month=last)
     true = truth.posterior(month=last)
     out = {}
@@ -44,7 +44,8 @@ def test_recovery_on_demo_defaults(tmp_path):
         warnings.simplefilter("ignore", FunnelWarning)
         m = FunnelModel(d.spec, cfg, {"progress": False, "seed": 11}, cache_dir=tmp_path).fit(snaps)
     diag = m.diagnostics(warn=False)
-    assert diag["divergences"] == 0 and diag["r_hat_max"] <= 1.02
+    assert diag.divergences == 0 and diag.r_hat_max <= 1.02
+    assert m.variant.label == "memoryless"          # the demo is made by the memoryless chain
     cov = _coverage(m, d.truth)
     allcov = np.concatenate(list(cov.values()))
     print({k: f"{v.mean():.2f} of {v.size}" for k, v in cov.items()}, f"overall {allcov.mean():.3f}")
@@ -64,10 +65,10 @@ def test_recovery_with_time_variation(tmp_path):
     snaps = derive.snapshots_from_history(d.history, d.spec, cutoff=d.cutoff)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FunnelWarning)
-        m = FunnelModel(d.spec, {"time_varying": True}, {"progress": False, "seed": 2},
-                        cache_dir=tmp_path).fit(snaps)
-    assert m.diagnostics(warn=False)["divergences"] < 10
-    for month in (m.structure.months[2], m.structure.months[-1]):
+        m = FunnelModel(d.spec, {"time_varying": True, "time_in_stage": "off", "month_effects": "off"},
+                        {"progress": False, "seed": 2}, cache_dir=tmp_path).fit(snaps)
+    assert m.diagnostics(warn=False).divergences < 10
+    for month in (m.design.months[2], m.design.months[-1]):
         post = m.posterior_funnel(month=month)
         truth = d.truth.posterior(month=month)
         lo, hi = np.quantile(post.conversion(), [0.05, 0.95], axis=0)

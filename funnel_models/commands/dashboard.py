@@ -1,12 +1,14 @@
-"""``funnel dashboard``: serve the what-if dashboard (notebooks/what_if.ipynb) with Voila.
+"""``funnel dashboard``: serve the what-if dashboard (the ``what_if`` notebook) with Voila.
 
-The notebook is located in ``./notebooks`` (or a parent directory's ``notebooks``), else
-next to the installed package (the repository root of an editable install); it is not
-shipped inside the wheel. The parameter file is handed to the notebook through the
-``FUNNEL_PARAMS`` environment variable (Voila does not run papermill parameters);
-``FUNNEL_WORKDIR`` carries the directory the command was started from, against which
-relative paths in the parameter file are resolved, and ``FUNNEL_DEBUG`` is set by
-``--debug``.
+The notebook is looked up like the report runner's notebooks: ``./notebooks/what_if.ipynb``
+of the current directory, else the copy shipped inside the package
+(``funnel_models/templates/``), so the command works from any directory after a
+non-editable ``pip install .``. The parameter file is the same family as ``funnel
+report``'s; with none, ``parameters/default.yaml`` (or the packaged copy) gives the
+monthly report's defaults. It is validated here (exit 2 with the problem named) and handed
+to the notebook through ``FUNNEL_PARAMS`` (Voila does not run papermill parameters);
+``FUNNEL_WORKDIR`` carries the directory the command was started from, where the notebook
+resolves relative paths, and ``FUNNEL_DEBUG`` is set by ``--debug``.
 
 The server listens on 127.0.0.1 unless ``--host`` says otherwise; code cells are hidden
 (Voila's default) and tracebacks are shown only with ``--debug``
@@ -22,17 +24,17 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import ParameterError
-
 __all__ = ["register", "handler", "voila_command", "NOTEBOOK"]
 
-#: The dashboard notebook, relative to the repository root.
-NOTEBOOK = Path("notebooks") / "what_if.ipynb"
+#: The dashboard notebook's name (``notebooks/what_if.ipynb``, shipped as a template).
+NOTEBOOK = "what_if"
+#: JupyterLab extensions of the editor that fail to load in Voila's page (console errors).
+EDITOR_ONLY_EXTENSIONS = ("jupyterlab-jupytext", "@voila-dashboards/jupyterlab-preview")
 
 _EXAMPLE = """\
 examples:
-  funnel dashboard                               # demo data, quick model
-  funnel dashboard parameters/what_if.yaml --port 8870
+  funnel dashboard                               # the monthly report's defaults (parameters/default.yaml)
+  funnel dashboard parameters/region_north.yaml --port 8870
   funnel dashboard params.yaml --no-browser --debug
 """
 
@@ -41,6 +43,7 @@ def voila_command(notebook: str | Path, *, port: int, host: str = "127.0.0.1", d
                   no_browser: bool = False) -> list[str]:
     """The Voila command line serving ``notebook`` (run with this interpreter)."""
     cmd = [sys.executable, "-m", "voila", str(notebook), f"--port={int(port)}", f"--Voila.ip={host}"]
+    cmd += [f"--VoilaConfiguration.extension_denylist={name}" for name in EDITOR_ONLY_EXTENSIONS]
     if no_browser:
         cmd.append("--no-browser")
     if debug:
@@ -50,23 +53,18 @@ def voila_command(notebook: str | Path, *, port: int, host: str = "127.0.0.1", d
 
 def handler(args: argparse.Namespace) -> int:
     """Run ``funnel dashboard``; returns Voila's exit status."""
-    from ..dashboard.widget import find_repo_file, load_params
+    from ..dashboard.settings import load_dashboard_parameters
+    from ..reports.runner import resolve_notebook
     env = dict(os.environ)
     workdir = Path.cwd()
-    if args.params:
-        path = Path(args.params).resolve()
-        if not path.exists():
-            raise ParameterError(f"parameter file {args.params} does not exist")
-        load_params(path, base_dir=workdir)          # fail here, not inside the served notebook
-        env["FUNNEL_PARAMS"] = str(path)
-    else:
-        env.pop("FUNNEL_PARAMS", None)
+    _params, found = load_dashboard_parameters(args.params)   # fail here, not inside the served notebook
+    env["FUNNEL_PARAMS"] = str(Path(found).resolve())
     env["FUNNEL_WORKDIR"] = str(workdir)
     if args.debug:
         env["FUNNEL_DEBUG"] = "1"
     else:
         env.pop("FUNNEL_DEBUG", None)
-    notebook = find_repo_file(NOTEBOOK)
+    notebook = resolve_notebook(NOTEBOOK).resolve()
     cmd = voila_command(notebook, port=args.port, host=args.host, debug=args.debug, no_browser=args.no_browser)
     print(f"what-if dashboard: http://{args.host}:{args.port}/   "
           f"(parameters: {env.get('FUNNEL_PARAMS', 'built-in defaults')})")
@@ -98,12 +96,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``dashboard`` subcommand to ``subparsers``."""
     p = subparsers.add_parser(
         "dashboard", help="serve the interactive what-if dashboard (Voila)",
-        description="Serve notebooks/what_if.ipynb with Voila: leads needed for a target, P(hit) with the "
-        "planned leads, the forecast fan chart and where to act, with controls for the target, window, "
-        "confidence, planned leads, stage multipliers and segments. Listens on 127.0.0.1 by default.",
+        description="Serve the what-if notebook with Voila: leads needed for a target, P(hit) with the "
+        "planned leads, the forecast fan chart, where to act and the stage flows, with controls for the target, "
+        "window, confidence, planned leads, stage multipliers and segments. Reads the same parameter files as "
+        "'funnel report'. Listens on 127.0.0.1 by default.",
         epilog=_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("params", nargs="?", metavar="PARAMS.yaml",
-                   help="what-if parameter file (default: demo data, quick model)")
+                   help="parameter file (default: parameters/default.yaml, the monthly report's)")
     p.add_argument("--port", type=int, default=8866, help="port (default 8866)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes the dashboard to the network)")

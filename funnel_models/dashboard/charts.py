@@ -1,82 +1,41 @@
-"""Hand-written SVG charts of the what-if dashboard.
+"""The dashboard's two live charts as Plotly ``FigureWidget`` objects.
 
-The dashboard draws its two charts as inline SVG strings (no plotting library, so a
-control change re-renders in well under a millisecond and the HTML works in static
-exports). This module holds the drawing code; :mod:`funnel_models.dashboard` decides
-what to draw and caches the inputs.
+:class:`PlotlyCharts` owns the P(hit) curve and the forecast fan chart. Both are built
+once; a control change only replaces trace data and axis ranges inside one
+``batch_update`` per figure (one message to the browser each), which
+``benchmarks/bench_dashboard.py`` times against the hand-written SVG charts of the first
+release. The widgets load Plotly's JavaScript from the installed package (anywidget), so
+the dashboard works without internet access.
 
-* :class:`SvgPlot` -- a minimal SVG plot (axes, grid, bands, lines, markers, legend)
-  that scales with its container.
-* :func:`p_hit_curve_svg` -- P(hit the target) against new leads per month.
-* :func:`forecast_fan_svg` -- cumulative wins / revenue with 50/80/95% bands.
-* :func:`nice_ticks`, :func:`fmt_number` -- axis ticks and compact number labels.
-
-Examples
---------
->>> fmt_number(12_345)
-'12.3k'
->>> nice_ticks(0, 10, 5).tolist()
-[0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
->>> svg = SvgPlot((0, 1), (0, 1), title="demo")
->>> svg.line([0, 1], [0, 1], "#000")
->>> svg.render().startswith('<svg class="funnel-svg ')
-True
+The pure helpers (:func:`curve_marks`, :func:`fan_series`) decide what is drawn; the
+tests check their geometry (the curve spans the axis, every point lies inside it).
 """
 from __future__ import annotations
 
-import html
-import math
-from typing import TYPE_CHECKING, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from ..simulate.planning import LeadsNeededResult
+from ..charts.figures import COLORS, base_layout
+from .engine import FAN_LEVELS, Answer
 
-__all__ = ["FAN_LEVELS", "SvgPlot", "fmt_number", "nice_ticks", "p_hit_curve_svg", "forecast_fan_svg"]
+__all__ = ["PlotlyCharts", "CurveMark", "curve_marks", "fan_series", "fmt_number", "PLOT_CONFIG"]
 
-#: Interval levels drawn as bands in the forecast fan chart (innermost first).
-FAN_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.95)
-
-
-def nice_ticks(lo: float, hi: float, n: int = 5) -> np.ndarray:
-    """Round tick positions (steps of 1, 2, 2.5 or 5 times a power of ten) covering ``[lo, hi]``.
-
-    Parameters
-    ----------
-    lo, hi : float
-        Axis range. A non-finite or empty range is replaced by ``[lo, lo + 1]``.
-    n : int
-        Approximate number of intervals; the step is the smallest nice one at least
-        ``(hi - lo) / n``.
-
-    Returns
-    -------
-    ndarray
-        Ticks from the first multiple of the step at or above ``lo`` up to ``hi``.
-    """
-    if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
-        hi = lo + 1.0
-    raw = (hi - lo) / max(n, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    return np.arange(math.ceil(lo / step) * step, hi + step * 1e-9, step)
+#: Plotly options of every dashboard figure (no logo, PNG export at twice the size).
+PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+_BLUE, _NAVY = "#0072B2", "#1e3a8a"
+#: Width and height of each live chart in pixels: two side by side beside the controls at 1366 px.
+CHART_SIZE = (470, 380)
+_MARK_COLORS = {"needed": "#009E73", "planned": "#D55E00", "spreadsheet": "#CC79A7", "today": "#7b8794"}
 
 
 def fmt_number(v: float | None, decimals: int = 0) -> str:
-    """Compact label for a number: ``1.23M``, ``45.6k`` or ``1,234`` (``–`` if missing).
+    """Compact label: ``1.23M``, ``45.6k`` or ``1,234`` (an en dash when missing).
 
-    Parameters
-    ----------
-    v : float or None
-        The value; ``None``, NaN and infinities give an en dash.
-    decimals : int
-        Decimals below 10,000 (larger values use 3 significant digits and a suffix).
-
-    Returns
-    -------
-    str
+    >>> fmt_number(12_345), fmt_number(None), fmt_number(980.4)
+    ('12.3k', '–', '980')
     """
     if v is None or not np.isfinite(v):
         return "–"
@@ -88,201 +47,186 @@ def fmt_number(v: float | None, decimals: int = 0) -> str:
     return f"{v:,.{decimals}f}"
 
 
-class SvgPlot:
-    """A minimal SVG plot (axes, grid, polygons, lines) that scales with its container.
+@dataclass(frozen=True)
+class CurveMark:
+    """A point the P(hit) curve marks: ``x`` leads per month, ``y`` its P(hit);
+    ``inside`` is False when it lies beyond the axis (then shown as an arrow at the edge)."""
 
-    Parameters
-    ----------
-    xlim, ylim : tuple of float
-        Data ranges mapped onto the plot area.
-    width, height : int
-        Size of the SVG ``viewBox`` (the rendered chart scales to its container).
-    xlabel, ylabel, title : str
-        Axis labels and the title (escaped on output).
-    yfmt : callable
-        Label of a y tick.
-
-    Notes
-    -----
-    Elements are appended to ``parts`` in call order, so later calls draw on top.
-    """
-
-    def __init__(self, xlim: tuple[float, float], ylim: tuple[float, float], *, width: int = 520,
-                 height: int = 300, xlabel: str = "", ylabel: str = "", title: str = "",
-                 yfmt: Callable[[float], str] = fmt_number) -> None:
-        self.w, self.h = width, height
-        self.m = (48, 14, 44, 58)  # top, right, bottom, left
-        self.x0, self.x1 = xlim
-        self.y0, self.y1 = ylim
-        self.parts: list[str] = []
-        self.title, self.xlabel, self.ylabel, self.yfmt = title, xlabel, ylabel, yfmt
-
-    def px(self, x: float) -> float:
-        """Horizontal SVG coordinate of data value ``x``."""
-        t, r, b, l = self.m
-        return l + (x - self.x0) / (self.x1 - self.x0 or 1.0) * (self.w - l - r)
-
-    def py(self, y: float) -> float:
-        """Vertical SVG coordinate of data value ``y``."""
-        t, r, b, l = self.m
-        return self.h - b - (y - self.y0) / (self.y1 - self.y0 or 1.0) * (self.h - t - b)
-
-    def axes(self, xticks: Sequence[float], yticks: Sequence[float],
-             xfmt: Callable[[float], str] = fmt_number) -> None:
-        """Draw horizontal grid lines with y labels, x ticks with labels, axis labels and title."""
-        t, r, b, l = self.m
-        p = self.parts
-        for y in yticks:
-            yy = self.py(y)
-            p.append(f'<line x1="{l}" x2="{self.w - r}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#e4e7eb"/>')
-            p.append(f'<text x="{l - 6}" y="{yy + 4:.1f}" text-anchor="end">{html.escape(self.yfmt(y))}</text>')
-        for x in xticks:
-            xx = self.px(x)
-            p.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{self.h - b}" y2="{self.h - b + 4}" stroke="#888"/>')
-            p.append(f'<text x="{xx:.1f}" y="{self.h - b + 17}" text-anchor="middle">{html.escape(xfmt(x))}</text>')
-        p.append(f'<line x1="{l}" x2="{self.w - r}" y1="{self.h - b}" y2="{self.h - b}" stroke="#888"/>')
-        p.append(f'<text x="{(l + self.w - r) / 2:.1f}" y="{self.h - 6}" text-anchor="middle">{html.escape(self.xlabel)}</text>')
-        p.append(f'<text x="14" y="{(t + self.h - b) / 2:.1f}" text-anchor="middle" '
-                 f'transform="rotate(-90 14 {(t + self.h - b) / 2:.1f})">{html.escape(self.ylabel)}</text>')
-        p.append(f'<text x="{l}" y="18" class="svg-title">{html.escape(self.title)}</text>')
-
-    def band(self, xs: Sequence[float], lo: Sequence[float], hi: Sequence[float], color: str, opacity: float) -> None:
-        """Fill the area between ``lo`` and ``hi`` over ``xs``."""
-        pts = [f"{self.px(x):.1f},{self.py(y):.1f}" for x, y in zip(xs, hi)]
-        pts += [f"{self.px(x):.1f},{self.py(y):.1f}" for x, y in zip(reversed(list(xs)), reversed(list(lo)))]
-        self.parts.append(f'<polygon points="{" ".join(pts)}" fill="{color}" fill-opacity="{opacity}" stroke="none"/>')
-
-    def line(self, xs: Sequence[float], ys: Sequence[float], color: str, width: float = 2.0, dash: str = "") -> None:
-        """Draw a polyline through ``(xs, ys)`` (``dash``: an SVG ``stroke-dasharray``)."""
-        pts = " ".join(f"{self.px(x):.1f},{self.py(y):.1f}" for x, y in zip(xs, ys))
-        d = f' stroke-dasharray="{dash}"' if dash else ""
-        self.parts.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="{width}"{d}/>')
-
-    def hline(self, y: float, color: str, label: str) -> None:
-        """Draw a dashed horizontal reference line at ``y`` with a label above it."""
-        t, r, b, l = self.m
-        yy = self.py(y)
-        self.parts.append(f'<line x1="{l}" x2="{self.w - r}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="{color}" '
-                          'stroke-width="1.5" stroke-dasharray="5 4"/>')
-        self.parts.append(f'<text x="{l + 4}" y="{yy - 5:.1f}" fill="{color}">{html.escape(label)}</text>')
-
-    def vline(self, x: float, color: str) -> None:
-        """Draw a dashed vertical reference line at ``x``."""
-        t, r, b, l = self.m
-        xx = self.px(x)
-        self.parts.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{t}" y2="{self.h - b}" stroke="{color}" '
-                          'stroke-width="1.5" stroke-dasharray="4 3"/>')
-
-    def dot(self, x: float, y: float, color: str) -> None:
-        """Draw a marker at ``(x, y)``."""
-        self.parts.append(f'<circle cx="{self.px(x):.1f}" cy="{self.py(y):.1f}" r="5" fill="{color}" '
-                          'stroke="white" stroke-width="1.5"/>')
-
-    def legend(self, items: Sequence[tuple[str, str, str]]) -> None:
-        """Draw a one-row legend below the title.
-
-        Parameters
-        ----------
-        items : sequence of (label, color, kind)
-            ``kind`` is ``line``, ``dash``, ``band`` or ``dot``.
-        """
-        x = self.m[3]
-        for label, color, kind in items:
-            y = 34
-            if kind == "band":
-                self.parts.append(f'<rect x="{x}" y="{y - 8}" width="14" height="9" fill="{color}" fill-opacity="0.35"/>')
-            elif kind == "dot":
-                self.parts.append(f'<circle cx="{x + 7}" cy="{y - 4}" r="4.5" fill="{color}"/>')
-            else:
-                d = ' stroke-dasharray="4 3"' if kind == "dash" else ""
-                self.parts.append(f'<line x1="{x}" x2="{x + 14}" y1="{y - 4}" y2="{y - 4}" stroke="{color}" stroke-width="2"{d}/>')
-            self.parts.append(f'<text x="{x + 18}" y="{y}">{html.escape(label)}</text>')
-            x += 26 + 6.4 * len(label)
-
-    def render(self, css_class: str = "") -> str:
-        """The ``<svg>`` element (classes ``funnel-svg`` and ``css_class``)."""
-        return (f'<svg class="funnel-svg {css_class}" viewBox="0 0 {self.w} {self.h}" preserveAspectRatio="xMidYMid meet" '
-                f'xmlns="http://www.w3.org/2000/svg" role="img">' + "".join(self.parts) + "</svg>")
+    kind: str
+    label: str
+    x: float
+    y: float
+    inside: bool
 
 
-def p_hit_curve_svg(plan: LeadsNeededResult, leads: float, p_hit: float, confidence: float) -> str:
-    """Chart of P(hit the target) against new leads per month.
-
-    Parameters
-    ----------
-    plan : LeadsNeededResult
-        From ``simulate.leads_needed``; draws ``plan.curve`` (columns ``leads`` and
-        ``probability``), the leads needed (if feasible) and the naive plan.
-    leads : float
-        Planned new leads per month, marked with a dot at ``p_hit``.
-    p_hit : float
-        P(hit) with ``leads``.
-    confidence : float
-        Required probability, drawn as a horizontal line.
-
-    Returns
-    -------
-    str
-        An ``<svg>`` element (CSS class ``curve``).
-    """
-    c = plan.curve
-    xs = c["leads"].to_numpy(float)
-    ys = c["probability"].to_numpy(float)
-    marks = [leads, plan.leads or 0, plan.naive_leads or 0]
-    xmax = max(float(xs.max()) if xs.size else 1.0, *marks, 1.0) * 1.04
-    svg = SvgPlot((0, xmax), (0, 1), title="P(hit the target) against new leads per month",
-                  xlabel="new leads per month", ylabel="P(hit)", yfmt=lambda v: f"{v:.0%}")
-    svg.axes(nice_ticks(0, xmax, 6), np.linspace(0, 1, 6))
-    svg.hline(confidence, "#b45309", f"confidence {confidence:.0%}")
-    items = [("P(hit)", "#1d4ed8", "line")]
-    if plan.naive_leads is not None and plan.naive_leads <= xmax:
-        svg.vline(plan.naive_leads, "#9aa5b1")
-        items.append(("naive plan", "#9aa5b1", "dash"))
+def curve_marks(a: Answer) -> list[CurveMark]:
+    """The marked points of the curve: leads needed, planned leads, the spreadsheet plan
+    and today's volume (its P(hit) read off the same problem)."""
+    plan, q = a.plan, a.question
+    marks = []
     if plan.feasible and plan.leads is not None:
-        svg.vline(plan.leads, "#1f7a4d")
-        items.append(("leads needed", "#1f7a4d", "dash"))
-    svg.line(xs, ys, "#1d4ed8", 2.5)
-    svg.dot(leads, p_hit, "#b42318")
-    items.append(("planned leads", "#b42318", "dot"))
-    svg.legend(items)
-    return svg.render("curve")
+        marks.append(("needed", f"needed {plan.leads:,}", plan.leads, plan.probability))
+    marks.append(("planned", f"planned {q.leads:,}: {a.p_hit:.0%}", q.leads, a.p_hit))
+    if plan.naive_leads is not None:
+        marks.append(("spreadsheet", f"spreadsheet {plan.naive_leads:,}: {plan.naive_probability:.0%}",
+                      plan.naive_leads, plan.naive_probability))
+    if np.isfinite(a.volume):
+        marks.append(("today", f"today {a.volume:,.0f}/mo", a.volume, np.nan))
+    return [CurveMark(k, lab, float(x), float(y), bool(0 <= x <= a.domain)) for k, lab, x, y in marks]
 
 
-def forecast_fan_svg(iv: pd.DataFrame, horizon: int, target: float, *, revenue: bool = False) -> str:
-    """Fan chart of cumulative wins (or revenue) with the target line.
+def fan_series(fan: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Month 0..T and the cumulative mean and band edges, starting from 0 at the cut-off."""
+    out = {"month": np.r_[0, fan["month"].to_numpy(float)], "mean": np.r_[0.0, fan["mean"].to_numpy(float)]}
+    for lv in FAN_LEVELS:
+        tag = f"{100 * lv:g}"
+        out[f"lo_{tag}"] = np.r_[0.0, fan[f"lo_{tag}"].to_numpy(float)]
+        out[f"hi_{tag}"] = np.r_[0.0, fan[f"hi_{tag}"].to_numpy(float)]
+    return out
+
+
+def _curve_layout() -> dict[str, Any]:
+    lay = base_layout("P(hit the target) against new leads per month", height=CHART_SIZE[1])
+    lay["width"] = CHART_SIZE[0]
+    lay.update(xaxis=dict(title="new leads per month (absolute)", rangemode="tozero", gridcolor=COLORS["grid"],
+                          zeroline=False),
+               yaxis=dict(title="P(hit the target)", tickformat=".0%", range=[0, 1.05], gridcolor=COLORS["grid"]),
+               legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, xanchor="left"), hovermode="closest",
+               margin=dict(l=60, r=20, t=40, b=40))
+    return lay
+
+
+def _fan_layout() -> dict[str, Any]:
+    lay = base_layout("Cumulative wins: forecast with the planned leads", height=CHART_SIZE[1])
+    lay["width"] = CHART_SIZE[0]
+    lay.update(xaxis=dict(title="end of month", gridcolor=COLORS["grid"], zeroline=False),
+               yaxis=dict(title="cumulative wins", rangemode="tozero", gridcolor=COLORS["grid"]),
+               legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, xanchor="left"), hovermode="x unified",
+               margin=dict(l=60, r=20, t=40, b=40))
+    return lay
+
+
+class PlotlyCharts:
+    """The P(hit) curve and the fan chart, updated in place.
 
     Parameters
     ----------
-    iv : DataFrame
-        ``simulate.intervals`` of the cumulative series at :data:`FAN_LEVELS`: one row
-        per month 1..``horizon`` with columns ``mean``, ``lo_50``/``hi_50``,
-        ``lo_80``/``hi_80`` and ``lo_95``/``hi_95``.
-    horizon : int
-        Number of forecast months (the chart starts at 0 at month 0).
-    target : float
-        Target, drawn as a horizontal line.
-    revenue : bool
-        Label the series as revenue instead of wins.
-
-    Returns
-    -------
-    str
-        An ``<svg>`` element (CSS class ``fan``).
+    start : Timestamp
+        The cut-off month (month 0 of the fan chart).
     """
-    months = np.arange(1, horizon + 1, dtype=float)
-    x = np.concatenate([[0.0], months])
-    hi_all = float(iv["hi_95"].max())
-    ymax = max(hi_all, target) * 1.08 or 1.0
-    svg = SvgPlot((0, max(1.0, months[-1])), (0, ymax),
-                  title=f"Cumulative {'revenue' if revenue else 'wins'}: forecast with the planned leads",
-                  xlabel="months after the cut-off", ylabel=f"cumulative {'revenue' if revenue else 'wins'}")
-    svg.axes(nice_ticks(0, max(1.0, months[-1]), min(horizon, 8)), nice_ticks(0, ymax, 5),
-             xfmt=lambda v: f"{v:g}")
-    for lv, op in zip(FAN_LEVELS[::-1], (0.15, 0.25, 0.35)):
-        tag = f"{100 * lv:g}"
-        svg.band(x, np.r_[0.0, iv[f"lo_{tag}"]], np.r_[0.0, iv[f"hi_{tag}"]], "#1d4ed8", op)
-    svg.line(x, np.r_[0.0, iv["mean"]], "#1e3a8a", 2.5)
-    svg.hline(target, "#b42318", f"target {fmt_number(target)}")
-    svg.legend([("mean", "#1e3a8a", "line"), ("50/80/95% intervals", "#1d4ed8", "band"),
-                ("target", "#b42318", "dash")])
-    return svg.render("fan")
+
+    def __init__(self, start: pd.Timestamp) -> None:
+        import plotly.graph_objects as go
+        self.start = pd.Timestamp(start)
+        self.curve = go.FigureWidget(layout=_curve_layout())
+        self.curve.add_scatter(name="P(hit)", mode="lines", line=dict(color=_BLUE, width=3),
+                               hovertemplate="%{x:,} leads/month: P(hit) %{y:.0%}<extra></extra>")
+        self.curve.add_scatter(name="required", mode="lines", line=dict(color="#b45309", dash="dash", width=1.5),
+                               hoverinfo="skip")
+        for kind in ("needed", "planned", "spreadsheet"):
+            self.curve.add_scatter(name=kind, mode="markers",
+                                   marker=dict(size=11, color=_MARK_COLORS[kind], line=dict(color="white", width=1.5),
+                                               symbol={"needed": "diamond", "planned": "circle",
+                                                       "spreadsheet": "square"}[kind]),
+                                   textfont=dict(color=_MARK_COLORS[kind]),
+                                   hovertemplate="%{text}<extra></extra>")
+        self.curve.add_scatter(name="today's volume", mode="lines", hoverinfo="skip",
+                               line=dict(color=_MARK_COLORS["today"], dash="dot", width=1.5))
+        self.fan = go.FigureWidget(layout=_fan_layout())
+        for lv, op in zip(FAN_LEVELS[::-1], (0.15, 0.25, 0.4)):
+            self.fan.add_scatter(name=f"{lv:.0%} upper", mode="lines", line=dict(width=0), showlegend=False,
+                                 hoverinfo="skip")
+            self.fan.add_scatter(name=f"{lv:.0%} interval", mode="lines", line=dict(width=0), fill="tonexty",
+                                 fillcolor=f"rgba(0,114,178,{op})", hoverinfo="skip")
+        self.fan.add_scatter(name="expected", mode="lines+markers", line=dict(color=_NAVY, width=2.5),
+                             marker=dict(size=5), hovertemplate="%{y:,.0f}<extra>expected</extra>")
+        self.fan.add_scatter(name="target", mode="lines", line=dict(color="#D55E00", dash="dash", width=1.5),
+                             hovertemplate="%{y:,.0f}<extra>target</extra>")
+
+    @property
+    def widgets(self) -> tuple[Any, Any]:
+        """The two figure widgets (curve, fan)."""
+        return self.curve, self.fan
+
+    def show(self, a: Answer) -> None:
+        """Draw the answer (clears both charts when there is none)."""
+        if a.error is not None or a.plan is None:
+            self.clear()
+            return
+        self._show_curve(a)
+        self._show_fan(a)
+
+    def clear(self) -> None:
+        """Empty both charts."""
+        for fig in self.widgets:
+            with fig.batch_update():
+                for tr in fig.data:
+                    tr.x, tr.y = [], []
+
+    def _show_curve(self, a: Answer) -> None:
+        q, c, dom = a.question, a.curve, float(a.domain)
+        marks = {m.kind: m for m in curve_marks(a)}
+        with self.curve.batch_update():
+            d = self.curve.data
+            d[0].x, d[0].y = c["leads"].to_numpy(), c["probability"].to_numpy()
+            d[1].x, d[1].y, d[1].name = [0, dom], [q.confidence, q.confidence], f"required {q.confidence:.0%}"
+            for i, kind in enumerate(("needed", "planned", "spreadsheet"), start=2):
+                m = marks.get(kind)
+                show = m is not None and m.inside
+                d[i].x, d[i].y = ([m.x], [m.y]) if show else ([], [])
+                d[i].text = [m.label] if show else []
+                d[i].name = m.label if m is not None else kind
+                d[i].showlegend = m is not None
+            today = marks.get("today")
+            show = today is not None and today.inside
+            d[5].x, d[5].y = ([today.x, today.x], [0, 1]) if show else ([], [])
+            d[5].name = today.label if today is not None else "today's volume"
+            self.curve.layout.xaxis.range = [0, dom]
+            self.curve.layout.annotations = [
+                dict(x=1, xref="paper", y=0.08 + 0.1 * j, yref="paper", xanchor="right", showarrow=False,
+                     text=f"{m.label} (off the chart) →", font=dict(color=_MARK_COLORS[m.kind], size=11))
+                for j, m in enumerate(m for m in marks.values() if not m.inside)]
+
+    def _show_fan(self, a: Answer) -> None:
+        q = a.question
+        unit = "revenue" if q.target_unit == "revenue" else "wins"
+        with self.fan.batch_update():
+            d = self.fan.data
+            if a.fan is None:
+                for tr in d:
+                    tr.x, tr.y = [], []
+                return
+            s = fan_series(a.fan)
+            x = s["month"]
+            for j, lv in enumerate(FAN_LEVELS[::-1]):
+                tag = f"{100 * lv:g}"
+                d[2 * j].x, d[2 * j].y = x, s[f"hi_{tag}"]
+                d[2 * j + 1].x, d[2 * j + 1].y = x, s[f"lo_{tag}"]
+            d[6].x, d[6].y = x, s["mean"]
+            d[7].x, d[7].y, d[7].name = [0, x[-1]], [q.target, q.target], f"target {fmt_number(q.target)}"
+            every = max(1, int(np.ceil(len(x) / 7)))          # at most 7 month labels: never slanted
+            shown = x[::every]
+            ticks = [self.start + pd.DateOffset(months=int(m)) for m in shown]
+            self.fan.layout.xaxis.update(tickvals=list(shown), ticktext=[t.strftime("%b %y") for t in ticks],
+                                         range=[0, x[-1]], tickangle=0)
+            top = max(float(s["hi_95"].max()), q.target) * 1.08
+            self.fan.layout.yaxis.update(range=[0, top or 1.0], title=f"cumulative {unit}")
+            self.fan.layout.title.text = f"Cumulative {unit}: forecast with the planned leads"
+
+    def sync(self) -> None:
+        """Copy the figures' current state into the widget state a new view renders from.
+
+        Plotly sends later changes as update messages, which only views that already exist
+        receive; a ``FigureWidget`` displayed inside another widget (rather than on its own,
+        where Plotly does this itself) must be synced before it is displayed.
+        """
+        from copy import deepcopy
+        for fig in self.widgets:
+            fig._widget_layout = deepcopy(fig._layout_obj._props)
+            fig._widget_data = deepcopy(fig._data)
+
+    def figures(self) -> list[Any]:
+        """Static copies of the charts (for the HTML snapshot)."""
+        import plotly.graph_objects as go
+        return [go.Figure(f) for f in self.widgets]
+

@@ -16,6 +16,11 @@ with its months in stage) and the new leads of the forecast months, in two modes
     the baselines get the trailing 3-month mean of new leads. This is what a real forecast
     faces.
 
+When the data stop recording new leads (:func:`funnel_models.models.inputs.leads_recorded_until`:
+the Olist lead list ends five months before its closed deals), the unconditional mode scores
+only the forecast months up to the last month with new leads: a forecast of leads the
+export no longer records cannot be checked. The result's ``config`` names that month.
+
 Actuals come from the full history: the wins of a month are the leads whose month-end
 status first is a won code in that month (``derive.transitions`` ``to_stage == "WON"``),
 the entries of a stage the leads arriving there at that month end, exactly what the
@@ -38,6 +43,7 @@ from ..data.dates import add_months, month_end, month_start, through_cutoff
 from ..data.spec import ENTRY, WON, FunnelSpec
 from ..errors import FunnelDataError, ModelConfigError
 from ..intervals import central_interval
+from ..models.inputs import leads_recorded_until
 from .baselines import BASELINES, baseline_forecasts
 from .metrics import LEVELS, interval_columns
 from .result import BacktestResult
@@ -220,6 +226,9 @@ def _run_window(data: Any, cut: pd.Timestamp, w: int, ctx: Mapping[str, Any]) ->
     leads_all, entries_all = ctx["leads_all"], ctx["entries_all"]
     frames, draws = [], {}
     for mode in ctx["modes"]:
+        until = ctx.get("leads_until")
+        if mode == "unconditional" and until is not None and fut[0] > until:
+            continue                       # nothing this mode can be checked against
         t1 = time.perf_counter()
         if mode == "conditional":
             leads_in, future = ctx["leads_by"].reset_index(), [float(leads_all.get(m, 0.0)) for m in fut]
@@ -234,8 +243,11 @@ def _run_window(data: Any, cut: pd.Timestamp, w: int, ctx: Mapping[str, Any]) ->
         draws[(cut, mode)] = ent
         base = baseline_forecasts(snaps, data.spec, cut, H, base_leads, entries_all, pipeline,
                                   names=ctx["baselines"], stages=ctx["stage_list"])
-        frames += _frame_rows(ent, tuple(data.spec.states), ctx["stage_list"], cut, fut, mode, entries_all, base,
-                              ctx["baselines"], future)
+        rows = _frame_rows(ent, tuple(data.spec.states), ctx["stage_list"], cut, fut, mode, entries_all, base,
+                           ctx["baselines"], future)
+        if mode == "unconditional" and until is not None:
+            rows = [r[r["month"] <= until] for r in rows]
+        frames += rows
     info.update(cutoff=cut, train_leads=int(snaps["lead_id"].nunique()), open_pipeline=int(len(pipeline)))
     return frames, draws, info
 
@@ -293,7 +305,10 @@ def backtest(
                                n_windows=n_windows, step=step, min_train_months=min_train_months)
     leads_by, _ = _actuals(data, by=factors)
     leads_all, entries_all = _actuals(data)
-    ctx = {"horizon": horizon, "factors": factors, "seed": seed, "modes": tuple(modes), "baselines": list(baselines),
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        until = leads_recorded_until(derive.transitions(data.snapshots(), data.spec))
+    ctx = {"leads_until": until, "horizon": horizon, "factors": factors, "seed": seed, "modes": tuple(modes), "baselines": list(baselines),
            "stage_list": _stage_list(data.spec, stages), "leads_by": leads_by, "leads_all": leads_all["n"],
            "entries_all": entries_all,
            "settings": {"model": model, "model_config": mc, "sampler_config": sc, "cache_dir": cache_dir}}
@@ -313,6 +328,7 @@ def backtest(
         columns="_o").reset_index(drop=True)
     config = {"source": data.source, "horizon": horizon, "n_windows": n_windows, "step": step, "model": model,
               "model_config": mc, "sampler_config": sc, "baselines": list(baselines), "seed": seed,
-              "stages": ctx["stage_list"], "modes": list(modes)}
+              "stages": ctx["stage_list"], "modes": list(modes),
+              "leads_recorded_until": None if until is None else str(until.date())}
     return BacktestResult(frame=frame, draws=draws, states=tuple(data.spec.states), windows=pd.DataFrame(infos),
                           horizon=horizon, models=("bayes", *baselines), config=config)

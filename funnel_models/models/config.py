@@ -131,8 +131,8 @@ class SamplerConfig(_Strict):
     sampler: Literal["nutpie", "pymc"] = "nutpie"
     #: nutpie's compiler: ``jax`` (default; compiles in seconds) or ``numba`` (see ARCHITECTURE.md).
     backend: Literal["jax", "numba"] = "jax"
-    draws: int = Field(500, ge=10, le=20_000)
-    tune: int = Field(400, ge=10, le=20_000)
+    draws: int = Field(1000, ge=10, le=20_000)
+    tune: int = Field(500, ge=10, le=20_000)
     chains: int = Field(4, ge=1, le=16)
     seed: int = 0
     low_rank: bool = False

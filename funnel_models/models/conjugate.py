@@ -98,6 +98,10 @@ class ConjugateFunnel(BaseFunnelModel):
         del progress
         mc = self.model_config
         self.data = fd = prepare(data, self.spec, factors=mc.factors)
+        self.notes = []
+        if fd.recorded_from is not None:
+            self.notes.append(f"outcomes (wins, losses) are recorded only from {fd.recorded_from:%Y-%m}; earlier "
+                              "months are left out of the fit")
         tr = fd.transitions if "age" in fd.transitions.columns else fd.transitions.assign(age=0)
         self.cold_after = mc.cold_after if isinstance(mc.cold_after, int) else choose_cold_after(tr, mc.age_buckets)
         edges = [e for e in mc.age_buckets if e <= self.cold_after]

@@ -33,6 +33,7 @@ import numpy as np
 from .config import ModelConfig
 from .predictor import log_probabilities
 from .structure import Design, safe_name
+from .idata_access import quiet_import
 
 __all__ = ["Variant", "build_graph", "theta_names", "graph_data", "VARIANT_LABELS", "DATA_PREFIX"]
 
@@ -118,7 +119,7 @@ def build_graph(design: Design, config: ModelConfig, parameterization: Mapping[s
     with_age : bool
         Put the time-in-stage component in the graph.
     """
-    import pymc as pm
+    pm = quiet_import("pymc")
     import pytensor.tensor as pt
 
     coords: dict[str, list] = {f: list(v) for f, v in design.factors.items()}

@@ -10,9 +10,22 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["attach", "draws", "has", "n_draws", "arrays", "summary", "diagnostics", "save", "load", "var_names"]
+__all__ = ["quiet_import", "attach", "draws", "has", "n_draws", "arrays", "summary", "diagnostics", "save", "load", "var_names"]
 
 _TABLE_PREFIX = "funnel_table_"
+
+
+def quiet_import(name: str) -> Any:
+    """Import ``pymc`` or ``arviz`` without ArviZ's notice about its coming 1.x refactor.
+
+    Our access to ArviZ goes through this module, so the notice says nothing actionable to
+    our users; it is silenced here, at the import, instead of in a global warning filter.
+    """
+    import importlib
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="\nArviZ is undergoing a major refactor", category=FutureWarning)
+        return importlib.import_module(name)
 
 
 def var_names(idata: Any) -> list[str]:
@@ -43,22 +56,26 @@ def attach(idata: Any, name: str, other: Any, source: str) -> None:
     idata.posterior[name] = da.assign_coords(chain=idata.posterior["chain"], draw=idata.posterior["draw"])
 
 
-def draws(idata: Any, name: str) -> np.ndarray:
-    """Posterior draws of ``name`` with chains stacked: shape (chains*draws, ...)."""
-    da = idata.posterior[name]
-    arr = da.to_numpy()
+def draws(idata: Any, name: str, *, thin: int | None = None) -> np.ndarray:
+    """Posterior draws of ``name`` with chains stacked: shape (chains*draws, ...).
+
+    ``thin`` keeps every ``thin``-th draw of each chain (chains stay in blocks of equal size).
+    """
+    arr = idata.posterior[name].to_numpy()
+    if thin:
+        arr = arr[:, ::thin]
     return arr.reshape((-1,) + arr.shape[2:])
 
 
 def summary(idata: Any) -> pd.DataFrame:
     """``arviz.summary`` of the posterior as a DataFrame."""
-    import arviz as az
+    az = quiet_import("arviz")
     return az.summary(idata, round_to=None)
 
 
 def diagnostics(idata: Any) -> dict[str, Any]:
     """Max r_hat, min bulk and tail ESS, divergences and draws."""
-    import arviz as az
+    az = quiet_import("arviz")
     rhat = az.rhat(idata)
     ess_b = az.ess(idata, method="bulk")
     ess_t = az.ess(idata, method="tail")
@@ -99,12 +116,15 @@ def save(idata: Any, path: Path, attrs: Mapping[str, str], tables: Mapping[str, 
 
 def load(path: Path) -> tuple[Any, dict[str, str], dict[str, pd.DataFrame]]:
     """Inverse of :func:`save`: (idata, attrs, tables)."""
-    import arviz as az
+    az = quiet_import("arviz")
     import h5netcdf
     import xarray as xr
 
     idata = az.from_netcdf(str(path), engine="h5netcdf")
-    idata.posterior.load()
+    for g in idata.groups():          # read everything now and release the file
+        ds = getattr(idata, g)
+        ds.load()
+        ds.close()
     attrs = {k: str(v) for k, v in idata.posterior.attrs.items() if k.startswith("funnel_")}
     with h5netcdf.File(str(path), "r") as f:
         groups = [g for g in f.groups if g.startswith(_TABLE_PREFIX)]

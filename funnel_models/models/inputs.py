@@ -17,7 +17,11 @@ from ..data.dates import through_cutoff
 from ..errors import FunnelDataError
 from ..data.spec import LOST, WON, FunnelSpec
 
-__all__ = ["FunnelData", "prepare", "deal_value_draws", "outcomes_recorded_from"]
+__all__ = ["FunnelData", "prepare", "deal_value_draws", "outcomes_recorded_from", "leads_recorded_until",
+           "RECORDED_SHARE"]
+
+#: A month records outcomes when its closes reach this share of the median month with closes.
+RECORDED_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -30,10 +34,14 @@ class FunnelData:
         ``month, from_stage, to_stage, n`` + segment columns.
     won_values : DataFrame
         One row per won lead with a deal value: ``value`` + segment columns.
+    recorded_from : Timestamp or None
+        When the data record outcomes only from this month, the months before it are
+        left out of ``transitions`` (:func:`outcomes_recorded_from`).
     """
 
     transitions: pd.DataFrame
     won_values: pd.DataFrame
+    recorded_from: pd.Timestamp | None = None
 
     def fingerprint(self) -> str:
         """A stable hash of the data (used in the fit cache key)."""
@@ -68,10 +76,8 @@ def prepare(
                               f"transitions, got {type(data).__name__}")
     cols = set(data.columns)
     if {"from_stage", "to_stage", "n"} <= cols:
-        tr = data
-        if cutoff is not None:
-            tr = through_cutoff(tr, "month", cutoff)
-        return FunnelData(tr.reset_index(drop=True), pd.DataFrame(columns=["value", *factors]))
+        tr = through_cutoff(data, "month", cutoff) if cutoff is not None else data
+        return _recorded(tr.reset_index(drop=True), pd.DataFrame(columns=["value", *factors]))
     if "entered_at" in cols:
         if cutoff is not None:
             data = through_cutoff(data, "entered_at", cutoff)
@@ -88,7 +94,15 @@ def prepare(
         won_codes = set(spec.won) | {WON}
         w = snaps[snaps["stage"].isin(won_codes)].drop_duplicates("lead_id")
         won_values = w[["value", *factors]].dropna(subset=["value"]).reset_index(drop=True)
-    return FunnelData(tr, won_values)
+    return _recorded(tr, won_values)
+
+
+def _recorded(transitions: pd.DataFrame, won_values: pd.DataFrame) -> FunnelData:
+    """Leave out the months before outcomes are recorded (see :func:`outcomes_recorded_from`)."""
+    start = outcomes_recorded_from(transitions) if len(transitions) else None
+    if start is not None:
+        transitions = transitions[pd.to_datetime(transitions["month"]) >= start].reset_index(drop=True)
+    return FunnelData(transitions, won_values, start)
 
 
 def deal_value_draws(
@@ -125,16 +139,41 @@ def outcomes_recorded_from(transitions: pd.DataFrame, *, min_quiet_months: int =
     wins or losses at all, which a model would read as "nobody closes". When at least
     ``min_quiet_months`` months with open leads have no closing move while later months
     average at least 5 closes, the first month with a close is returned (earlier months
-    are then left out of the fit and the report says so); otherwise None.
+    are then left out of the fit and the report says so); otherwise None. A month counts as
+    recording outcomes when its closes reach :data:`RECORDED_SHARE` of the typical (median)
+    month with closes, so a trickle of early closes does not count.
     """
     tr = transitions.assign(month=pd.to_datetime(transitions["month"]))
     closes = tr[tr["to_stage"].isin([WON, LOST])].groupby("month")["n"].sum()
     active = tr[tr["from_stage"] != "ENTRY"].groupby("month")["n"].sum()
     if closes.empty or active.empty:
         return None
-    first_close = closes.index.min()
+    typical = float(closes[closes > 0].median())
+    recorded = closes[closes >= RECORDED_SHARE * typical]
+    first_close = recorded.index.min()
     quiet = active[active.index < first_close]
     later = closes[closes.index >= first_close]
     if len(quiet) >= min_quiet_months and later.mean() >= 5:
         return pd.Timestamp(first_close)
+    return None
+
+
+def leads_recorded_until(transitions: pd.DataFrame, *, min_quiet_months: int = 2) -> pd.Timestamp | None:
+    """The last month with new leads, when the data clearly stop recording new leads after it.
+
+    Some exports keep recording outcomes after their lead list ends (the Olist leads file
+    ends in 2018-05, its closed deals run to 2018-11). When at least ``min_quiet_months``
+    later months have moves of open leads but no new lead at all, while the months with new
+    leads averaged at least 20, the last month with new leads is returned; otherwise None.
+    A forecast of new leads for the months after it has nothing to be checked against.
+    """
+    tr = transitions.assign(month=pd.to_datetime(transitions["month"]))
+    new = tr[tr["from_stage"] == "ENTRY"].groupby("month")["n"].sum()
+    active = tr[tr["from_stage"] != "ENTRY"].groupby("month")["n"].sum()
+    if new.empty:
+        return None
+    last = new.index.max()
+    after = active[active.index > last]
+    if len(after) >= min_quiet_months and new.mean() >= 20:
+        return pd.Timestamp(last)
     return None

@@ -35,6 +35,7 @@ from . import idata_access as acc
 from .base import BaseFunnelModel, Diagnostics, check_diagnostics
 from .config import ModelConfig, SamplerConfig, parse_config
 from .sampling import sample_compiled
+from .idata_access import quiet_import
 
 __all__ = ["LagModel", "LEAD_LEVEL_NOTE"]
 
@@ -99,7 +100,7 @@ class LagModel(BaseFunnelModel):
     def fit(self, data: Any, *, progress: bool = False) -> "LagModel":
         """Fit on monthly entry counts per stage (``month, stage, count``, or a loaded
         counts source); returns self."""
-        import pymc as pm
+        pm = quiet_import("pymc")
         import pytensor.tensor as pt
 
         counts = getattr(data, "counts", data)

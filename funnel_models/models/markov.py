@@ -37,6 +37,7 @@ import pandas as pd
 
 from ..data.spec import ENTRY, FunnelSpec
 from ..errors import FunnelWarning, ModelConfigError
+from ..intervals import central_interval
 from ..posterior import PosteriorFunnel
 from . import idata_access as acc
 from . import selection
@@ -44,7 +45,7 @@ from .base import BaseFunnelModel, Diagnostics, check_diagnostics
 from .config import ModelConfig, SamplerConfig, parse_config
 from .fitcache import FitCache, default_cache_dir, digest_arrays, stable_hash
 from .graph import VARIANT_LABELS, Variant, build_graph, graph_data, theta_names
-from .inputs import FunnelData, deal_value_draws, outcomes_recorded_from, prepare
+from .inputs import FunnelData, deal_value_draws, prepare
 from .monthfx import MONTH_LABELS, fit_month_effects
 from .predictor import pointwise_loglik, probabilities
 from .sampling import sample_compiled
@@ -52,7 +53,9 @@ from .structure import ChangePoint, Design, build_design, bucket_of, choose_cold
 
 __all__ = ["FunnelModel", "default_cache_dir"]
 
-_FORMAT_VERSION = "2"
+_FORMAT_VERSION = "3"
+#: Keep every n-th draw of each chain for the leave-one-out comparisons (PSIS needs hundreds, not thousands).
+LOO_THIN = 4
 
 
 class FunnelModel(BaseFunnelModel):
@@ -143,9 +146,7 @@ class FunnelModel(BaseFunnelModel):
         tr = fd.transitions
         if "age" not in tr.columns:
             tr = tr.assign(age=0)
-        self.recorded_from = outcomes_recorded_from(tr)
-        if self.recorded_from is not None:
-            tr = tr[pd.to_datetime(tr["month"]) >= self.recorded_from]
+        self.recorded_from = fd.recorded_from
         self.cold_after = mc.cold_after if isinstance(mc.cold_after, int) else choose_cold_after(tr, mc.age_buckets)
         edges = [e for e in mc.age_buckets if e <= self.cold_after] if mc.time_in_stage != "off" else [0]
         common = dict(factors=mc.factors, change_points=self._change_points(), age_edges=edges)
@@ -217,25 +218,31 @@ class FunnelModel(BaseFunnelModel):
             variants = [Variant(False, False)]
         return self._sample(variants, show)
 
-    def _probability_chunks(self, idata: Any, design: Design) -> Any:
-        """Yield first-stage probabilities of ``design``'s observations, a chunk of draws at a time."""
-        theta_all = {n: acc.draws(idata, n) for n in theta_names(design, len(design.change_points))
-                     if acc.has(idata, n)}
-        D = acc.n_draws(idata)
+    def _theta_draws(self, idata: Any, design: Design, thin: int | None = None) -> dict[str, np.ndarray]:
+        """Effective parameters of ``idata`` (every ``thin``-th draw of each chain when given)."""
+        out = {}
+        for n in theta_names(design, len(design.change_points)):
+            if acc.has(idata, n):
+                out[n] = acc.draws(idata, n, thin=thin)
+        return out
 
-        def chunks(size: int) -> Any:
-            for a in range(0, D, size):
-                part = {k: v[a:a + size] for k, v in theta_all.items()}
-                yield probabilities(part, design.arrays(), n_slots=design.n_slots,
-                                    factors=[safe_name(f) for f in design.factors],
-                                    n_change=len(design.change_points))
-        return chunks
+    def _mean_probabilities(self, idata: Any, design: Design) -> np.ndarray:
+        """Posterior-mean destination probabilities of ``design``'s observations, (n_obs, Dmax)."""
+        theta = self._theta_draws(idata, design, thin=LOO_THIN)
+        D = next(iter(theta.values())).shape[0]
+        total = np.zeros(design.counts.shape)
+        for a in range(0, D, 200):
+            part = {k: v[a:a + 200] for k, v in theta.items()}
+            total += probabilities(part, design.arrays(), n_slots=design.n_slots,
+                                   factors=[safe_name(f) for f in design.factors],
+                                   n_change=len(design.change_points)).sum(0)
+        return total / D
 
     def _loglik(self, idata: Any) -> np.ndarray:
+        """Pointwise log-likelihood of the lead-level cells by month (thinned draws, for LOO)."""
         d = self.fine
         assert d is not None
-        theta = {n: acc.draws(idata, n) for n in theta_names(d, len(d.change_points)) if acc.has(idata, n)}
-        return pointwise_loglik(theta, d.arrays(), d.counts, n_slots=d.n_slots,
+        return pointwise_loglik(self._theta_draws(idata, d, thin=LOO_THIN), d.arrays(), d.counts, n_slots=d.n_slots,
                                 factors=[safe_name(f) for f in d.factors], n_change=len(d.change_points))
 
     def _select(self, fits: dict[Variant, Any]) -> None:
@@ -255,8 +262,9 @@ class FunnelModel(BaseFunnelModel):
         if mc.month_effects == "off" and mc.seasonality == "none":
             return
         cands = {"on": (True,), "off": (False,), "auto": (False, True)}[mc.month_effects]
-        chunks = self._probability_chunks(self.idata, self.fine)
-        fx, timing = fit_month_effects(self.fine, chunks, mc, self.sampler_config, cands, show)
+        mean = self._mean_probabilities(self.idata, self.fine)
+        n_thin = next(iter(self._theta_draws(self.idata, self.fine, thin=LOO_THIN).values())).shape[0]
+        fx, timing = fit_month_effects(self.fine, mean, n_thin, mc, self.sampler_config, cands, show)
         for k, s in timing.items():
             self.timings[k] = self.timings.get(k, 0.0) + s
         chosen = cands[0]
@@ -428,6 +436,23 @@ class FunnelModel(BaseFunnelModel):
             out[:, :, pos_of[i], cols] = theta["season"][:, s_idx][:, :, r.slots]
         return out
 
+    def segment_effects(self, level: float = 0.9) -> pd.DataFrame:
+        """Segment effects on the log-odds of every move: source, dest, factor, level, mean, lo, hi."""
+        self._require_fit()
+        d = self.design
+        assert d is not None
+        rows = []
+        for f, levels in d.factors.items():
+            e = acc.draws(self.idata, f"effect_{safe_name(f)}")          # (draws, slots, levels)
+            lo, hi = central_interval(e, level)
+            for r in d.rows:
+                for di, dest in enumerate(r.dest[1:]):
+                    s = r.slots[di]
+                    for li, lev in enumerate(levels):
+                        rows.append((r.source, dest, f, lev, float(e[:, s, li].mean()), float(lo[s, li]),
+                                     float(hi[s, li])))
+        return pd.DataFrame(rows, columns=["source", "dest", "factor", "level", "mean", "lo", "hi"])
+
     def change_point_effects(self) -> pd.DataFrame:
         """Before/after conversion at each change point's stage, and P(improved)."""
         self._require_fit()
@@ -476,6 +501,7 @@ class FunnelModel(BaseFunnelModel):
         assert self.data is not None
         attrs = {"funnel_config": json.dumps(self.config_dict(), sort_keys=True), "funnel_hash": self.fit_hash(),
                  "funnel_state": json.dumps({"parameterization": self.parameterization, "cold_after": self.cold_after,
+                                             "recorded_from": str(self.recorded_from) if self.recorded_from else None,
                                              "variant": self.variant.label, "notes": self.notes}),
                  "funnel_draws": digest_arrays(acc.arrays(self.idata))}
         tables = {"transitions": self.data.transitions, "won_values": self.data.won_values}
@@ -495,9 +521,10 @@ class FunnelModel(BaseFunnelModel):
         if not need <= set(attrs):
             raise ModelConfigError(f"{path}: not a fit saved by this version of funnel_models; refit")
         cfg = json.loads(attrs["funnel_config"])
-        m = cls(cfg["spec"], cfg["model_config"], cfg["sampler_config"], cache_dir=False)
-        m._set_data(FunnelData(tables["transitions"], tables["won_values"]))
         state = json.loads(attrs["funnel_state"])
+        m = cls(cfg["spec"], cfg["model_config"], cfg["sampler_config"], cache_dir=False)
+        start = pd.Timestamp(state["recorded_from"]) if state.get("recorded_from") else None
+        m._set_data(FunnelData(tables["transitions"], tables["won_values"], start))
         if m.fit_hash() != attrs["funnel_hash"] or digest_arrays(acc.arrays(idata)) != attrs["funnel_draws"]:
             raise ModelConfigError(f"{path}: the stored hashes do not match its config, data or draws; the file "
                                    "is corrupt or was changed. Refit.")

@@ -25,7 +25,7 @@ in seconds; fitting month effects jointly with every lead-level cell was measure
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,7 @@ from .config import ModelConfig, SamplerConfig
 from .predictor import log_probabilities, pointwise_loglik
 from .sampling import sample_compiled
 from .structure import SEASON_LENGTH, Design, season_index
+from .idata_access import quiet_import
 
 __all__ = ["MonthTotals", "month_totals", "MonthEffects", "fit_month_effects", "MONTH_LABELS"]
 
@@ -71,10 +72,9 @@ def month_totals(fine: Design) -> MonthTotals:
 
 
 def _expected(totals: MonthTotals, fine: Design, probs: np.ndarray) -> np.ndarray:
-    """Expected split of every total, (draws, n_tr, Dmax), from fine-cell probabilities (draws, n_obs, Dmax)."""
-    weight = np.zeros((totals.counts.shape[0], fine.n_obs))
-    weight[totals.cell, np.arange(fine.n_obs)] = fine.counts.sum(1)
-    out = np.einsum("to,dok->dtk", weight, probs)
+    """Expected split of every total, (n_tr, Dmax), from fine-cell probabilities (n_obs, Dmax)."""
+    out = np.zeros(totals.counts.shape)
+    np.add.at(out, totals.cell, probs * fine.counts.sum(1)[:, None])
     return out / np.clip(out.sum(-1, keepdims=True), 1e-300, None)
 
 
@@ -107,7 +107,7 @@ MONTH_LABELS = {False: "no month effects", True: "month effects"}
 
 def _graph(totals: MonthTotals, offset: np.ndarray, config: ModelConfig, n_rows: int, season_kind: str,
            n_months: int, with_month: bool) -> Any:
-    import pymc as pm
+    pm = quiet_import("pymc")
     import pytensor.tensor as pt
     pri = config.priors
     slot_row = np.zeros(totals.n_slots, dtype=np.int64)
@@ -132,7 +132,7 @@ def _graph(totals: MonthTotals, offset: np.ndarray, config: ModelConfig, n_rows:
     return model
 
 
-def fit_month_effects(fine: Design, stage1_probs: Callable[[int], Iterator[np.ndarray]], config: ModelConfig,
+def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config: ModelConfig,
                       sampler: SamplerConfig, candidates: tuple[bool, ...], progress: bool
                       ) -> tuple[MonthEffects, dict[str, float]]:
     """Fit the second stage for every candidate (without / with month effects).
@@ -141,9 +141,11 @@ def fit_month_effects(fine: Design, stage1_probs: Callable[[int], Iterator[np.nd
     ----------
     fine : Design
         The lead-level observations by month.
-    stage1_probs : callable
-        ``stage1_probs(chunk)`` yields first-stage probabilities of the fine observations
-        for consecutive chunks of draws, (chunk_draws, n_obs, Dmax), covering every draw.
+    mean_probs : ndarray (n_obs, Dmax)
+        First-stage posterior-mean probabilities of the fine observations.
+    n_draws : int
+        Draws of the first stage (the parameter-free candidate's log-likelihood is repeated
+        over them).
     candidates : tuple of bool
         Fit without (False) and/or with (True) month effects.
     """
@@ -151,8 +153,8 @@ def fit_month_effects(fine: Design, stage1_probs: Callable[[int], Iterator[np.nd
 
     from . import idata_access as acc
     totals = month_totals(fine)
-    exp_draws = np.concatenate([_expected(totals, fine, p) for p in stage1_probs(200)])
-    offset = _offset(exp_draws.mean(0))
+    expected = _expected(totals, fine, mean_probs)
+    offset = _offset(expected)
     n = totals.counts.sum(-1)
     coef = gammaln(n + 1.0) - gammaln(totals.counts + 1.0).sum(-1)
     fits: dict[bool, Any] = {}
@@ -161,15 +163,17 @@ def fit_month_effects(fine: Design, stage1_probs: Callable[[int], Iterator[np.nd
     for with_month in candidates:
         if not with_month and fine.season_kind == "none":
             # the same plug-in offset as the fitted candidates, so the comparison is fair
-            lp = np.log(np.clip(exp_draws.mean(0), 1e-300, None))
+            lp = np.log(np.clip(expected, 1e-300, None))
             ll = coef + np.where(totals.counts > 0, totals.counts * lp, 0.0).sum(-1)
-            loglik[MONTH_LABELS[False]] = np.broadcast_to(ll, (exp_draws.shape[0], ll.size)).copy()
+            loglik[MONTH_LABELS[False]] = np.broadcast_to(ll, (n_draws, ll.size)).copy()
             fits[False] = None
             continue
         key = f"month;{fine.signature()};{with_month}"
+        # a small model on monthly totals: a careful sampler costs little here
+        careful = sampler.model_copy(update={"tune": max(sampler.tune, 1000), "target_accept": 0.95})
         idata, t = sample_compiled(key, lambda wm=with_month: _graph(totals, offset, config, len(fine.rows),
                                                                       fine.season_kind, len(fine.months), wm),
-                                   {"m_offset": offset, "m_counts": totals.counts}, sampler, progress)
+                                   {"m_offset": offset, "m_counts": totals.counts}, careful, progress)
         for k, v in t.items():
             timings[k] = timings.get(k, 0.0) + v
         theta = {"intercept": np.zeros((acc.n_draws(idata), totals.n_slots))}

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .config import SamplerConfig
+from .idata_access import quiet_import
 
 __all__ = ["sample_compiled", "compiled_count"]
 
@@ -42,7 +43,7 @@ def sample_compiled(key: str, build: Callable[[], Any], values: Mapping[str, np.
     if config.backend == "jax":
         model = build()
         with model:
-            import pymc as pm
+            pm = quiet_import("pymc")
             pm.set_data({k: v for k, v in values.items() if k in model.named_vars})
         compiled, reused = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax"), False
     else:
@@ -62,7 +63,7 @@ def sample_compiled(key: str, build: Callable[[], Any], values: Mapping[str, np.
 
 def _sample_pymc(model: Any, values: Mapping[str, np.ndarray], config: SamplerConfig, progress: bool,
                  t0: float) -> tuple[Any, dict[str, float]]:
-    import pymc as pm
+    pm = quiet_import("pymc")
     with model:
         pm.set_data({k: v for k, v in values.items() if k in model.named_vars})
         with warnings.catch_warnings():

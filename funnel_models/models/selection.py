@@ -6,10 +6,14 @@ bucket), so their pointwise log-likelihoods are comparable. The expected log pre
 density (ELPD) is estimated with Pareto-smoothed importance-sampling leave-one-out
 (``arviz.loo``); an observation here is one cell of transition counts.
 
-Rule (documented in the report): take the variant with the highest ELPD; then prefer a
-simpler variant (fewer components) whenever its ELPD is within two standard errors of the
-difference (``elpd_diff <= 2 * dse``), since the data cannot tell them apart. The chosen
-variant and every ELPD difference are printed by ``funnel fit`` and the report.
+Rule (documented in the report): every optional component is hierarchical, with a scale
+that can shrink to zero (time in stage to the memoryless chain, month effects to none), so
+a richer variant contains the simpler ones. Among the variants whose ELPD is within two
+standard errors of the best (``elpd_diff <= 2 * dse``) the richest is taken: when the data
+cannot tell them apart, keeping the component costs a little width, leaving it out can make
+the intervals overconfident (month effects with a few months of history are the common
+case). A component is dropped only when the simpler variant predicts clearly better. The
+chosen variant and every ELPD difference are printed by ``funnel fit`` and the report.
 
 Examples
 --------
@@ -18,6 +22,10 @@ Examples
 ...                       "elpd": [-1000.0, -900.0], "se": [20.0, 20.0]})
 >>> choose(table.assign(elpd_diff=[100.0, 0.0], dse=[15.0, 0.0]))
 'time in stage'
+>>> choose(table.assign(elpd=[-900.0, -903.0], elpd_diff=[0.0, 3.0], dse=[0.0, 2.0]))
+'time in stage'
+>>> choose(table.assign(elpd=[-900.0, -910.0], elpd_diff=[0.0, 10.0], dse=[0.0, 2.0]))
+'memoryless'
 """
 from __future__ import annotations
 
@@ -26,11 +34,13 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from .idata_access import quiet_import
+
 __all__ = ["loo_table", "choose", "RULE"]
 
 #: The rule in one sentence (for reports).
-RULE = ("highest ELPD (PSIS-LOO), preferring a simpler variant when its ELPD is within two "
-        "standard errors of the difference")
+RULE = ("the richest variant whose ELPD (PSIS-LOO) is within two standard errors of the best; "
+        "a component is dropped only when the simpler variant predicts clearly better")
 
 
 def loo_table(loglik: Mapping[str, np.ndarray], sizes: Mapping[str, int], chains: int) -> pd.DataFrame:
@@ -51,7 +61,7 @@ def loo_table(loglik: Mapping[str, np.ndarray], sizes: Mapping[str, int], chains
         ``variant, size, elpd, se, p_loo, elpd_diff, dse, pareto_k_bad`` sorted by ELPD
         (best first); ``pareto_k_bad`` counts observations with Pareto k > 0.7.
     """
-    import arviz as az
+    az = quiet_import("arviz")
     import xarray as xr
 
     loos, rows = {}, []
@@ -88,4 +98,4 @@ def loo_table(loglik: Mapping[str, np.ndarray], sizes: Mapping[str, int], chains
 def choose(table: pd.DataFrame) -> Any:
     """The variant the rule picks from a :func:`loo_table`."""
     ok = table[table["elpd_diff"] <= 2.0 * table["dse"]]
-    return ok.sort_values(["size", "elpd"], ascending=[True, False])["variant"].iloc[0]
+    return ok.sort_values(["size", "elpd"], ascending=[False, False])["variant"].iloc[0]

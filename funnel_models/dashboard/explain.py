@@ -1,0 +1,130 @@
+"""The words next to the numbers: why the answer is what it is, and how to read the page.
+
+:func:`headline_facts` gathers the four facts a sales manager needs beside "leads
+needed" (today's volume, the pipeline's share of the target, the months from lead to
+win, the spreadsheet's answer and why it differs); :func:`explanation_html` says them in
+sentences. Every number comes from the :class:`~funnel_models.dashboard.engine.Answer`.
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+
+from .engine import Answer
+
+__all__ = ["HeadlineFacts", "headline_facts", "explanation_html", "HOW_TO_READ", "lever_text"]
+
+
+@dataclass(frozen=True)
+class HeadlineFacts:
+    """The facts behind the headline (see :func:`headline_facts`)."""
+
+    volume: float
+    needed: int | None
+    ratio_to_volume: float
+    target_wins: float
+    pipeline_leads: int
+    pipeline_wins: float
+    pipeline_share: float
+    pipeline_probability: float
+    cycle_months: float
+    min_months: int | None
+    naive_leads: int | None
+    naive_rate: float
+    naive_probability: float
+    window: int
+
+
+def headline_facts(a: Answer, mean_deal_value: float = float("nan")) -> HeadlineFacts:
+    """The facts of an answer; a revenue target is turned into wins with ``mean_deal_value``."""
+    plan, q = a.plan, a.question
+    target_wins = q.target / mean_deal_value if q.target_unit == "revenue" else q.target
+    needed = plan.leads if plan.feasible else None
+    share = plan.expected_pipeline_wins / target_wins if target_wins > 0 else float("nan")
+    ratio = needed / a.volume if needed is not None and a.volume > 0 else float("nan")
+    return HeadlineFacts(volume=a.volume, needed=needed, ratio_to_volume=ratio, target_wins=float(target_wins),
+                         pipeline_leads=a.pipeline_leads, pipeline_wins=float(plan.expected_pipeline_wins),
+                         pipeline_share=float(share), pipeline_probability=float(plan.pipeline_probability),
+                         cycle_months=a.cycle_months, min_months=plan.min_months_to_win,
+                         naive_leads=plan.naive_leads, naive_rate=float(plan.naive_rate),
+                         naive_probability=float(plan.naive_probability), window=q.window)
+
+
+def _spreadsheet_sentence(f: HeadlineFacts) -> str:
+    if f.naive_leads is None:
+        return "The spreadsheet rule has no answer: the stage conversions multiply to zero."
+    base = (f"The spreadsheet divides the target by the win rate ({f.naive_rate:.1%}, the product of the stage "
+            f"conversions) and spreads it over the {f.window} months: <b>{f.naive_leads:,}</b> leads a month, "
+            f"which would hit the target with P = {f.naive_probability:.0%}.")
+    if f.needed is None or f.needed == f.naive_leads:
+        return base
+    late = np.isfinite(f.cycle_months) and f.cycle_months >= 1
+    if f.needed > f.naive_leads:
+        why = ("It ignores the months deals take: leads entering late in the window close after it"
+               if late else "It ignores chance: the plan must hold in bad months too")
+        return f"{base} It asks for too few. {why}."
+    return (f"{base} It asks for too many: it ignores the wins the open pipeline brings"
+            + (" and treats every lead as starting from nothing." if f.pipeline_wins > 0 else "."))
+
+
+def explanation_html(a: Answer, mean_deal_value: float = float("nan")) -> str:
+    """Four short sentences next to the headline (HTML list)."""
+    f = headline_facts(a, mean_deal_value)
+    items = []
+    if np.isfinite(f.volume):
+        vs = (f" The answer is <b>{f.ratio_to_volume:.1f}×</b> that." if np.isfinite(f.ratio_to_volume)
+              and f.needed else "")
+        items.append(f"<b>Today:</b> about <b>{f.volume:,.0f}</b> new leads a month (mean of the last 3 "
+                     f"months).{vs}")
+    share = f"{f.pipeline_share:.0%}" if np.isfinite(f.pipeline_share) else "–"
+    items.append(f"<b>Pipeline:</b> the {f.pipeline_leads:,} open leads are expected to bring "
+                 f"<b>{f.pipeline_wins:,.0f}</b> of the {f.target_wins:,.0f} wins ({share} of the target); "
+                 f"alone they hit it with P = {f.pipeline_probability:.0%}.")
+    if np.isfinite(f.cycle_months):
+        first = f", the fastest after {f.min_months}" if f.min_months is not None else ""
+        items.append(f"<b>Time to win:</b> a won lead typically closes <b>{f.cycle_months:.0f} month(s)</b> after "
+                     f"it enters (median{first}), so leads entering late in the {f.window}-month window "
+                     "mostly close after it.")
+    items.append(f"<b>Spreadsheet:</b> {_spreadsheet_sentence(f)}")
+    return "<ul class='funnel-why'>" + "".join(f"<li>{x}</li>" for x in items) + "</ul>"
+
+
+def lever_text(lever: str) -> str:
+    """A leverage row's lever with its kind: conversion changes are relative, stall
+    changes are absolute months."""
+    s = str(lever)
+    if s.startswith("conversion"):
+        return f"{s} (relative: of the stage's own conversion)"
+    if s.startswith("stall"):
+        return f"{s} (absolute: months in the stage)"
+    return s
+
+
+HOW_TO_READ = """
+<details class="funnel-help"><summary>How to read this</summary>
+<ul>
+<li><b>New leads / month needed</b>: the fewest new leads entering the funnel every month, from next month to
+the end of the window, for the wins (or revenue) in that window to reach the target with the required
+probability. It counts the open pipeline, the months deals take and chance.</li>
+<li><b>P(hit) with the planned leads</b>: the probability of reaching the target with the leads you plan
+(the red dot on the curve). Green when it reaches the required probability.</li>
+<li><b>Spreadsheet plan</b>: target ÷ win rate, spread over the window: what a spreadsheet gives. Its P(hit)
+shows how often that plan would really hit.</li>
+<li><b>The curve</b>: P(hit) for every number of new leads per month. The dashed line is the required
+probability; where the curve crosses it is the answer. The dotted line is today's volume.</li>
+<li><b>The fan chart</b>: cumulative wins month by month with the planned leads; the bands hold the middle 50%,
+80% and 95% of the simulated futures.</li>
+<li><b>Levers</b>: planned leads and the target are absolute numbers; the stage sliders multiply a stage's
+conversion or its months in stage (relative: 1.10 = 10% more than today). In <i>Where to act</i>,
+conversion levers are relative (+10% of the stage's conversion), stall levers absolute (one month less).</li>
+<li><b>Segments</b>: choosing a segment uses its own model answers and open pipeline, scales the planned leads to
+its recent share of new leads and offers its share of the target.</li>
+</ul></details>
+"""
+
+
+def escape(text: str) -> str:
+    """HTML-escape ``text`` (for messages built from user data)."""
+    return html.escape(str(text))
