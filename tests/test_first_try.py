@@ -52,7 +52,7 @@ def test_quick_fit_backtest_and_report_plan_with_the_minimal_file(workdir: Path,
     assert "a new lead is eventually won with probability" in r.stdout and "open pipeline" in r.stdout
     r = run(workdir, "backtest", "mine.yaml", "--quick", "--no-progress", "--windows", "3")
     assert r.returncode == 0, r.stderr
-    assert "conditional forecasts" in r.stdout and "unconditional forecasts" in r.stdout
+    assert "conditional forecasts" in r.stdout and "Bayesian forecasts from: quick mode" in r.stdout
     monkeypatch.chdir(workdir)
     assert plan_run("monthly_report", "mine.yaml", None, "2026-01-31").params.factors == ["lead_source"]
     with pytest.raises(ParameterError, match="process_change.change_stage"):     # this notebook needs more

@@ -50,7 +50,7 @@ from .notebooks import DEFAULT_PARAMETERS, check_declared, resolve_notebook, res
 from .summary import plain_summary
 
 __all__ = ["ReportResult", "RunPlan", "run_report", "plan_run", "execute", "batch", "report_name", "kernel_name",
-           "export_html", "plain_summary"]
+           "export_html", "plain_summary", "resolve_notebook", "resolve_parameters"]
 
 
 @dataclass
@@ -234,7 +234,7 @@ def _kernel_stderr(res: ReportResult) -> Iterator[TextIO]:
 def _papermill(plan: RunPlan, out_nb: Path, values: dict[str, Any], kernel: str | None, progress: bool,
                cwd: Any, timeout: int | None, res: ReportResult) -> None:
     import papermill as pm
-    for name in ("papermill", "traitlets", "nbclient", "jupyter_client"):
+    for name in ("papermill", "traitlets", "nbclient", "jupyter_client", "asyncio"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     with _kernel_stderr(res) as stderr:
         pm.execute_notebook(str(plan.notebook_path), str(out_nb), parameters=values,
