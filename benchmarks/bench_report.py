@@ -2,11 +2,13 @@
 
 Each repetition uses a fresh, empty fit cache folder (``FUNNEL_CACHE_DIR``):
 
-- first run: kernel start, data, model compile + sampling, all sections, HTML export
-  (target < 90 s);
-- second run: the same with the fit loaded from the cache (target < 30 s).
+- first run: kernel start, data, model compile + sampling (every variant the model
+  compares), the inflow model, all sections, HTML export (target < 90 s on 2 cores);
+- second run: the same with the fit loaded from the cache (target < 30 s);
+- quick run: the same report with ``model: conjugate`` (exact, no MCMC): what the report
+  costs without the sampler.
 
-Prints every run, the medians and the ratio second/first. Usage::
+Prints every run, the medians and the ratios second/first and quick/first. Usage::
 
     python benchmarks/bench_report.py [--repeat N]
 
@@ -27,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 FUNNEL = str(Path(sys.executable).with_name("funnel"))
 
 
-def run_once(cache: Path, out: Path, date: str) -> float:
+def run_once(cache: Path, out: Path, date: str, params: Path | None = None) -> float:
     env = dict(os.environ, FUNNEL_CACHE_DIR=str(cache))
     t0 = time.perf_counter()
-    r = subprocess.run([FUNNEL, "report", "--quiet", "--output-dir", str(out), "--date", date],
-                       cwd=ROOT, env=env, capture_output=True, text=True)
+    r = subprocess.run([FUNNEL, "report", *([str(params)] if params else []), "--quiet", "--output-dir", str(out),
+                        "--date", date], cwd=ROOT, env=env, capture_output=True, text=True)
     dt = time.perf_counter() - t0
     if r.returncode != 0:
         raise SystemExit(f"funnel report failed ({r.returncode}):\n{r.stderr}")
@@ -42,19 +44,23 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    firsts, seconds = [], []
+    firsts, seconds, quicks = [], [], []
     for i in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
             cache, out = Path(tmp) / "cache", Path(tmp) / "reports"
+            quick = Path(tmp) / "quick.yaml"
+            quick.write_text(f"extends: {ROOT / 'parameters' / 'default.yaml'}\nmodel: conjugate\n")
             a = run_once(cache, out, "2026-01-01")
             b = run_once(cache, out, "2026-01-02")
+            q = run_once(cache, out, "2026-01-03", quick)
         firsts.append(a)
         seconds.append(b)
-        print(f"run {i + 1}: first (empty cache) {a:6.1f} s   second (cached fit) {b:6.1f} s   ratio {b / a:.2f}",
-              flush=True)
-    f, s = statistics.median(firsts), statistics.median(seconds)
-    print(f"median of {args.repeat}: first {f:.1f} s (target < 90 s), second {s:.1f} s (target < 30 s), "
-          f"ratio second/first {s / f:.2f}")
+        quicks.append(q)
+        print(f"run {i + 1}: first (empty cache) {a:6.1f} s   second (cached fit) {b:6.1f} s   quick (conjugate) "
+              f"{q:6.1f} s", flush=True)
+    f, s, q = statistics.median(firsts), statistics.median(seconds), statistics.median(quicks)
+    print(f"median of {args.repeat}: first {f:.1f} s (target < 90 s), second {s:.1f} s (target < 30 s), quick "
+          f"{q:.1f} s; ratio second/first {s / f:.2f}, quick/first {q / f:.2f}")
     return 0 if f < 90 and s < 30 else 1
 
 

@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="funnel",
         description="Forecast and simulate sales and marketing funnels with Bayesian models.",
         epilog="Run 'funnel COMMAND --help' for the options of one command. "
-        "Exit status: 0 ok, 1 run failed, 2 bad input, 3 store busy (retry or --wait).",
+        "Exit status: 0 ok, 1 a run failed, 2 bad input (nothing was run or written), 3 busy or "
+        "temporary: the data store is in use (retry, or --wait SECONDS).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:

@@ -72,6 +72,13 @@ MOVED_KEYS = {
     "benchmarks": "monthly_report: {benchmarks: ...}", "warning_level": "monthly_report: {warning_level: ...}",
     "title": "the notebook's section, e.g. monthly_report: {title: ...}",
     "filters": "segment_filters",
+    "model_config": "model_settings: {...}", "sampler_config": "sampler: {...}",
+    "period": "lead_planning: {period: ...}", "periods": "lead_planning: {periods: ...}",
+    "plan_by": "lead_planning: {plan_by: ...}", "segment_targets": "lead_planning: {segment_targets: ...}",
+    "change_stage": "process_change: {change_stage: ...}", "change_month": "process_change: {change_month: ...}",
+    "change_name": "process_change: {change_name: ...}",
+    "n_windows": "backtest: {n_windows: ...}", "step": "backtest: {step: ...}",
+    "baselines": "backtest: {baselines: ...}", "stages": "backtest: {stages: ...}", "output": "backtest: {output: ...}",
 }
 
 

@@ -6,76 +6,61 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
 
-# %% [markdown]
-# # Backtest: how good are the funnel's win forecasts?
-#
-# Rolling origin: at each monthly cut-off the model is fitted on the data known then and
-# forecasts the next `horizon` months of wins from the open pipeline **and the number of
-# new leads that actually arrived** in those months. Conditioning on the realised lead
-# volume isolates the conversion model; a live forecast must also predict lead volume and
-# will be less accurate. The Bayesian model is compared with three baselines (trailing
-# 3-month and last-month conversion at the median lag, and a CRM weighted pipeline).
-
 # %% tags=["parameters"]
-source = "demo"          # demo | olist | a history file (then set spec)
-spec = None              # funnel spec YAML for files
-horizon = 3              # months forecast after each cut-off
-n_windows = 6            # number of monthly cut-offs
-step = 1                 # months between cut-offs
-quick = True             # True: exact conjugate model (seconds); False: MCMC (nutpie)
-factors = []             # segment factors, e.g. ["region"]
+# The parameters of a parameter file's top level and its `backtest` section
+# (README, 'Parameter files'); `funnel report` passes every one of them. These defaults are
+# parameters/default.yaml (the bundled demo), so the notebook also runs as it is.
+source = "demo"
+spec = None
+mapping = {}
+segment_filters = {}
+start = None
+end = None
+cutoff = None
+factors = ["region", "channel"]
+model = "auto"
+model_settings = {"change_points": [{"stage": "DEMO", "month": "2025-01", "name": "sales training"}]}
+sampler = {}
 seed = 0
+new_leads = None
+interval_level = 0.8
+# backtest section
+title = "Backtest"
+horizon = 3
+n_windows = 6
+step = 1
+baselines = ["trailing3", "last_month", "weighted_pipeline"]
+stages = False
+min_train_months = 6
+output = None
+summary_path = ""  # set by the runner: where write_summary(ctx) writes summary.json
 
 # %%
-import warnings
+# A thin template: every number, chart and sentence comes from funnel_models.reports.
+# Run it with `funnel report --notebook backtest [PARAMS.yaml]` or here on its defaults.
+from funnel_models.reports import analysis as fr
 
-import matplotlib.pyplot as plt
-import pandas as pd
-
-from funnel_models.evaluation.backtest import backtest
-from funnel_models.workflow import load_data
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    data = load_data(source, spec=spec)
-res = backtest(data, horizon=horizon, n_windows=n_windows, step=step, quick=quick,
-               model_config={"factors": list(factors)} if factors else None, seed=seed)
-print(f"{data.source}: cut-offs {res.frame['cutoff'].min():%Y-%m-%d} .. {res.frame['cutoff'].max():%Y-%m-%d}")
-
-# %% [markdown]
-# ## Scores per model
-# MAE and MAPE of wins per month; CRPS scores the whole forecast distribution (for a point
-# forecast it equals the MAE); coverage is the share of actual months inside the Bayesian
-# model's central intervals.
+ctx = fr.open_report("backtest", globals())
 
 # %%
-res.metrics().round(3)
+result = fr.run_backtest(ctx)
 
 # %%
-res.metrics(by="h").round(3)
-
-# %% [markdown]
-# ## Calibration and forecasts
+fr.show(ctx, fr.scores_section)
 
 # %%
-res.plot_calibration()
-plt.show()
+fr.show(ctx, fr.calibration_section)
 
 # %%
-for h in range(1, horizon + 1):
-    res.plot_forecasts(h=h)
-    plt.show()
-
-# %% [markdown]
-# ## Per-window timings (fit, compile, sampling) and the long table
+fr.show(ctx, fr.forecasts_section)
 
 # %%
-res.windows.drop(columns=["signature"])
+fr.show(ctx, fr.windows_section)
 
 # %%
-res.frame.round(1).head(20)
+summary = fr.write_summary(ctx)

@@ -5,8 +5,6 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -14,6 +12,9 @@
 # ---
 
 # %% tags=["parameters"]
+# The parameters of a parameter file's top level and its `monthly_report` section
+# (README, 'Parameter files'); `funnel report` passes every one of them. These defaults are
+# parameters/default.yaml (the bundled demo), so the notebook also runs as it is.
 source = "demo"
 spec = None
 mapping = {}
@@ -21,57 +22,65 @@ segment_filters = {}
 start = None
 end = None
 cutoff = None
-quick = False
 factors = ["region", "channel"]
-change_points = [{"stage": "DEMO", "month": "2025-01", "name": "sales training"}]
-draws = 500
-tune = 400
-chains = 4
+model = "auto"
+model_settings = {"change_points": [{"stage": "DEMO", "month": "2025-01", "name": "sales training"}]}
+sampler = {}
 seed = 0
 new_leads = None
 interval_level = 0.8
-summary_path = ""
+# monthly_report section
 title = "Monthly funnel report"
-target_wins = 240
+target_wins = 240.0
 window_months = 6
 confidence = 0.8
 horizon = 6
 benchmarks = {"LEAD": 0.7, "MQL": 0.7, "SQL": 0.65, "DEMO": 0.65, "PROP": 0.65, "NEGO": 0.65}
 warning_level = 0.9
+summary_path = ""  # set by the runner: where write_summary(ctx) writes summary.json
 
 # %%
-# A thin template: every number, chart and sentence comes from funnel_models.reports.analysis.
-# Run it with `funnel report [PARAMS.yaml]` or execute it here on its defaults (demo data).
-from funnel_models.reports import analysis
+# A thin template: every number, chart and sentence comes from funnel_models.reports.
+# Run it with `funnel report --notebook monthly_report [PARAMS.yaml]` or here on its defaults.
+from funnel_models.reports import analysis as fr
 
-ctx = analysis.open_report("monthly_report", globals())
-
-# %%
-analysis.show(analysis.funnel_section(ctx))
+ctx = fr.open_report("monthly_report", globals())
 
 # %%
-analysis.show(analysis.conversion_section(ctx))
+fr.show(ctx, fr.funnel_section)
 
 # %%
-analysis.show(analysis.stall_section(ctx))
+fr.show(ctx, fr.pipeline_section)
 
 # %%
-analysis.show(analysis.segment_section(ctx))
+fr.show(ctx, fr.forecast_section)
 
 # %%
-analysis.show(analysis.warning_section(ctx))
+fr.show(ctx, fr.leads_section)
 
 # %%
-analysis.show(analysis.forecast_section(ctx))
+fr.show(ctx, fr.bottleneck_section)
 
 # %%
-analysis.show(analysis.leads_section(ctx))
+fr.show(ctx, fr.warning_section)
 
 # %%
-analysis.show(analysis.bottleneck_section(ctx))
+fr.show(ctx, fr.inflow_section)
 
 # %%
-analysis.show(analysis.diagnostics_section(ctx))
+fr.show(ctx, fr.conversion_section)
 
 # %%
-summary = analysis.write_summary(ctx)
+fr.show(ctx, fr.stall_section)
+
+# %%
+fr.show(ctx, fr.segment_section)
+
+# %%
+fr.show(ctx, fr.model_section)
+
+# %%
+fr.show(ctx, fr.diagnostics_section)
+
+# %%
+summary = fr.write_summary(ctx)

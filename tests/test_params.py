@@ -1,9 +1,9 @@
-"""Report parameters: schema, YAML layering, unknown-key errors, notebook declarations, pairing."""
+"""Parameter files as the commands and notebooks use them: one schema family, layering,
+notebooks declaring exactly the parameters the runner passes, jupytext pairing, templates."""
 from __future__ import annotations
 
 import ast
 import filecmp
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,14 +13,15 @@ import nbformat
 import pytest
 
 from funnel_models.errors import ParameterError
-from funnel_models.reports.params import (SCHEMAS, check_declared, declared_parameters, load_parameters,
-                                          validate_parameters)
-from funnel_models.reports.runner import TEMPLATES, _prepare_run
+from funnel_models.params import (ParameterFile, from_notebook, load_parameter_file, notebook_parameters)
+from funnel_models.reports.notebooks import NOTEBOOKS, TEMPLATES, check_declared, declared_parameters
+from funnel_models.reports.runner import plan_run
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ROOT / "notebooks"
+NB_DIR = ROOT / "notebooks"
 PARAMETERS = ROOT / "parameters"
 FUNNEL = str(Path(sys.executable).with_name("funnel"))
+DEMO_FILES = ["default.yaml", "region_north.yaml", "campaign_partner.yaml"]
 
 
 def write(path: Path, text: str) -> Path:
@@ -28,156 +29,146 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def test_default_parameters_are_the_schema_defaults():
-    name, p, explicit = load_parameters(PARAMETERS / "default.yaml")
-    assert name == "monthly_report"
-    assert p.source == "demo" and p.quick is False
-    assert p.model_dump() == SCHEMAS["monthly_report"]().model_dump()
+def test_the_demo_file_says_what_the_demo_needs():
+    p, nb = load_parameter_file(PARAMETERS / "default.yaml")
+    assert nb is None and p.source == "demo" and p.factors == ["region", "channel"]
+    assert [(c.stage, c.month) for c in p.model_settings.change_points] == [("DEMO", "2025-01")]
+    assert p.monthly_report.target_wins == 240 and p.monthly_report.window_months == 6
+    assert p.monthly_report.benchmarks["NEGO"] == 0.65
+    # nothing of the demo leaks into a file that does not ask for it
+    bare = ParameterFile(source="x.csv")
+    assert bare.factors == [] and bare.model_settings.change_points == [] and bare.monthly_report.benchmarks == {}
+    assert bare.monthly_report.target_wins is None
 
 
-def test_extends_layers_a_file_on_its_base():
-    name, p, explicit = load_parameters(PARAMETERS / "region_north.yaml")
-    assert p.segment_filters == {"region": "North"}
-    assert p.factors == ["channel"]
-    # inherited from default.yaml
-    assert p.change_points == [{"stage": "DEMO", "month": "2025-01", "name": "sales training"}]
-    assert p.benchmarks["NEGO"] == 0.65
-    assert "benchmarks" in explicit and "segment_filters" in explicit
+def test_extends_merges_sections_key_by_key():
+    p, _ = load_parameter_file(PARAMETERS / "region_north.yaml")
+    assert p.segment_filters == {"region": "North"} and p.factors == ["channel"]
+    assert p.monthly_report.target_wins == 125 and p.monthly_report.benchmarks["NEGO"] == 0.65   # inherited
+    assert p.lead_planning.plan_by == "channel" and p.process_change.change_stage == "DEMO"
 
 
-def test_typo_names_key_file_and_closest_key(tmp_path):
-    write(tmp_path / "base.yaml", "source: demo\ntarget_wins: 10\n")
-    child = write(tmp_path / "child.yaml", "extends: base.yaml\ntarget_wnis: 12\n")
+@pytest.mark.parametrize("name", DEMO_FILES)
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_every_demo_file_plans_for_every_notebook(name, notebook, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    plan = plan_run(notebook, PARAMETERS / name, None, "2026-01-31")
+    assert plan.notebook == notebook and plan.notebook_path.name == f"{notebook}.ipynb"
+    assert set(plan.values) == set(notebook_parameters(plan.params, notebook))
+
+
+def test_olist_file_without_the_data_fails_up_front_with_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUNNEL_OLIST_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(ParameterError) as ei:
-        load_parameters(child)
+        plan_run(None, PARAMETERS / "olist.yaml", None, "2026-01-31")
     msg = str(ei.value)
-    assert "'target_wnis'" in msg and str(child) in msg and "did you mean 'target_wins'" in msg
-
-
-def test_typo_in_the_base_file_names_the_base_file(tmp_path):
-    base = write(tmp_path / "base.yaml", "sourc: demo\n")
-    child = write(tmp_path / "child.yaml", "extends: base.yaml\ntarget_wins: 12\n")
-    with pytest.raises(ParameterError) as ei:
-        load_parameters(child)
-    assert str(base) in str(ei.value) and "'source'" in str(ei.value)
-
-
-def test_key_valid_for_another_notebook_is_rejected(tmp_path):
-    f = write(tmp_path / "p.yaml", "notebook: process_change\ntarget_wins: 5\n")
-    with pytest.raises(ParameterError, match="unknown parameter 'target_wins' for notebook process_change"):
-        load_parameters(f)
+    assert "olist.yaml" in msg and "FUNNEL_OLIST_DIR" in msg and "Fix:" in msg
 
 
 @pytest.mark.parametrize("text, fragment", [
-    ("confidence: 1.5\n", "confidence"),
-    ("window_months: three\n", "window_months"),
-    ("benchmarks: {DEMO: 2}\n", "benchmark for 'DEMO'"),
-    ("change_points: [{stage: DEMO}]\n", "change_points"),
+    ("source: demo\nquick: true\n", "use model: conjugate"),
+    ("source: demo\ntarget_wins: 10\n", "monthly_report: {target_wins"),
+    ("source: demo\nmonthly_report: {target_wnis: 3}\n", "did you mean 'target_wins'"),
+    ("source: demo\nmonthly_report: {confidence: 1.5}\n", "confidence"),
+    ("source: demo\nmonthly_report: {target_wins: .inf}\n", "finite"),
+    ("source: demo\nmonthly_report: {horizon: 100000}\n", "horizon"),
+    ("source: demo\nsampler: {draws: 20000, chains: 4}\n", "limit"),
+    ("source: demo\nmonthly_report: {benchmarks: {DEMO: 2}}\n", "benchmark for 'DEMO'"),
     ("- a list\n", "must be a mapping"),
     ("source: [unclosed\n", "not valid YAML"),
+    ("spec: x.yaml\n", "source: required"),
 ])
-def test_bad_values_are_parameter_errors(tmp_path, text, fragment):
+def test_bad_files_are_parameter_errors(tmp_path, text, fragment):
     f = write(tmp_path / "p.yaml", text)
-    with pytest.raises(ParameterError, match=None) as ei:
-        load_parameters(f)
-    assert fragment in str(ei.value)
+    with pytest.raises(ParameterError) as ei:
+        load_parameter_file(f)
+    assert fragment in str(ei.value) and str(f) in str(ei.value)
 
 
-def test_extends_cycle_and_missing_file(tmp_path):
-    write(tmp_path / "a.yaml", "extends: b.yaml\n")
-    write(tmp_path / "b.yaml", "extends: a.yaml\n")
-    with pytest.raises(ParameterError, match="cycle"):
-        load_parameters(tmp_path / "a.yaml")
-    with pytest.raises(ParameterError, match="not found"):
-        load_parameters(tmp_path / "nope.yaml")
-
-
-@pytest.mark.parametrize("notebook", sorted(SCHEMAS))
-def test_schema_matches_the_notebook_parameters_cell(notebook):
-    """Every schema field is declared in the notebook with the same literal default."""
-    declared = declared_parameters(NOTEBOOKS / f"{notebook}.ipynb")
-    schema = SCHEMAS[notebook]
-    assert set(declared) == set(schema.model_fields)
-    defaults = schema().model_dump()
-    for name, info in declared.items():
-        assert ast.literal_eval(info["default"]) == defaults[name], name
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_notebook_declares_exactly_what_the_runner_passes_with_the_demo_defaults(notebook):
+    """The parameters cell holds literal values equal to parameters/default.yaml."""
+    declared = declared_parameters(NB_DIR / f"{notebook}.ipynb")
+    demo, _ = load_parameter_file(PARAMETERS / "default.yaml")
+    expected = notebook_parameters(demo, notebook)
+    assert set(declared) == set(expected) | {"summary_path"}
+    values = {k: ast.literal_eval(v["default"]) for k, v in declared.items() if k != "summary_path"}
+    assert from_notebook(notebook, values) == from_notebook(notebook, expected)
 
 
 def test_check_declared_rejects_keys_the_notebook_does_not_declare(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    cell = nbformat.v4.new_code_cell("source = 'demo'\nquick = False\n")
+    cell = nbformat.v4.new_code_cell("source = 'demo'\nfactors = []\n")
     cell.metadata["tags"] = ["parameters"]
     nb.cells = [cell]
     path = tmp_path / "mini.ipynb"
     nbformat.write(nb, str(path))
-    check_declared(["source", "quick"], path)
+    check_declared(["source", "factors"], path)
     with pytest.raises(ParameterError) as ei:
-        check_declared(["source", "quik"], path, where="x.yaml")
-    assert "'quik'" in str(ei.value) and "x.yaml" in str(ei.value) and "did you mean 'quick'" in str(ei.value)
+        check_declared(["source", "factrs"], path, where="x.yaml")
+    assert "'factrs'" in str(ei.value) and "x.yaml" in str(ei.value) and "did you mean 'factors'" in str(ei.value)
 
 
-@pytest.mark.parametrize("path", sorted(PARAMETERS.glob("*.yaml")), ids=lambda p: p.name)
-def test_every_shipped_parameter_file_validates_against_its_notebook(path, monkeypatch):
-    monkeypatch.chdir(ROOT)
-    name, nb, ppath, explicit, date = _prepare_run(None, path, None, "2026-01-31")
-    assert nb.name == f"{name}.ipynb"
-
-
-@pytest.mark.parametrize("name", ["monthly_report", "lead_planning", "process_change"])
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_jupytext_pair_in_sync_and_outputs_stripped(name):
-    py = jupytext.read(NOTEBOOKS / f"{name}.py")
-    ipynb = nbformat.read(str(NOTEBOOKS / f"{name}.ipynb"), as_version=4)
-    assert [(c.cell_type, c.source.strip()) for c in py.cells] == \
-        [(c.cell_type, c.source.strip()) for c in ipynb.cells]
+    py = jupytext.read(NB_DIR / f"{name}.py")
+    ipynb = nbformat.read(str(NB_DIR / f"{name}.ipynb"), as_version=4)
+    assert [(c.cell_type, c.source.strip()) for c in py.cells] == [(c.cell_type, c.source.strip()) for c in ipynb.cells]
     tags = [c.metadata.get("tags", []) for c in ipynb.cells]
     assert sum("parameters" in t for t in tags) == 1
     for c in ipynb.cells:
         if c.cell_type == "code":
             assert c.outputs == [] and c.execution_count is None
+        if "parameters" not in c.metadata.get("tags", []) and c.cell_type == "code":
+            assert len(c.source.splitlines()) <= 8, "notebooks stay thin: logic lives in funnel_models.reports"
 
 
-def test_parameters_cell_holds_literals_only():
-    for name in ("monthly_report", "lead_planning", "process_change"):
-        nb = nbformat.read(str(NOTEBOOKS / f"{name}.ipynb"), as_version=4)
-        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-        for node in ast.parse(cell.source).body:
-            assert isinstance(node, ast.Assign)
-            ast.literal_eval(node.value)
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_parameters_cell_holds_literals_only(name):
+    nb = nbformat.read(str(NB_DIR / f"{name}.ipynb"), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    for node in ast.parse(cell.source).body:
+        assert isinstance(node, ast.Assign)
+        ast.literal_eval(node.value)
 
 
 def test_packaged_templates_equal_the_repository_copies():
-    files = [*NOTEBOOKS.glob("*.ipynb"), *PARAMETERS.glob("*.yaml")]
+    files = [*NB_DIR.glob("*.ipynb"), *PARAMETERS.glob("*.yaml")]
     assert files
     for f in files:
         assert filecmp.cmp(f, TEMPLATES / f.name, shallow=False), f"{f.name}: copy it to {TEMPLATES}"
 
 
 def test_cli_bad_parameter_file_exits_2_and_writes_nothing(tmp_path):
-    bad = write(tmp_path / "bad.yaml", "extends: " + str(PARAMETERS / "default.yaml") + "\nconfidance: 0.9\n")
+    bad = write(tmp_path / "bad.yaml", f"extends: {PARAMETERS / 'default.yaml'}\nmonthly_report: {{confidance: 0.9}}\n")
     out = tmp_path / "reports"
-    r = subprocess.run([FUNNEL, "report", str(bad), "--output-dir", str(out)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run([FUNNEL, "report", str(bad), "--output-dir", str(out)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
     assert r.returncode == 2, r.stderr
     assert "confidance" in r.stderr and str(bad) in r.stderr and "'confidence'" in r.stderr
-    assert not out.exists()
+    assert "Traceback" not in r.stderr and not out.exists()
     r = subprocess.run([FUNNEL, "report", "--date", "31/01/2026", "--output-dir", str(out)], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "YYYY-MM-DD" in r.stderr
-    assert not out.exists()
+    assert r.returncode == 2 and "YYYY-MM-DD" in r.stderr and not out.exists()
 
 
 def test_cli_batch_with_a_bad_file_runs_nothing_and_exits_2(tmp_path):
-    good = write(tmp_path / "good.yaml", f"extends: {PARAMETERS / 'default.yaml'}\nquick: true\n")
-    bad = write(tmp_path / "bad.yaml", "notebook: monthly_report\nhorizn: 3\n")
+    good = write(tmp_path / "good.yaml", f"extends: {PARAMETERS / 'default.yaml'}\nmodel: conjugate\n")
+    bad = write(tmp_path / "bad.yaml", "source: demo\nmonthly_report: {horizn: 3}\n")
     out = tmp_path / "reports"
     r = subprocess.run([FUNNEL, "report", str(good), str(bad), "--output-dir", str(out), "--quiet"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stderr
-    assert "BAD INPUT" in r.stderr and "horizn" in r.stderr
-    assert not (out / "monthly_report-good").exists() or not any((out / "monthly_report-good").iterdir())
+    assert "BAD INPUT" in r.stderr and "horizn" in r.stderr and "nothing was run" in r.stderr
+    assert not out.exists()
 
 
-def test_validate_parameters_accepts_a_plain_mapping():
-    p = validate_parameters({"quick": True, "horizon": 3}, "monthly_report")
-    assert p.quick and p.horizon == 3 and json.dumps(p.model_dump())
+def test_the_readme_batch_example_fails_up_front_when_olist_data_is_absent(tmp_path):
+    """`funnel report parameters/*.yaml` in a fresh clone: exit 2 naming olist.yaml and the fix."""
+    out = tmp_path / "reports"
+    env = {"FUNNEL_OLIST_DIR": str(tmp_path / "nowhere"), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([FUNNEL, "report", *sorted(str(p) for p in PARAMETERS.glob("*.yaml")), "--output-dir",
+                        str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2, r.stderr
+    assert "olist.yaml" in r.stderr and "FUNNEL_OLIST_DIR" in r.stderr and not out.exists()

@@ -1,69 +1,115 @@
 """``funnel fit PARAMS.yaml``: fit (or load from the cache) the model of a parameter file.
 
-Useful before a scheduled report (the report then loads the cached fit in a second) and
-to check convergence: prints the diagnostics and the per-stage summary. Exit status 0 when
-the diagnostics are fine, 1 when they are not, 2 on bad input.
+Useful before a scheduled report (the report then loads the cached fit) and to check the
+model: prints which model and variant produced the numbers (with the ELPD comparison that
+chose it), the per-stage summary, where leads are heading (win rate of a new lead,
+eventual win rate of today's open pipeline, the share gone cold, time to win) and the
+diagnostics. Exit status 0 when the diagnostics are fine, 1 when they are not, 2 on bad
+input, 3 when the data store is busy.
 """
 from __future__ import annotations
 
 import argparse
+import warnings
 import sys
 import time
-import warnings
 from typing import Any
 
-from ..errors import FunnelWarning
+import numpy as np
+import pandas as pd
 
 __all__ = ["register", "handler"]
 
 
+def _print_choice(ctx: Any) -> None:
+    from ..models.selection import RULE
+    print(f"model: {ctx.model_label}")
+    sel = getattr(ctx.model, "selection", None)
+    if sel is not None and len(sel):
+        print(f"chosen by leave-one-out accuracy: {RULE}")
+        cols = [c for c in ("stage", "variant", "elpd", "elpd_diff", "dse", "p_loo", "pareto_k_bad") if c in sel]
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(sel[cols].rename(columns={"stage": "comparison"}).round(1).to_string(index=False))
+
+
+def _print_outlook(ctx: Any) -> None:
+    from ..simulate import pipeline_outlook
+    post, lv = ctx.post, ctx.level
+    w = post.lead_win_rate()
+    lo, hi = np.quantile(w, [(1 - lv) / 2, (1 + lv) / 2])
+    won, lost, cold = post.lead_outcomes().mean(0)
+    print(f"a new lead is eventually won with probability {w.mean():.1%} ({lv:.0%}: {lo:.1%}-{hi:.1%}); lost "
+          f"{lost:.0%}" + (f", goes cold {cold:.0%}" if post.cold_after is not None else "")
+          + f"; won leads take {np.mean(post.median_cycle_time()):.0f} month(s) (median)")
+    out = pipeline_outlook(post, ctx.pipeline, months=6, start=ctx.cutoff_month, level=lv).iloc[-1]
+    cold_txt = (f"{out['cold_share']:.0%} effectively cold" if np.isfinite(out["cold_share"])
+                else "cold leads not told apart (memoryless model)")
+    rate = f"{out['win_rate_mean']:.1%}" if np.isfinite(out["win_rate_mean"]) else "n/a"
+    print(f"open pipeline: {int(out['open']):,} leads, {cold_txt}, eventual win rate {rate}")
+
+
 def handler(args: argparse.Namespace) -> int:
-    """Run ``funnel fit``; returns the exit status."""
-    from ..reports.analysis import prepare
-    from ..reports.params import load_parameters
-    from ..reports.runner import resolve_parameters
-    path = resolve_parameters(args.parameters) if args.parameters else resolve_parameters("default.yaml")
-    overrides = {"quick": True} if args.quick else None
-    name, params, _ = load_parameters(path, args.notebook, overrides)
-    t0 = time.perf_counter()
+    """Run the command with the warnings of the libraries underneath silenced (data warnings,
+    FunnelWarning, are printed as notes)."""
+    from ..errors import FunnelWarning
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore")
         warnings.simplefilter("default", FunnelWarning)
-        ctx = prepare(name, params.model_dump(), progress=args.progress, cache_dir=args.cache_dir)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run ``funnel fit``; returns the exit status."""
+    from ..params import load_parameter_file
+    from ..preflight import preflight
+    from ..reports.context import prepare
+    from ..reports.notebooks import DEFAULT_PARAMETERS, resolve_parameters
+    path = resolve_parameters(args.parameters or DEFAULT_PARAMETERS)
+    params, nb_key = load_parameter_file(path, {"model": "conjugate"} if args.quick else None)
+    notebook = args.notebook or nb_key or "monthly_report"
+    preflight(params, notebook, where=str(path), wait=args.wait)
+    t0 = time.perf_counter()
+    ctx = prepare(notebook, params, progress=args.progress, cache_dir=args.cache_dir, inflow=False)
     secs = time.perf_counter() - t0
     d = ctx.summary["data"]
-    print(f"{path}: {d['source']} up to {d['cutoff']}, {d['leads']:,} leads, factors {ctx.factors or '-'}")
+    amount = f"{d['leads']:,} leads" if ctx.data.has_leads else "aggregate counts"
+    print(f"{path}: {d['source']} up to {d['cutoff']}, {amount}, factors {ctx.factors or '-'}")
     for n in ctx.notes:
-        print(f"  note: {n}")
-    table = ctx.post.stage_table(params.interval_level)
+        print(f"  note: {ctx.clean_note(n)}")
+    _print_choice(ctx)
+    table = ctx.post.stage_table(ctx.level)
     cols = ["stage", "conversion_mean", "conversion_lo", "conversion_hi", "expected_stall_mean"]
     print(table[cols].round(3).to_string(index=False))
-    if ctx.quick:
-        print(f"quick mode (conjugate, exact): {secs:.1f} s")
-        return 0
-    timing = ctx.model.timings
-    how = "loaded from cache" if "cache_load" in timing else "fitted and cached"
-    print(f"MCMC model {how} in {secs:.1f} s (cache: {ctx.model.cache_dir}, key {ctx.model.fit_hash()})")
+    _print_outlook(ctx)
+    info = ctx.model.fit_info()
+    how = "loaded from the cache" if "cache_load" in info else "fitted"
+    print(f"{ctx.model.name} model {how} in {secs:.1f} s")
     diag = ctx.model.diagnostics(warn=False)
-    print(f"r_hat max {diag['r_hat_max']:.3f}, bulk ESS min {diag['ess_bulk_min']:.0f}, "
-          f"tail ESS min {diag['ess_tail_min']:.0f}, divergences {diag['divergences']}")
-    print(diag["message"], file=sys.stdout if diag["ok"] else sys.stderr)
-    return 0 if diag["ok"] else 1
+    if diag.method == "mcmc":
+        print(f"r_hat max {diag.r_hat_max:.3f}, bulk ESS min {diag.ess_bulk_min:.0f}, tail ESS min "
+              f"{diag.ess_tail_min:.0f}, divergences {diag.divergences}")
+    print(diag.message, file=sys.stdout if diag.ok else sys.stderr)
+    return 0 if diag.ok else 1
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``fit`` subcommand to ``subparsers``."""
     p = subparsers.add_parser(
-        "fit", help="fit and cache the model of a parameter file, print diagnostics",
+        "fit", help="fit and cache the model of a parameter file, print the model and its diagnostics",
         description="Load the data of PARAMS.yaml (default: default.yaml), fit the model (cached on disk "
-        "by a hash of data and config: $FUNNEL_CACHE_DIR or ~/.cache/funnel_models) and print the "
-        "diagnostics and per-stage conversion. Exit 1 when the diagnostics are bad.",
-        epilog="example:\n  funnel fit parameters/region_north.yaml",
+        "by a hash of data and settings: $FUNNEL_CACHE_DIR or ~/.cache/funnel_models), and print which "
+        "model and variant was chosen (ELPD differences), per-stage conversion, where leads are heading "
+        "and the diagnostics.",
+        epilog="example:\n  funnel fit parameters/region_north.yaml\n\nexit status: 0 ok; 1 the diagnostics "
+        "are bad; 2 bad input; 3 the data store is busy (retry, or --wait SECONDS).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("parameters", nargs="?", metavar="PARAMS.yaml", help="parameter file (default default.yaml)")
-    p.add_argument("--notebook", default=None, metavar="NAME", help="notebook whose schema the file uses")
-    p.add_argument("--quick", action="store_true", help="quick mode (conjugate model, no MCMC)")
+    p.add_argument("--notebook", default=None, metavar="NAME",
+                   help="check the file for this notebook too (e.g. process_change adds its change point)")
+    p.add_argument("--quick", action="store_true", help="quick mode: model: conjugate (exact, no MCMC)")
     p.add_argument("--cache-dir", default=None, metavar="DIR", help="fit cache folder")
     p.add_argument("--progress", action="store_true", help="show the sampler's progress bar")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for a data store another process holds")
     p.set_defaults(func=handler)
     return p

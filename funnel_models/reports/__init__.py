@@ -1,21 +1,25 @@
-"""Parameterised report notebooks: parameters, analysis, plots and the papermill runner.
+"""Parameterised report notebooks: sections, plots, publishing and the papermill runner.
 
-- :mod:`~funnel_models.reports.params`: pydantic schema per notebook, YAML layering
-  (``extends:``), unknown-key errors, checks against the notebook's parameters cell;
-- :mod:`~funnel_models.reports.analysis`: what the notebooks compute (thin notebooks);
+- :mod:`~funnel_models.reports.analysis`: the one namespace the notebooks call (the
+  sections live in :mod:`~.context`, :mod:`~.about`, :mod:`~.monthly`, :mod:`~.outlook`,
+  :mod:`~.planning`, :mod:`~.change`, :mod:`~.backtest_report`);
 - :mod:`~funnel_models.reports.plots`: the matplotlib figures;
-- :mod:`~funnel_models.reports.runner`: :func:`run_report` and :func:`batch`
-  (papermill + nbconvert, atomic output folders, failure contract).
+- :mod:`~funnel_models.reports.notebooks`: finding notebooks and parameter files, the
+  parameters a notebook declares;
+- :mod:`~funnel_models.reports.runner`: :func:`run_report` and :func:`batch` (papermill +
+  nbconvert, failure contract);
+- :mod:`~funnel_models.reports.publish`: crash-safe publishing of report folders.
+
+Parameter files themselves are :mod:`funnel_models.params`, checked before anything runs
+by :mod:`funnel_models.preflight`.
 """
 from __future__ import annotations
 
-from .params import load_parameters, validate_parameters
-
-__all__ = ["run_report", "batch", "ReportResult", "load_parameters", "validate_parameters"]
+__all__ = ["run_report", "batch", "ReportResult"]
 
 
 def __getattr__(name: str):  # lazy: importing the runner pulls in papermill / nbconvert
-    if name in ("run_report", "batch", "ReportResult"):
+    if name in __all__:
         from . import runner
         return getattr(runner, name)
     raise AttributeError(name)

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-__all__ = ["funnel_chart", "conversion_chart", "stall_chart", "segment_chart", "warning_chart",
-           "forecast_fan", "leads_curve", "bottleneck_chart", "plan_chart", "change_chart",
-           "change_history_chart", "WIDTH"]
+__all__ = ["funnel_chart", "pipeline_chart", "conversion_chart", "stall_chart", "segment_chart", "warning_chart",
+           "inflow_chart", "forecast_fan", "leads_curve", "bottleneck_chart", "plan_chart", "change_chart",
+           "change_history_chart", "calibration_chart", "backtest_forecasts_chart", "WIDTH"]
 
 WIDTH = 10.0
 BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
@@ -31,6 +31,13 @@ def _fig(height: float) -> tuple[Figure, Any]:
     return fig, ax
 
 
+def _err(m: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:
+    """Error-bar lengths below and above ``m`` (never negative: a skewed posterior's mean can
+    lie outside its central interval)."""
+    m, lo, hi = (np.asarray(a, float) for a in (m, lo, hi))
+    return [np.clip(m - lo, 0, None), np.clip(hi - m, 0, None)]
+
+
 def _legend_below(fig: Figure, ax: Any, ncol: int = 3) -> None:
     """Legend under the axes, so it never hides data."""
     h, lab = ax.get_legend_handles_labels()
@@ -40,23 +47,25 @@ def _legend_below(fig: Figure, ax: Any, ncol: int = 3) -> None:
 def _fmt_change(x: float) -> str:
     if x is None or not np.isfinite(x):
         return "new"
-    return f"{'+' if x >= 0 else ''}{int(x):,}"
+    return f"{'+' if x > 0 else ''}{int(x):,}"
 
 
-def funnel_chart(table: pd.DataFrame, month: str) -> Figure:
-    """Horizontal bars: leads per stage this month with the change since last month."""
+def funnel_chart(table: pd.DataFrame, month: str, entries: bool = False) -> Figure:
+    """Horizontal bars: leads per stage this month with the change since last month
+    (``entries``: the data are monthly entries into each stage, not month-end counts)."""
     fig, ax = _fig(0.55 * len(table) + 1.4)
     labels = [f"{s} – {n}" if n != s else s for s, n in zip(table["stage"], table["name"])]
     y = np.arange(len(table))[::-1]
     colors = [BLUE] * (len(table) - 2) + [GREEN, GREY]
     vals = table["leads"].to_numpy(float)
     ax.barh(y, vals, color=colors[:len(table)], height=0.65)
-    top = vals.max() if len(vals) else 1
+    top = float(vals.max()) if len(vals) else 1.0
     for yi, v, ch in zip(y, vals, table["change vs last month"]):
         ax.text(v + top * 0.01, yi, f"{int(v):,}  ({_fmt_change(ch)} vs last month)", va="center", fontsize=10)
     ax.set_yticks(y, labels)
-    ax.set_xlim(0, top * 1.45)
-    ax.set_xlabel("leads (open stages: at month end; WON / LOST: closed during the month)")
+    ax.set_xlim(0, max(top, 1) * 1.45)
+    ax.set_xlabel("leads entering each stage during the month" if entries else
+                  "leads (open stages: at month end; WON / LOST: closed during the month)")
     ax.set_title(f"Funnel at the end of {month}")
     return fig
 
@@ -65,17 +74,20 @@ def conversion_chart(st: pd.DataFrame, benchmarks: Mapping[str, float], level: f
     """Stage conversion (posterior mean and interval) with benchmark markers."""
     fig, ax = _fig(0.5 * len(st) + 1.6)
     y = np.arange(len(st))[::-1]
-    m = st["conversion_mean"].to_numpy()
-    lo, hi = st["conversion_lo"].to_numpy(), st["conversion_hi"].to_numpy()
-    ax.errorbar(m, y, xerr=[m - lo, hi - m], fmt="o", color=BLUE, capsize=4, ms=7,
+    m = st["conversion_mean"].to_numpy(float)
+    lo, hi = st["conversion_lo"].to_numpy(float), st["conversion_hi"].to_numpy(float)
+    ok = np.isfinite(m)
+    ax.errorbar(m[ok], y[ok], xerr=_err(m[ok], lo[ok], hi[ok]), fmt="o", color=BLUE, capsize=4, ms=7,
                 label=f"model estimate ({level:.0%} interval)")
     for yi, v in zip(y, m):
-        ax.text(v, yi + 0.22, f"{100 * v:.0f}%", ha="center", fontsize=9, color=BLUE)
+        ax.text(v if np.isfinite(v) else 0.5, yi + 0.22, f"{100 * v:.0f}%" if np.isfinite(v) else "no data",
+                ha="center", fontsize=9, color=BLUE if np.isfinite(v) else GREY)
     bx = [benchmarks.get(s, np.nan) for s in st["stage"]]
     if any(np.isfinite(bx)):
         ax.scatter(bx, y, marker="D", color=RED, s=45, zorder=3, label="benchmark")
     names = st["name"] if "name" in st else st["stage"]
     ax.set_yticks(y, [f"{s} – {n}" for s, n in zip(st["stage"], names)])
+    ax.set_ylim(-0.7, len(st) - 0.3)
     ax.set_xlim(0, 1)
     ax.xaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}%")
     ax.set_xlabel("stage conversion: share of prospects leaving the stage who move on (not lost)")
@@ -90,7 +102,7 @@ def stall_chart(sr: pd.DataFrame, level: float) -> Figure:
     y = np.arange(len(sr))[::-1]
     m = sr["expected_months_mean"].to_numpy()
     ax.barh(y, m, color=ORANGE, height=0.6,
-            xerr=[m - sr["expected_months_lo"].to_numpy(), sr["expected_months_hi"].to_numpy() - m],
+            xerr=_err(m, sr["expected_months_lo"], sr["expected_months_hi"]),
             capsize=4, label=f"expected months ({level:.0%} interval)")
     his = sr["expected_months_hi"].to_numpy()
     for yi, v, h in zip(y, m, his):
@@ -103,20 +115,19 @@ def stall_chart(sr: pd.DataFrame, level: float) -> Figure:
     return fig
 
 
-def segment_chart(seg: pd.DataFrame, overall: float, level: float, pooled: bool = True) -> Figure:
+def segment_chart(seg: pd.DataFrame, overall: float, level: float) -> Figure:
     """Lead win rate per segment: model estimate with interval beside the raw rate."""
     fig, ax = _fig(0.42 * len(seg) + 1.8)
     y = np.arange(len(seg))[::-1]
     m = seg["model"].to_numpy()
-    ax.errorbar(m, y, xerr=[m - seg["lo"].to_numpy(), seg["hi"].to_numpy() - m], fmt="o", color=BLUE,
-                capsize=4, ms=7, label=("pooled model" if pooled else "model (quick, unpooled)")
-                + f" ({level:.0%} interval)")
-    ax.scatter(seg["raw"], y, marker="x", color=RED, s=60, zorder=3, label="raw rate (this segment's data only)")
+    ax.errorbar(m, y, xerr=_err(m, seg["lo"], seg["hi"]), fmt="o", color=BLUE,
+                capsize=4, ms=7, label=f"model estimate ({level:.0%} interval)")
+    ax.scatter(seg["raw"], y, marker="x", color=RED, s=60, zorder=3, label="raw share won so far (no model)")
     ax.axvline(overall, color=GREY, ls="--", lw=1, label=f"all segments {100 * overall:.1f}%")
     ax.set_yticks(y, [f"{f}={lvl}  (n={n:,})" for f, lvl, n in zip(seg["factor"], seg["segment"], seg["leads"])])
     ax.xaxis.set_major_formatter(lambda v, _: f"{100 * v:.1f}%")
     ax.set_xlabel("lead win rate: share of new leads eventually won")
-    ax.set_title("Segments: pooled model estimate vs raw rate")
+    ax.set_title("Segments: model estimate vs raw rate")
     _legend_below(fig, ax)
     return fig
 
@@ -187,8 +198,7 @@ def bottleneck_chart(lev: pd.DataFrame, level: float) -> Figure:
     y = np.arange(len(lev))[::-1]
     m = lev["extra_wins_mean"].to_numpy()
     colors = [GREEN if f else BLUE for f in lev["focus"]]
-    ax.barh(y, m, color=colors, height=0.6, xerr=[m - lev["extra_wins_lo"].to_numpy(),
-                                                  lev["extra_wins_hi"].to_numpy() - m], capsize=3)
+    ax.barh(y, m, color=colors, height=0.6, xerr=_err(m, lev["extra_wins_lo"], lev["extra_wins_hi"]), capsize=3)
     for yi, v, f in zip(y, m, lev["focus"]):
         ax.text(max(v, 0) * 1.02 + 0.02, yi - 0.3, f"{v:.2f}" + ("  ← focus here" if f else ""), fontsize=9)
     ax.set_yticks(y, [f"{s}: {lv}" for s, lv in zip(lev["stage"], lev["lever"])])
@@ -246,4 +256,79 @@ def change_history_chart(monthly: pd.DataFrame, change_month: pd.Timestamp, stag
     ax.set_ylabel(f"conversion at {stage}")
     ax.set_title(f"Monthly conversion at {stage}")
     _legend_below(fig, ax, ncol=2)
+    return fig
+
+
+def pipeline_chart(out: pd.DataFrame, new_lead: tuple[float, float, float], level: float) -> Figure:
+    """Open leads per stage split into active and cold, labelled with their eventual win rate."""
+    rows = out[out["stage"] != "TOTAL"].reset_index(drop=True)
+    fig, ax = _fig(0.5 * len(rows) + 1.8)
+    y = np.arange(len(rows))[::-1]
+    n = rows["open"].to_numpy(float)
+    cold = np.nan_to_num(rows["cold"].to_numpy(float))
+    ax.barh(y, n - cold, color=BLUE, height=0.6, label="open, still moving")
+    if cold.sum() > 0:
+        ax.barh(y, cold, left=n - cold, color=GREY, height=0.6, label="open but cold (no move for a long time)")
+    top = max(float(n.max()) if len(n) else 0.0, 1.0)
+    for yi, v, w in zip(y, n, rows["win_rate_mean"]):
+        lab = f"{int(v):,} open" + (f", {100 * w:.1f}% will be won" if np.isfinite(w) else "")
+        ax.text(v + top * 0.01, yi, lab, va="center", fontsize=10)
+    ax.set_yticks(y, list(rows["stage"]))
+    ax.set_xlim(0, top * 1.5)
+    ax.set_xlabel("open leads at the cut-off (label: their eventual win rate)")
+    ax.set_title(f"Today's open pipeline (a new lead is won with probability {100 * new_lead[0]:.1f}%)")
+    if cold.sum() > 0:
+        _legend_below(fig, ax, ncol=2)
+    return fig
+
+
+def inflow_chart(observed: pd.Series, history: pd.DataFrame | None, effect: pd.DataFrame, level: float) -> Figure:
+    """Left: new leads per month (with the inflow model's fit); right: the effect of this
+    month's inflow on the wins of each coming month."""
+    fig = Figure(figsize=(WIDTH, 4.2), dpi=100, layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2, width_ratios=[3, 2])
+    obs = observed.tail(24)
+    ax1.bar(obs.index, obs.to_numpy(float), width=20, color=BLUE, alpha=0.8, label="new leads (actual)")
+    if history is not None:
+        h = history[history["month"] >= obs.index.min()]
+        ax1.fill_between(h["month"], h["lo"], h["hi"], color=ORANGE, alpha=0.25, lw=0,
+                         label=f"inflow model ({level:.0%} interval of the mean)")
+        ax1.plot(h["month"], h["mean"], color=ORANGE, lw=2, label="inflow model (mean)")
+    ax1.set_ylim(bottom=0)
+    ax1.set_ylabel("new leads per month")
+    ax1.set_title("New leads per month")
+    ax1.set_ylim(0, float(obs.max()) * 1.35 if len(obs) else 1.0)
+    ax1.legend(fontsize=8, loc="upper left", ncol=2, frameon=False)
+    ax1.tick_params(axis="x", labelrotation=45, labelsize=8)
+    x = np.arange(len(effect))
+    d = effect["difference_mean"].to_numpy(float)
+    ax2.bar(x, d, color=[RED if v < 0 else GREEN for v in d],
+            yerr=_err(d, effect["difference_lo"], effect["difference_hi"]), capsize=3)
+    ax2.axhline(0, color=GREY, lw=1)
+    ax2.set_xticks(x, [pd.Timestamp(m).strftime("%Y-%m") for m in effect["month"]], rotation=45, fontsize=8)
+    ax2.set_ylabel("wins: actual minus expected inflow")
+    ax2.set_title("Effect of this month's new leads")
+    for ax in (ax1, ax2):
+        ax.title.set_fontsize(12)
+        ax.title.set_fontweight("bold")
+        ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def calibration_chart(res: Any) -> Figure:
+    """Nominal vs empirical coverage of a backtest's Bayesian intervals, one panel per mode."""
+    modes = list(res.modes)
+    fig = Figure(figsize=(min(WIDTH, 5.0 * len(modes)), 4.8), dpi=100, layout="constrained")
+    for ax, mode in zip(np.atleast_1d(fig.subplots(1, len(modes))), modes):
+        res.plot_calibration(ax=ax, mode=mode)
+        ax.set_title(f"{ax.get_title()}\n{mode} forecasts", fontsize=10)
+    return fig
+
+
+def backtest_forecasts_chart(res: Any, mode: str) -> Figure:
+    """Actuals against every model's h-months-ahead forecasts of one mode, one panel per h."""
+    H = int(res.horizon)
+    fig = Figure(figsize=(WIDTH, 3.6 * H), dpi=100, layout="constrained")
+    for h, ax in enumerate(np.atleast_1d(fig.subplots(H, 1)), start=1):
+        res.plot_forecasts(h=h, ax=ax, mode=mode)
     return fig
