@@ -1,11 +1,11 @@
-"""Real data: the Olist funnel (MQL -> WON, losses only via stale_after) fitted by channel.
+"""Real data: the Olist funnel (MQL -> WON; losses are never recorded) fitted by channel.
 
-The empirical rate is computed independently from the raw CSVs with the censoring-aware
-estimator of a monthly chain: ``e + (1 - e) * W / (W + L)``, where ``e`` is the share of
-leads won in their first-contact month, ``W`` the later wins (within 12 months) and ``L``
-the leads that went 12 months without a win before the cut-off (stale, counted lost).
-Leads still open at the cut-off are censored: they add no loss. A plain won/closed ratio
-would over-weight fast wins of recent, censored cohorts.
+The truth is computed independently from the raw CSVs: for every lead whose first contact
+falls in 2018-01..2018-03 (closed deals are recorded from 2018-01, and the data run to
+late 2018, so every such lead has at least six months of follow-up), the share won within
+``H`` calendar months of the first-contact month (month 0 = the first-contact month). The
+model's answer is ``cycle_time_cdf`` of the channel's posterior funnel. A memoryless model
+or one that treats unrecorded losses as "still open" gets this timing wrong.
 """
 from __future__ import annotations
 
@@ -18,41 +18,32 @@ import numpy as np
 import pytest
 
 from funnel_models.errors import FunnelWarning
-from funnel_models.workflow import OLIST_DIR, fit_model, load_data
+from funnel_models.datasets.olist import olist_dir
+from funnel_models.workflow import fit_model, load_data
 
-pytestmark = pytest.mark.skipif(not OLIST_DIR.exists(), reason=f"Olist data not found at {OLIST_DIR}")
+pytestmark = pytest.mark.skipif(not olist_dir().exists(), reason=f"Olist data not found at {olist_dir()}")
+
+#: Months after the first-contact month within which a win counts.
+H = 3
 
 
 def _empirical() -> tuple[dict[str, float], dict[str, int], float]:
-    leads = {r["mql_id"]: r for r in csv.DictReader(open(OLIST_DIR / "olist_marketing_qualified_leads_dataset.csv"))}
-    won = {r["mql_id"]: r["won_date"] for r in csv.DictReader(open(OLIST_DIR / "olist_closed_deals_dataset.csv"))}
-    cutoff = max(datetime.fromisoformat(w).date() for w in won.values())
-    first_month, later, lost, size = Counter(), Counter(), Counter(), Counter()
-    m_cut = cutoff.year * 12 + cutoff.month
-    for lid, r in leads.items():
+    d = olist_dir()
+    leads = list(csv.DictReader(open(d / "olist_marketing_qualified_leads_dataset.csv")))
+    won = {r["mql_id"]: r["won_date"] for r in csv.DictReader(open(d / "olist_closed_deals_dataset.csv"))}
+    wins, size = Counter(), Counter()
+    for r in leads:
+        first = date.fromisoformat(r["first_contact_date"])
+        if not (date(2018, 1, 1) <= first < date(2018, 4, 1)):
+            continue
         origin = r["origin"].strip() or "unknown"
         size[origin] += 1
-        first = date.fromisoformat(r["first_contact_date"])
-        m_first = first.year * 12 + first.month
-        lag = None
-        if lid in won:
-            w = datetime.fromisoformat(won[lid]).date()
-            lag = w.year * 12 + w.month - m_first
-        if lag is not None and lag <= 0:
-            first_month[origin] += 1
-        elif lag is not None and lag <= 12:
-            later[origin] += 1
-        elif m_cut - m_first >= 12:
-            lost[origin] += 1
-
-    def est(o: list[str]) -> float:
-        n = sum(size[x] for x in o)
-        e = sum(first_month[x] for x in o) / n
-        W, L = sum(later[x] for x in o), sum(lost[x] for x in o)
-        return e + (1 - e) * W / (W + L) if W + L else e
-
-    rate = {o: est([o]) for o in size}
-    return rate, dict(size), est(list(size))
+        if r["mql_id"] in won:
+            w = datetime.fromisoformat(won[r["mql_id"]]).date()
+            if (w.year * 12 + w.month) - (first.year * 12 + first.month) <= H:
+                wins[origin] += 1
+    rate = {o: wins[o] / size[o] for o in size}
+    return rate, dict(size), sum(wins.values()) / sum(size.values())
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +57,20 @@ def olist_fit(tmp_path_factory):
 
 def test_olist_win_rate_by_channel(olist_fit):
     rate, size, overall = _empirical()
-    fitted = {o: olist_fit.posterior_funnel({"origin": o}).lead_win_rate() for o in olist_fit.structure.factors["origin"]}
-    big = [o for o in fitted if size.get(o, 0) >= 1000]
-    small = [o for o in fitted if size.get(o, 0) < 200]
+    levels = olist_fit.segments()["origin"]
+    post = {o: olist_fit.posterior_funnel({"origin": o}) for o in levels}
+    fitted = {o: p.cycle_time_cdf(H + 1)[:, H] for o, p in post.items()}
+    print({o: (round(float(fitted[o].mean()), 3), round(rate.get(o, np.nan), 3), size.get(o, 0)) for o in fitted},
+          overall)
+    big = [o for o in fitted if size.get(o, 0) >= 300]
+    small = [o for o in fitted if 0 < size.get(o, 0) < 60]
     assert len(big) >= 3 and len(small) >= 2
-    for o in big:  # data-rich channels: the model reproduces the empirical rate
-        assert abs(fitted[o].mean() - rate[o]) < 0.02, (o, fitted[o].mean(), rate[o])
-    shrunk = [abs(fitted[o].mean() - overall) < abs(rate[o] - overall) for o in small]
-    print({o: (round(float(fitted[o].mean()), 3), round(rate[o], 3), size[o]) for o in fitted}, overall)
-    assert all(shrunk), "small channels must be pulled toward the overall rate"
-    assert olist_fit.diagnostics(warn=False)["divergences"] <= 5
+    for o in big:  # data-rich channels: the model reproduces the win-within-3-months share
+        se = np.sqrt(rate[o] * (1 - rate[o]) / size[o])
+        assert abs(fitted[o].mean() - rate[o]) < max(0.02, 3 * se), (o, fitted[o].mean(), rate[o])
+    shrunk = [abs(fitted[o].mean() - overall) < abs(rate[o] - overall) + 1e-9 for o in small]
+    assert sum(shrunk) >= len(small) - 1, "small channels must be pulled toward the overall rate"
+    # the first release claimed 99% of Olist leads eventually win; the data say about one in ten
+    eventual = np.mean([post[o].lead_win_rate().mean() for o in big])
+    assert overall <= eventual < 0.25
+    assert olist_fit.diagnostics(warn=False).divergences <= 5

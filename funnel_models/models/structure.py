@@ -19,7 +19,7 @@ Examples
 >>> spec = FunnelSpec.from_dict({"stages": ["A", "B"], "won": ["W"], "lost": ["L"]})
 >>> tr = pd.DataFrame({"month": pd.to_datetime(["2024-01-01"] * 3), "from_stage": ["ENTRY", "A", "A"],
 ...                    "to_stage": ["A", "A", "B"], "age": [0, 0, 1], "n": [5, 3, 2]})
->>> d = build_design(tr, spec)
+>>> d = build_design(tr, spec, age_edges=(0, 1))     # ages 0 and 1+ in separate observations
 >>> [(r.source, r.dest) for r in d.rows]
 [('ENTRY', ['A']), ('A', ['A', 'B'])]
 >>> d.counts.tolist()
