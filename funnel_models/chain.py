@@ -219,19 +219,12 @@ def step_expected(rates: np.ndarray, entry: np.ndarray, x: np.ndarray, leads: np
         Leads arriving in each state this month (moves from another state plus new
         leads); WON / LOST are the month's closes.
     """
-    K, A = x.shape[-2], x.shape[-1]
+    K = x.shape[-2]
     flows = x[..., None] * rates                                    # (D, K, A, C)
     st = np.einsum("dkak->dka", flows[..., :K])                     # staying
     arrivals = flows.sum(axis=(1, 2)) - np.pad(st.sum(-1), ((0, 0), (0, 2)))
     arrivals = arrivals + leads[:, None] * entry
-    x_next = np.zeros_like(x)
-    if A == 1:
-        x_next[..., 0] = st[..., 0]
-    else:
-        x_next[..., 1:] += st[..., :-1]
-        x_next[..., -1] += st[..., -1]
-    x_next[..., 0] += arrivals[:, :K]
-    return x_next, arrivals
+    return _age_one_month(st, arrivals, K), arrivals
 
 
 def _multinomial_rows(rng: np.random.Generator, n: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -288,16 +281,23 @@ def step_sampled(rng: np.random.Generator | Sequence[np.random.Generator], rates
         draw = live // A                                     # rows are sorted by draw
         first = np.flatnonzero(np.r_[True, draw[1:] != draw[:-1]])
         arrivals[draw[first]] += np.add.reduceat(got, first, axis=0)
-    x_next = np.zeros_like(x)
-    if A == 1:
-        x_next[..., 0] = st[..., 0]
-    else:
-        x_next[..., 1:] += st[..., :-1]
-        x_next[..., -1] += st[..., -1]
-    x_next[..., 0] += arrivals[:, :K]
-    return x_next, arrivals
+    return _age_one_month(st, arrivals, K), arrivals
 
 
 def stack_path(rates: Sequence[np.ndarray]) -> np.ndarray:
     """Stack per-month rates (each (D, K, A, C)) into a path (D, H, K, A, C)."""
     return np.stack(list(rates), axis=1)
+
+
+def _age_one_month(stayed: np.ndarray, arrivals: np.ndarray, K: int) -> np.ndarray:
+    """Next month's (D, K, A) state: the leads that stayed grow one month older (the last
+    age bucket keeps its own), the month's arrivals in each open stage start at age 0."""
+    A = stayed.shape[-1]
+    x_next = np.zeros_like(stayed)
+    if A == 1:
+        x_next[..., 0] = stayed[..., 0]
+    else:
+        x_next[..., 1:] += stayed[..., :-1]
+        x_next[..., -1] += stayed[..., -1]
+    x_next[..., 0] += arrivals[:, :K]
+    return x_next

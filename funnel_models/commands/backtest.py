@@ -6,8 +6,9 @@ the backtest's own settings) and checks it before anything runs.
 from __future__ import annotations
 
 import argparse
-import warnings
 from typing import Any
+
+from . import with_library_warnings_silenced
 
 __all__ = ["register", "handler"]
 
@@ -34,13 +35,8 @@ exit status: 0 ok; 2 bad input; 3 the data store is busy (retry, or --wait SECON
 
 
 def handler(args: argparse.Namespace) -> int:
-    """Run the command with the warnings of the libraries underneath silenced (data warnings,
-    FunnelWarning, are printed as notes)."""
-    from ..errors import FunnelWarning
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        warnings.simplefilter("default", FunnelWarning)
-        return _run(args)
+    """Run the command with the libraries' warnings silenced (data warnings are printed as notes)."""
+    return with_library_warnings_silenced(_run, args)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -10,13 +10,14 @@ input, 3 when the data store is busy.
 from __future__ import annotations
 
 import argparse
-import warnings
 import sys
 import time
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from . import with_library_warnings_silenced
 
 __all__ = ["register", "handler"]
 
@@ -49,13 +50,8 @@ def _print_outlook(ctx: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    """Run the command with the warnings of the libraries underneath silenced (data warnings,
-    FunnelWarning, are printed as notes)."""
-    from ..errors import FunnelWarning
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        warnings.simplefilter("default", FunnelWarning)
-        return _run(args)
+    """Run the command with the libraries' warnings silenced (data warnings are printed as notes)."""
+    return with_library_warnings_silenced(_run, args)
 
 
 def _run(args: argparse.Namespace) -> int:
