@@ -37,7 +37,6 @@ Examples
 from __future__ import annotations
 
 import difflib
-import math
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -86,12 +85,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
-def _finite(v: float | None) -> float | None:
-    if v is not None and not math.isfinite(v):
-        raise ValueError(f"must be a finite number, got {v}")
-    return v
-
-
 class RunParams(_Strict):
     """What every command and notebook needs: the data, the model, the sampler."""
 
@@ -118,14 +111,9 @@ class RunParams(_Strict):
     #: Seed of the sampler and every simulation.
     seed: int = 0
     #: New leads per month for forecasts and plans; null = the mean of the last 3 months.
-    new_leads: float | None = Field(None, ge=0)
+    new_leads: float | None = Field(None, ge=0, allow_inf_nan=False)
     #: Central interval level of rates and forecast bands.
     interval_level: float = Field(0.8, gt=0, lt=1)
-
-    @field_validator("new_leads")
-    @classmethod
-    def _new_leads(cls, v: float | None) -> float | None:
-        return _finite(v)
 
     @field_validator("model_settings")
     @classmethod
@@ -157,7 +145,7 @@ class MonthlyReportSection(_Strict):
 
     title: str = "Monthly funnel report"
     #: Wins wanted inside the first ``window_months`` forecast months (null: derived from the data).
-    target_wins: float | None = Field(None, ge=0)
+    target_wins: float | None = Field(None, ge=0, allow_inf_nan=False)
     window_months: int = Field(6, ge=1, le=MAX_HORIZON)
     #: Required P(hit) of the lead plan.
     confidence: float = Field(0.8, gt=0, lt=1)
@@ -166,11 +154,6 @@ class MonthlyReportSection(_Strict):
     benchmarks: dict[str, float] = {}
     #: Central level of the early-warning predictive interval.
     warning_level: float = Field(0.9, gt=0, lt=1)
-
-    @field_validator("target_wins")
-    @classmethod
-    def _target(cls, v: float | None) -> float | None:
-        return _finite(v)
 
     @field_validator("benchmarks")
     @classmethod
@@ -186,7 +169,7 @@ class LeadPlanningSection(_Strict):
 
     title: str = "Lead planning"
     #: Wins wanted per period (null: derived from the data).
-    target_wins: float | None = Field(None, ge=0)
+    target_wins: float | None = Field(None, ge=0, allow_inf_nan=False)
     period: Literal["month", "quarter"] = "quarter"
     periods: int = Field(2, ge=1, le=8)
     confidence: float = Field(0.8, gt=0, lt=1)
@@ -194,11 +177,6 @@ class LeadPlanningSection(_Strict):
     plan_by: str | None = None
     #: Per-level targets of the last planned period; empty: split by recent win share.
     segment_targets: dict[str, float] = {}
-
-    @field_validator("target_wins")
-    @classmethod
-    def _target(cls, v: float | None) -> float | None:
-        return _finite(v)
 
 
 class ProcessChangeSection(_Strict):
@@ -240,7 +218,7 @@ class DashboardSection(_Strict):
     title: str = "What-if dashboard"
     target_unit: Literal["wins", "revenue"] = "wins"
     #: Starting target in ``target_unit`` (null: ``monthly_report.target_wins``, else derived from the data).
-    target: float | None = Field(None, ge=0)
+    target: float | None = Field(None, ge=0, allow_inf_nan=False)
     #: Starting window in months (null: ``monthly_report.window_months``).
     window_months: int | None = Field(None, ge=1, le=MAX_HORIZON)
     #: Starting required P(hit) (null: ``monthly_report.confidence``).
@@ -251,11 +229,6 @@ class DashboardSection(_Strict):
     forecast_draws: int = Field(300, ge=50, le=MAX_DRAWS)
     #: Draws behind the bottleneck ranking.
     leverage_draws: int = Field(200, ge=20, le=MAX_DRAWS)
-
-    @field_validator("target")
-    @classmethod
-    def _target(cls, v: float | None) -> float | None:
-        return _finite(v)
 
 
 #: Section name -> section model.
