@@ -12,6 +12,11 @@ from events_reference import Config
 LOGS_PER_EXAMPLE = 40
 
 
+#: CI and the default suite replay the same examples (a red run is reproducible, never a
+#: coin toss); FUNNEL_DIFF_RANDOM=1 explores new ones (run it when the engine changes).
+FIXED_SEED = os.environ.get("FUNNEL_DIFF_RANDOM") != "1"
+
+
 def n_examples(default: int) -> int:
     """Examples per test: ``FUNNEL_DIFF_EXAMPLES`` (set by .ci/run) or ``default``."""
     return int(os.environ.get("FUNNEL_DIFF_EXAMPLES", default))

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
-from events_cases import batches, funnel_kwargs, n_examples
+from events_cases import FIXED_SEED, batches, funnel_kwargs, n_examples
 from events_reference import Config, engine_table, reference, to_frame
 from funnel_models.events import funnel
 
@@ -42,7 +42,7 @@ def check(events, cfg, source=None):
 @pytest.mark.parametrize("order", ORDERS)
 def test_engine_matches_reference(order):
     # no shrinking: a failure prints the definition, the differing users and their events
-    @settings(max_examples=n_examples(4), deadline=None, database=None,
+    @settings(max_examples=n_examples(4), deadline=None, database=None, derandomize=FIXED_SEED,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     @given(batches(order))
     def run(case):
@@ -63,3 +63,17 @@ def test_engine_matches_reference(order):
 ])
 def test_reference_examples(events, cfg):
     check(events, cfg)
+
+
+def test_tied_starts_share_one_completion_in_unordered_funnels():
+    """Found by the random logs: three step events at t=5 all start windows that complete at
+    t=8 with an exclusion event at t=7 in between, so every one of them is excluded; only the
+    attempt starting at t=8 counts (one step). The engine once let the later tied starts
+    through because it counted their window's events from the row, not from the time."""
+    cfg = Config(steps=["b", "c", "b", "b"], window=5, order="unordered", exclusions=[("x", 0, 3)],
+                 optional=[], attribution="step:0")
+    events = [("u", 2, "a", None), ("u", 4, "x", None), ("u", 5, "b", None), ("u", 5, "b", None),
+              ("u", 5, "c", None), ("u", 7, "x", "g"), ("u", 8, "b", None)]
+    counts = check(events, cfg).counts
+    counts = counts.sum() if isinstance(counts, pd.DataFrame) else counts
+    assert counts.tolist() == [1, 0, 0, 0]

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from conftest import spark_table
-from events_cases import batches, n_examples
+from events_cases import FIXED_SEED, batches, n_examples
 from test_events_reference import check
 
 
 @pytest.mark.parametrize("order", ["ordered", "strict", "unordered"])
 def test_spark_duckdb_and_reference_agree(spark, order):
-    @settings(max_examples=n_examples(1), deadline=None, database=None,
+    @settings(max_examples=n_examples(1), deadline=None, database=None, derandomize=FIXED_SEED,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     @given(batches(order))
     def run(case):

@@ -269,7 +269,10 @@ def _window_levels(seq: ibis.Table, q: FunnelQuery) -> ibis.Table:
     out = s.mutate(lvl=lvl)
     cols = {"user_id": out.user_id, "bd_key": out.bd, "u0": out.us, "g0": out.pos, "lvl": out.lvl}
     cols.update({f"r0_x{j}": out[f"cx{j}"] for j in range(len(q.exclusions))})
-    cols.update({f"cb{g}": out[f"cg{g}"] - (out.grp == g).ifelse(1, 0)
+    # events of group g before the window's start time: tied events at the start are inside
+    # the window whichever of them starts it, so every tied start shares one completion
+    same_start = ibis.window(group_by=[*[out[k] for k in key], out.us])
+    cols.update({f"cb{g}": (out[f"cg{g}"] - (out.grp == g).ifelse(1, 0)).min().over(same_start)
                  for g in range(len(cap)) if q.exclusions})
     return out.select(**cols)
 
