@@ -168,3 +168,18 @@ def test_cohorts_from_snapshots_match_cohorts_from_history(history):
     c = derive.cohorts(s, SPEC).set_index("lead_id")
     assert (c.loc["v", "outcome"], c.loc["v", "closed_at"], c.loc["v", "months_to_close"]) == \
         ("WON", pd.Timestamp("2024-02-01"), 1)
+
+
+def test_a_close_is_final_even_when_an_open_stage_follows_it():
+    """A CRM that logs 'won' and then (a clerk's edit) the first stage again: the lead is won
+    from its first close on; nothing after the close reopens it (the Olist export has one)."""
+    h = pd.DataFrame({"lead_id": ["p", "p", "q", "q", "q"],
+                      "stage": ["W", "A", "A", "W", "B"],
+                      "entered_at": pd.to_datetime(["2024-01-04", "2024-01-20",
+                                                    "2024-01-02", "2024-02-10", "2024-03-05"]),
+                      "region": ["EU"] * 5})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FunnelWarning)
+        s = derive.snapshots_from_history(h, SPEC, cutoff="2024-04-30")
+    got = {(r.lead_id, r.month.strftime("%Y-%m")): r.stage for r in s.itertuples()}
+    assert got == {("p", "2024-01"): "W", ("q", "2024-01"): "A", ("q", "2024-02"): "W"}

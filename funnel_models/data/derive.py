@@ -142,8 +142,9 @@ def snapshots_from_history(
     last_in_month = h.groupby(["lead_id", "m"], sort=False).tail(1)
     cut_m = int(month_index(pd.Series([cut]))[0])
     first_m = last_in_month.groupby("lead_id", sort=False)["m"].min()
-    closed_rows = last_in_month[last_in_month["closed"]]
-    close_m = closed_rows.groupby("lead_id", sort=False)["m"].min()
+    # a close is final: the month a lead first closes ends at that close, whatever follows
+    first_close = h[h["closed"]].groupby("lead_id", sort=False).head(1).set_index("lead_id")
+    close_m = first_close["m"]
     end_m = close_m.reindex(first_m.index).fillna(cut_m).astype(np.int64).clip(upper=cut_m)
     span = (end_m - first_m + 1).to_numpy()
     lead_ids = np.repeat(first_m.index.to_numpy(), span)
@@ -152,6 +153,8 @@ def snapshots_from_history(
     grid = pd.DataFrame({"lead_id": lead_ids, "m": months})
     grid = grid.merge(last_in_month[["lead_id", "m", "stage"]], on=["lead_id", "m"], how="left")
     grid["stage"] = grid.groupby("lead_id", sort=False)["stage"].ffill()
+    at_close = grid["m"].to_numpy() == grid["lead_id"].map(close_m).to_numpy()
+    grid.loc[at_close, "stage"] = grid.loc[at_close, "lead_id"].map(first_close["stage"])
     if spec.stale_after:
         grid = _apply_stale(grid, spec)
     grid["month"] = from_month_index(grid["m"].to_numpy()).to_numpy()

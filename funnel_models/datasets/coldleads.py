@@ -75,14 +75,19 @@ class ColdLeadsTruth:
         h = np.asarray(self.h0)[:, None] * np.exp(-a / np.asarray(self.tau)[:, None]) * mult * shock
         return np.minimum(h, 1.0 - np.asarray(self.die)[:, None])
 
-    def win_within(self, horizon: int, *, source: str | None = None, n: int = 200_000, seed: int = 0) -> np.ndarray:
-        """P(a new lead is won by month h after its entry month), h = 0..horizon-1 (simulated)."""
+    def win_within(self, horizon: int, *, source: str | None = None, n: int = 200_000, seed: int = 0,
+                   paths: int = 200) -> np.ndarray:
+        """P(a new lead is won by month h after its entry month), h = 0..horizon-1 (simulated).
+
+        Averaged over ``paths`` independent paths of month shocks (``n / paths`` leads each):
+        the expectation a model fitted over many months estimates, not one path's luck.
+        """
         rng = np.random.default_rng(seed)
         sources = [source] if source else list(self.source_share)
         weights = np.array([1.0] if source else [self.source_share[s] for s in sources])
         out = np.zeros(horizon)
         for s, w in zip(sources, weights):
-            out += w * _cohort_wins(self, s, n, horizon, rng)
+            out += w * np.mean([_cohort_wins(self, s, max(n // paths, 1), horizon, rng) for _ in range(paths)], axis=0)
         return out
 
 
@@ -180,8 +185,12 @@ def _history(truth: ColdLeadsTruth, lead: np.ndarray, st: np.ndarray, month: np.
     lead, st, month = lead[order], st[order], month[order]
     starts = pd.DatetimeIndex([truth.start + pd.DateOffset(months=int(m)) for m in range(truth.months)])
     days = np.array([d.days_in_month for d in starts])[month]
-    seq = pd.Series(st).groupby([lead, month]).cumcount().to_numpy()
-    day = np.minimum(rng.integers(0, 20, lead.size) + 3 * seq, days - 1)
+    group = pd.Series(st).groupby([lead, month])
+    seq = group.cumcount().to_numpy()
+    # one start day per lead and month, then 3 days between its moves: a lead entering at
+    # QUAL or WON passes NEW first, in time order
+    first_day = pd.Series(rng.integers(0, 20, lead.size)).groupby([lead, month]).transform("first").to_numpy()
+    day = np.minimum(first_day + 3 * seq, days - 1)
     entered = starts.to_numpy()[month] + day.astype("timedelta64[D]") + \
         rng.integers(8, 18, lead.size).astype("timedelta64[h]")
     codes = np.array([*_STAGES, "WON"], dtype=object)
