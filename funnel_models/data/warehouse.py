@@ -39,11 +39,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FunnelDataError
+from .engines import backend_name, epoch_us
 from .dates import DateLike, cutoff_day, cutoff_end, from_month_index, month_index
 from .spec import ENTRY, FunnelSpec
 
 __all__ = ["canonical_history", "check_history", "transitions_expr", "warehouse_transitions",
-           "won_values_expr", "history_cutoff"]
+           "won_values_expr", "pipeline_expr", "history_cutoff", "scoped_rows"]
 
 _NEEDED = ("lead_id", "stage", "entered_at")
 
@@ -53,10 +54,14 @@ def _month_number(ts: ibis.Value) -> ibis.Value:
     return ts.year().cast("int64") * 12 + ts.month().cast("int64") - 1
 
 
+def _epoch_us(h: ibis.Table, ts: ibis.Value) -> ibis.Value:
+    """Microseconds since the epoch of ``ts`` (a column of ``h``) on ``h``'s engine."""
+    return epoch_us(ts, backend_name(h))
+
+
 def _order_key(h: ibis.Table) -> ibis.Value:
     """One sortable integer per row: time in microseconds, then funnel rank (for argmin)."""
-    us = h.entered_at.epoch_seconds().cast("int64") * 1_000_000 + h.entered_at.microsecond().cast("int64")
-    return us * 16 + h.r.cast("int64")
+    return _epoch_us(h, h.entered_at) * 16 + h.r.cast("int64")
 
 
 def canonical_history(
@@ -105,10 +110,11 @@ def canonical_history(
     keep = {c: s for c, s in wanted.items() if s in cols}
     t = table.select(**{c: table[s] for c, s in keep.items()})
     ts = t.entered_at
-    if not ts.type().is_timestamp():
-        ts = ts.cast("timestamp")
-    elif ts.type().timezone is not None:
-        ts = ts.cast(ibis.expr.datatypes.Timestamp(scale=ts.type().scale))
+    typ = ts.type()
+    if not typ.is_timestamp() or typ.timezone is not None or typ.scale not in (None, 6):
+        # naive microsecond timestamps: DuckDB 2.0's statistics of TIMESTAMP_NS month numbers
+        # are wrong (compressed group keys come back shifted); UTC for aware timestamps
+        ts = ts.cast(ibis.expr.datatypes.Timestamp())
     rank = spec.rank()
     r = t.stage.cast("string").cases(*rank.items(), else_=ibis.null("int64"))
     return t.mutate(lead_id=t.lead_id.cast("string"), stage=t.stage.cast("string"), entered_at=ts,
@@ -153,9 +159,11 @@ def history_cutoff(h: ibis.Table) -> pd.Timestamp:
     return cutoff_day(pd.Timestamp(last))
 
 
-def _through(h: ibis.Table, cutoff: DateLike, filters: Mapping[str, object] | None,
-             start: DateLike | None, end: DateLike | None) -> ibis.Table:
-    """Rows known at the cut-off, matching ``filters``; whole leads kept by first entry date."""
+def scoped_rows(h: ibis.Table, cutoff: DateLike, filters: Mapping[str, object] | None = None,
+                start: DateLike | None = None, end: DateLike | None = None) -> ibis.Table:
+    """Rows of a canonical history known at the cut-off day, matching ``filters`` (column ->
+    value or list), with whole leads kept or dropped by their first entry date against
+    ``start``/``end``, as :func:`funnel_models.data.derive.filter_frame` does."""
     h = h.filter(h.entered_at < cutoff_end(cutoff).to_pydatetime())
     for col, val in (filters or {}).items():
         if col not in h.columns:
@@ -268,7 +276,7 @@ def transitions_expr(
                               f"available: {[c for c in h.columns if c not in ('r', 'm')]}")
     cut = cutoff_day(cutoff)
     cut_m = int(month_index(pd.Series([cut]))[0])
-    h = _through(h, cut, filters, start, end)
+    h = scoped_rows(h, cut, filters, start, end)
     ends = _month_ends(h)
     if spec.stale_after:
         ends = _stale(ends, cut_m, spec)
@@ -338,7 +346,7 @@ def won_values_expr(
     ``table`` must be the output of :func:`canonical_history` and have a ``value`` column.
     """
     cut = cutoff_day(cutoff)
-    h = _through(table, cut, filters, start, end)
+    h = scoped_rows(table, cut, filters, start, end)
     ends = _month_ends(h)
     if spec.stale_after:
         ends = _stale(ends, int(month_index(pd.Series([cut]))[0]), spec)
@@ -351,3 +359,42 @@ def won_values_expr(
     segs = _segments(h, by).drop("first_m")
     out = won.join(vals, "lead_id").join(segs, "lead_id")
     return out.filter(out.value.notnull()).select("lead_id", "value", *by)
+
+
+def _lead_attrs(h: ibis.Table, attrs: Sequence[str]) -> ibis.Table:
+    """Per lead: the first non-null value of each attribute, the last non-null ``value``."""
+    key = _order_key(h)
+    aggs: dict[str, Any] = {c: h[c].argmin(key, where=h[c].notnull()) for c in attrs}
+    if "value" in h.columns:
+        aggs["value"] = h.value.argmax(key, where=h.value.notnull())
+    return h.group_by("lead_id").aggregate(**aggs) if aggs else h.select("lead_id").distinct()
+
+
+def pipeline_expr(
+    table: ibis.Table,
+    spec: FunnelSpec,
+    *,
+    cutoff: DateLike,
+    filters: Mapping[str, object] | None = None,
+    start: DateLike | None = None,
+    end: DateLike | None = None,
+) -> ibis.Table:
+    """The open pipeline at the cut-off, as :func:`funnel_models.data.derive.open_pipeline` gives it
+    from stage history: one row per open lead (``lead_id, stage, entered_at, age_days,
+    age_months`` + attributes + ``value``). ``table`` is the output of :func:`canonical_history`.
+    """
+    cut = cutoff_day(cutoff)
+    cut_m = int(month_index(pd.Series([cut]))[0])
+    h = scoped_rows(table, cut, filters, start, end)
+    w = ibis.window(group_by=h.lead_id, order_by=[h.entered_at.desc(), h.r.desc()])
+    last = h.mutate(_k=ibis.row_number().over(w))
+    last = last.filter((last._k == 0) & (last.r < spec.n_stages))
+    cut_us = int(cut.value // 1000)
+    last = last.select("lead_id", "entered_at", stage=last.stage,
+                       age_days=(ibis.literal(cut_us, "int64") - _epoch_us(last, last.entered_at)).cast("float64")
+                       / 86_400_000_000.0,
+                       age_months=ibis.literal(cut_m, "int64") - last.m)
+    if spec.stale_after:
+        last = last.filter(last.age_months < int(spec.stale_after))
+    attrs = [c for c in spec.attributes if c in h.columns]
+    return last.join(_lead_attrs(h, attrs), "lead_id")

@@ -296,6 +296,7 @@ def backtest(
         Fit cache of the Markov model.
     """
     _check_args(data, baselines, modes)
+    data = data.lead_level()    # refits at past cut-offs and counts actuals from lead-level rows
     mc = dict(model_config or {})
     sc = {"progress": False, **dict(sampler_config or {})}
     factors = list(mc.get("factors", ()))
