@@ -41,10 +41,14 @@ def is_warehouse_source(source: Any) -> bool:
 
 def _connect(url: str, label: str) -> Any:
     if url.startswith("duckdb://"):
-        path = url[len("duckdb://"):]
-        if path.startswith("/") and not path.startswith("//") and not Path(path).is_file():
-            near = difflib.get_close_matches(Path(path).name, [p.name for p in Path(path).parent.glob("*")]
-                                             if Path(path).parent.is_dir() else [], n=3, cutoff=0.6)
+        given = url[len("duckdb://"):]
+        path = "/" + given.lstrip("/") if given.startswith("/") else given
+        if not Path(path).is_file() and Path(given.lstrip("/")).is_file():
+            path = given.lstrip("/")     # duckdb:///relative.duckdb (SQLAlchemy style)
+        if not Path(path).is_file():
+            folder = Path(path).parent
+            near = difflib.get_close_matches(Path(path).name, [p.name for p in folder.glob("*")]
+                                             if folder.is_dir() else [], n=3, cutoff=0.6)
             hint = f" Similar files there: {near}." if near else ""
             raise FunnelDataError(f"{label}: DuckDB file {path} not found.{hint} Fix: check the path; write it "
                                   "as duckdb:///absolute/path/file.duckdb::table (three slashes).")
@@ -59,6 +63,19 @@ def _connect(url: str, label: str) -> Any:
                               "duckdb:///path/file.duckdb::table") from None
 
 
+def _table_names(backend: Any) -> list[str]:
+    """The tables a backend holds (for the "did you mean" hint; [] when it cannot say)."""
+    try:
+        return list(backend.list_tables())
+    except Exception:
+        pass
+    try:    # DuckDB builds where Ibis' listing fails: ask the catalogue directly
+        rows = backend.con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        return [r[0] for r in rows]
+    except Exception:  # pragma: no cover - backends without a table listing
+        return []
+
+
 def _table(backend: Any, name: str, label: str) -> ibis.Table:
     parts = name.split(".")
     try:
@@ -66,10 +83,7 @@ def _table(backend: Any, name: str, label: str) -> ibis.Table:
             return backend.table(name)
         return backend.table(parts[-1], database=".".join(parts[:-1]))
     except Exception:
-        try:
-            tables = list(backend.list_tables())
-        except Exception:  # pragma: no cover - backends without a table listing
-            tables = []
+        tables = _table_names(backend)
         near = difflib.get_close_matches(parts[-1], tables, n=3, cutoff=0.5)
         hint = f" Did you mean {near}?" if near else ""
         raise FunnelDataError(f"{label}: no table {name!r} in the database; its tables are "
