@@ -78,12 +78,14 @@ def pandas_transitions(history: pd.DataFrame, spec: FunnelSpec, cutoff, by=()) -
 
 
 def normalise(t: pd.DataFrame, by=()) -> pd.DataFrame:
-    """Sorted, typed, comparable (missing segment values as None)."""
+    """Sorted, typed, comparable (missing segment values as ``"<NA>"``)."""
     keys = ["month", "from_stage", "to_stage", "age", *by]
     out = t[[*keys, "n"]].copy()
     out["month"] = pd.to_datetime(out["month"]).astype("datetime64[ns]")
     out["age"] = out["age"].astype(np.int64)
     out["n"] = out["n"].astype(np.int64)
     for c in ["from_stage", "to_stage", *by]:
-        out[c] = out[c].astype(object).where(out[c].notna(), None)
-    return out.sort_values(keys, na_position="last", key=lambda s: s.astype(str)).reset_index(drop=True)
+        vals = np.array(out[c], dtype=object)
+        vals[pd.isna(vals)] = "<NA>"
+        out[c] = vals
+    return out.sort_values(keys, key=lambda s: s.astype(str)).reset_index(drop=True)

@@ -116,3 +116,22 @@ def test_warehouse_pipeline_won_values_and_filters_match_pandas(tmp_path):
     got = wh.warehouse.won_values(wh.cutoff, ["region"])
     pd.testing.assert_frame_equal(got, won[["value", "region"]].reset_index(drop=True), check_dtype=False)
     assert wh.n_leads() == table["lead_id"].nunique()
+
+
+def test_backtest_and_report_context_on_a_duckdb_file(tmp_path):
+    """The backtest fetches the lead-level rows once and gives the pandas result; the report's
+    context (transitions, stage counts, factor check) gives the same tables."""
+    from funnel_models.datasets.demo import DEMO_SPEC, demo_data
+    from funnel_models.evaluation.backtest import backtest
+    d = demo_data(seed=5, months=10)
+    spec = tmp_path / "demo.yaml"
+    spec.write_text(yaml.safe_dump(DEMO_SPEC))
+    source = _duckdb_file(tmp_path / "demo.duckdb", d.history)
+    cut = str(d.history["entered_at"].max().date())
+    pdata = load_data("demo", demo_seed=5, demo_months=10, cutoff=cut)
+    wdata = load_data(source, spec=str(spec), cutoff=cut)
+    pd.testing.assert_frame_equal(wdata.transitions(["region"]), pdata.transitions(["region"]), check_dtype=False)
+    assert wdata.n_levels("region") == pdata.n_levels("region") and wdata.columns() == pdata.columns()
+    kw = {"horizon": 1, "n_windows": 1, "model": "conjugate", "modes": ("conditional",), "progress": False}
+    a, b = backtest(pdata, **kw), backtest(wdata, **kw)
+    pd.testing.assert_frame_equal(a.frame, b.frame)

@@ -1,16 +1,22 @@
 """Transition counts on Spark ``local[2]`` (Ibis' PySpark backend) equal the pandas derive path.
 
 Many random histories with disjoint lead ids are stacked into one table per case, so each case
-is one Spark query (transition counts add up over leads). Marked ``spark``.
+is one Spark query (transition counts add up over leads). Marked ``spark``; the Markov fit on
+a Spark-resident Olist copy is also ``slow``.
 """
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import spark_table
 from crm_cases import crm_spec, normalise, pandas_transitions, random_history
 from funnel_models.data.warehouse import warehouse_transitions
+from funnel_models.datasets.olist import OLIST_SPEC, olist_dir, olist_stage_history
+from funnel_models.workflow import fit_model, load_data
 
 pytestmark = pytest.mark.spark
 
@@ -31,3 +37,22 @@ def test_spark_matches_pandas(spark, stale, by, back):
     got = normalise(warehouse_transitions(spark_table(spark, h), spec, cutoff=cutoff, by=by), by)
     assert len(want) > 50
     pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not olist_dir().exists(), reason=f"Olist data not found at {olist_dir()}")
+def test_markov_fit_on_spark_olist_agrees_with_csv(spark, tmp_path):
+    """The Markov model fitted on a Spark-resident Olist copy (only counts leave Spark) agrees
+    with the CSV fit within Monte Carlo error: different sampler seeds, same data."""
+    csv = load_data("olist")
+    wh = load_data(spark_table(spark, olist_stage_history(olist_dir())), spec=OLIST_SPEC)
+    assert wh.kind == "warehouse" and wh.cutoff == csv.cutoff
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = fit_model(csv, model="markov", cache_dir=tmp_path / "a", sampler_config={"seed": 1})
+        b = fit_model(wh, model="markov", cache_dir=tmp_path / "b", sampler_config={"seed": 2})
+    assert a.data.fingerprint() == b.data.fingerprint()
+    wa, wb = a.posterior_funnel().lead_win_rate(), b.posterior_funnel().lead_win_rate()
+    ess = min(a.diagnostics(warn=False).ess_bulk_min, b.diagnostics(warn=False).ess_bulk_min)
+    mcse = np.hypot(wa.std(), wb.std()) / np.sqrt(ess)
+    assert abs(wa.mean() - wb.mean()) < 4 * mcse

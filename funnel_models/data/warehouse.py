@@ -322,8 +322,10 @@ def warehouse_transitions(
         "to_stage": states[raw["tr"].to_numpy(dtype=np.int64) + 1],
         "age": raw["age"].to_numpy(dtype=np.int64),
     })
-    for k in by:
-        out[k] = raw[k].astype(object).where(raw[k].notna(), np.nan).to_numpy()
+    for k in by:    # missing segment values as NaN, as pandas' groupby(dropna=False) gives them
+        vals = np.array(raw[k], dtype=object)
+        vals[pd.isna(vals)] = np.nan
+        out[k] = vals
     out["n"] = raw["n"].to_numpy(dtype=np.int64)
     keys = ["month", "from_stage", "to_stage", "age", *by]
     return out.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
