@@ -210,10 +210,13 @@ def _stale(ends: ibis.Table, cut_m: int, spec: FunnelSpec) -> ibis.Table:
 
 def _segments(h: ibis.Table, by: Sequence[str]) -> ibis.Table:
     """Per lead: first month and the first non-null value of each segment column."""
+    return h.group_by("lead_id").aggregate(first_m=h.m.min(), **_first_values(h, by))
+
+
+def _first_values(h: ibis.Table, cols: Sequence[str]) -> dict[str, Any]:
+    """Aggregates: the first non-null value (by time, then rank) of each column, per group."""
     key = _order_key(h)
-    aggs: dict[str, Any] = {"first_m": h.m.min()}
-    aggs.update({c: h[c].argmin(key, where=h[c].notnull()) for c in by})
-    return h.group_by("lead_id").aggregate(**aggs)
+    return {c: h[c].argmin(key, where=h[c].notnull()) for c in cols}
 
 
 def _spells(ends: ibis.Table, cut_m: int, spec: FunnelSpec) -> ibis.Table:
@@ -294,18 +297,11 @@ def transitions_expr(
     return rows.group_by(["m", "fr", "tr", "age", *by]).aggregate(n=rows.n.sum())
 
 
-def warehouse_transitions(
-    table: ibis.Table,
-    spec: FunnelSpec,
-    *,
-    cutoff: DateLike,
-    by: Sequence[str] = (),
-    filters: Mapping[str, object] | None = None,
-    start: DateLike | None = None,
-    end: DateLike | None = None,
-    canonical: bool = False,
-) -> pd.DataFrame:
-    """Run :func:`transitions_expr` and return the table :func:`funnel_models.data.derive.transitions` gives.
+def warehouse_transitions(table: ibis.Table, spec: FunnelSpec, *, by: Sequence[str] = (),
+                          **scope: Any) -> pd.DataFrame:
+    """Run :func:`transitions_expr` (same arguments: ``cutoff`` and optionally ``filters``,
+    ``start``, ``end``, ``canonical``) and return the table
+    :func:`funnel_models.data.derive.transitions` gives.
 
     Returns
     -------
@@ -313,8 +309,7 @@ def warehouse_transitions(
         ``month, from_stage, to_stage, age, *by, n``, sorted like the pandas path.
     """
     by = list(by)
-    raw = transitions_expr(table, spec, cutoff=cutoff, by=by, filters=filters, start=start, end=end,
-                           canonical=canonical).to_pandas()
+    raw = transitions_expr(table, spec, by=by, **scope).to_pandas()
     states = np.array([ENTRY, *spec.states], dtype=object)
     out = pd.DataFrame({
         "month": from_month_index(raw["m"].to_numpy(dtype=np.int64)).to_numpy(),
@@ -331,24 +326,15 @@ def warehouse_transitions(
     return out.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
 
 
-def won_values_expr(
-    table: ibis.Table,
-    spec: FunnelSpec,
-    *,
-    cutoff: DateLike,
-    by: Sequence[str] = (),
-    filters: Mapping[str, object] | None = None,
-    start: DateLike | None = None,
-    end: DateLike | None = None,
-) -> ibis.Table:
+def won_values_expr(rows: ibis.Table, spec: FunnelSpec, *, cutoff: DateLike, by: Sequence[str] = ()) -> ibis.Table:
     """Won leads' deal values (``lead_id, value, *by``): the one lead-level table a fit needs.
 
     A lead counts as won when its status at the month it closes is a won code, and its value
     is the last non-null ``value`` (as :func:`funnel_models.models.inputs.prepare` takes them).
-    ``table`` must be the output of :func:`canonical_history` and have a ``value`` column.
+    ``rows`` is the output of :func:`scoped_rows` at ``cutoff`` and has a ``value`` column.
     """
     cut = cutoff_day(cutoff)
-    h = scoped_rows(table, cut, filters, start, end)
+    h = rows
     ends = _month_ends(h)
     if spec.stale_after:
         ends = _stale(ends, int(month_index(pd.Series([cut]))[0]), spec)
@@ -356,38 +342,28 @@ def won_values_expr(
     w = ibis.window(group_by=first_close.lead_id, order_by=first_close.m)
     first_close = first_close.mutate(_k=ibis.row_number().over(w))
     won = first_close.filter((first_close._k == 0) & (first_close.r == spec.n_stages)).select("lead_id")
-    key = _order_key(h)
-    vals = h.group_by("lead_id").aggregate(value=h.value.argmax(key, where=h.value.notnull()))
-    segs = _segments(h, by).drop("first_m")
-    out = won.join(vals, "lead_id").join(segs, "lead_id")
+    out = won.join(_lead_attrs(h, by), "lead_id")
     return out.filter(out.value.notnull()).select("lead_id", "value", *by)
 
 
 def _lead_attrs(h: ibis.Table, attrs: Sequence[str]) -> ibis.Table:
     """Per lead: the first non-null value of each attribute, the last non-null ``value``."""
-    key = _order_key(h)
-    aggs: dict[str, Any] = {c: h[c].argmin(key, where=h[c].notnull()) for c in attrs}
+    aggs = _first_values(h, attrs)
     if "value" in h.columns:
+        key = _order_key(h)
         aggs["value"] = h.value.argmax(key, where=h.value.notnull())
     return h.group_by("lead_id").aggregate(**aggs) if aggs else h.select("lead_id").distinct()
 
 
-def pipeline_expr(
-    table: ibis.Table,
-    spec: FunnelSpec,
-    *,
-    cutoff: DateLike,
-    filters: Mapping[str, object] | None = None,
-    start: DateLike | None = None,
-    end: DateLike | None = None,
-) -> ibis.Table:
+def pipeline_expr(rows: ibis.Table, spec: FunnelSpec, *, cutoff: DateLike) -> ibis.Table:
     """The open pipeline at the cut-off, as :func:`funnel_models.data.derive.open_pipeline` gives it
     from stage history: one row per open lead (``lead_id, stage, entered_at, age_days,
-    age_months`` + attributes + ``value``). ``table`` is the output of :func:`canonical_history`.
+    age_months`` + attributes + ``value``). ``rows`` is the output of :func:`scoped_rows` at
+    ``cutoff``.
     """
     cut = cutoff_day(cutoff)
     cut_m = int(month_index(pd.Series([cut]))[0])
-    h = scoped_rows(table, cut, filters, start, end)
+    h = rows
     w = ibis.window(group_by=h.lead_id, order_by=[h.entered_at.desc(), h.r.desc()])
     last = h.mutate(_k=ibis.row_number().over(w))
     last = last.filter((last._k == 0) & (last.r < spec.n_stages))

@@ -24,6 +24,7 @@ import pandas as pd
 
 from ..errors import FunnelDataError
 from .dates import cutoff_day
+from .engines import table_by_name
 from .spec import FunnelSpec
 from .warehouse import (canonical_history, check_history, history_cutoff, pipeline_expr,
                         warehouse_transitions, won_values_expr, scoped_rows)
@@ -77,14 +78,11 @@ def _table_names(backend: Any) -> list[str]:
 
 
 def _table(backend: Any, name: str, label: str) -> ibis.Table:
-    parts = name.split(".")
     try:
-        if len(parts) == 1:
-            return backend.table(name)
-        return backend.table(parts[-1], database=".".join(parts[:-1]))
+        return table_by_name(backend, name)
     except Exception:
         tables = _table_names(backend)
-        near = difflib.get_close_matches(parts[-1], tables, n=3, cutoff=0.5)
+        near = difflib.get_close_matches(name.split(".")[-1], tables, n=3, cutoff=0.5)
         hint = f" Did you mean {near}?" if near else ""
         raise FunnelDataError(f"{label}: no table {name!r} in the database; its tables are "
                               f"{sorted(tables)[:20]}.{hint} Fix: correct the name after '::'.") from None
@@ -178,12 +176,12 @@ class WarehouseHistory:
         """Won leads' deal values (``value, *by``), ordered by lead as the pandas path orders them."""
         if "value" not in self.table.columns:
             return pd.DataFrame(columns=["value", *by])
-        w = won_values_expr(self.table, self.spec, cutoff=cutoff, by=list(by), **self._scope()).to_pandas()
+        w = won_values_expr(self._rows(cutoff), self.spec, cutoff=cutoff, by=list(by)).to_pandas()
         return w.sort_values("lead_id", kind="stable")[["value", *by]].reset_index(drop=True)
 
     def pipeline(self, cutoff: pd.Timestamp) -> pd.DataFrame:
         """The open leads at the cut-off (``derive.open_pipeline`` columns)."""
-        p = pipeline_expr(self.table, self.spec, cutoff=cutoff, **self._scope()).to_pandas()
+        p = pipeline_expr(self._rows(cutoff), self.spec, cutoff=cutoff).to_pandas()
         p["entered_at"] = pd.to_datetime(p["entered_at"]).astype("datetime64[ns]")
         p["age_months"] = p["age_months"].astype("int64")
         first = ["lead_id", "stage", "entered_at", "age_days", "age_months"]

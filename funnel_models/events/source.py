@@ -30,7 +30,7 @@ from typing import Any
 import ibis
 import pandas as pd
 
-from ..data.engines import epoch_us
+from ..data.engines import epoch_us, table_by_name
 from ..errors import FunnelDataError
 
 __all__ = ["SourceRef", "open_source", "epoch_us"]
@@ -145,11 +145,8 @@ def _backend_of(where: Any) -> Any:
 
 
 def _table_of(backend: Any, name: str, label: str) -> ibis.Table:
-    parts = name.split(".")
     try:
-        if len(parts) == 1:
-            return backend.table(name)
-        return backend.table(parts[-1], database=".".join(parts[:-1]))
+        return table_by_name(backend, name)
     except Exception as exc:
         raise FunnelDataError(f"{label}: cannot read the events: {exc}") from exc
 
