@@ -6,13 +6,14 @@ a Spark-resident Olist copy is also ``slow``.
 """
 from __future__ import annotations
 
+import uuid
 import warnings
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import spark_table
 from crm_cases import crm_spec, normalise, pandas_transitions, random_history
 from funnel_models.data.warehouse import warehouse_transitions
 from funnel_models.datasets.olist import OLIST_SPEC, olist_dir, olist_stage_history
@@ -27,6 +28,18 @@ CASES = [  # (stale_after, by, cut-off days before the last row)
 ]
 
 
+def spark_history(spark, df: pd.DataFrame) -> ibis.Table:
+    """``df`` as a Spark table with real NULLs for missing values (pandas' string dtype would
+    reach Spark as the text 'NaN', float NaN as a NaN double)."""
+    df = df.astype({c: object for c in df.columns if c != "entered_at"})
+    for c in df.columns:
+        if c != "entered_at":
+            df[c] = [None if pd.isna(v) else v for v in df[c]]
+    name = f"crm_{uuid.uuid4().hex[:8]}"
+    spark.createDataFrame(df).createOrReplaceTempView(name)
+    return ibis.pyspark.connect(spark).table(name)
+
+
 @pytest.mark.parametrize("stale,by,back", CASES)
 def test_spark_matches_pandas(spark, stale, by, back):
     h = pd.concat([random_history(seed, n_leads=40, prefix=f"s{seed}_") for seed in range(15)],
@@ -34,7 +47,7 @@ def test_spark_matches_pandas(spark, stale, by, back):
     cutoff = (h["entered_at"].max() - pd.Timedelta(days=back)).normalize()
     spec = crm_spec(stale_after=stale)
     want = normalise(pandas_transitions(h, spec, cutoff, by), by)
-    got = normalise(warehouse_transitions(spark_table(spark, h), spec, cutoff=cutoff, by=by), by)
+    got = normalise(warehouse_transitions(spark_history(spark, h), spec, cutoff=cutoff, by=by), by)
     assert len(want) > 50
     pd.testing.assert_frame_equal(got, want)
 
@@ -45,7 +58,7 @@ def test_markov_fit_on_spark_olist_agrees_with_csv(spark, tmp_path):
     """The Markov model fitted on a Spark-resident Olist copy (only counts leave Spark) agrees
     with the CSV fit within Monte Carlo error: different sampler seeds, same data."""
     csv = load_data("olist")
-    wh = load_data(spark_table(spark, olist_stage_history(olist_dir())), spec=OLIST_SPEC)
+    wh = load_data(spark_history(spark, olist_stage_history(olist_dir())), spec=OLIST_SPEC)
     assert wh.kind == "warehouse" and wh.cutoff == csv.cutoff
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
