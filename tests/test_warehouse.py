@@ -86,6 +86,6 @@ def test_unknown_code_and_empty_dates_are_refused():
                         "entered_at": pd.to_datetime(["2024-01-05", "2024-01-06"])})
     with pytest.raises(FunnelDataError, match=r"src: column 'stage' has unknown status code\(s\) \['OOPS'\]"):
         check_history(canonical_history(duck(bad), spec), spec, label="src")
-    bad = pd.DataFrame({"lead_id": ["x", "y"], "stage": ["NEW", "NEW"], "entered_at": ["2024-01-05", None]})
-    with pytest.raises(FunnelDataError, match=r"column 'entered_at' is empty or not a date in 1 row"):
+    bad = pd.DataFrame({"lead_id": ["x", "y", "z"], "stage": ["NEW"] * 3, "entered_at": ["2024-01-05", None, "soon"]})
+    with pytest.raises(FunnelDataError, match=r"column 'entered_at' is empty or not a date in 2 row"):
         check_history(canonical_history(duck(bad), spec), spec, label="src")

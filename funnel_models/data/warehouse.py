@@ -111,9 +111,12 @@ def canonical_history(
     t = table.select(**{c: table[s] for c, s in keep.items()})
     ts = t.entered_at
     typ = ts.type()
-    if not typ.is_timestamp() or typ.timezone is not None or typ.scale not in (None, 6):
-        # naive microsecond timestamps: DuckDB 2.0's statistics of TIMESTAMP_NS month numbers
-        # are wrong (compressed group keys come back shifted); UTC for aware timestamps
+    if typ.is_string():     # unparseable text becomes NULL, which check_history reports
+        ts = ts.try_cast(ibis.expr.datatypes.Timestamp())
+    elif not typ.is_timestamp() or typ.timezone is not None or typ.scale not in (None, 6):
+        # naive microsecond timestamps: DuckDB 2.0.1 returned shifted group keys for month
+        # numbers of TIMESTAMP_NS columns; aware timestamps become naive in the engine's
+        # session time zone (set it to the spec's, e.g. UTC)
         ts = ts.cast(ibis.expr.datatypes.Timestamp())
     rank = spec.rank()
     r = t.stage.cast("string").cases(*rank.items(), else_=ibis.null("int64"))
