@@ -217,7 +217,7 @@ def load_data(
     Parameters
     ----------
     source : str, path or ibis.Table
-        ``"demo" (bundled generator: the model's own assumptions), ``"coldleads"`` (a
+        ``"demo"`` (bundled generator: the model's own assumptions), ``"coldleads"`` (a
         generator built to break them, :mod:`funnel_models.datasets.coldleads`),
         ``"olist"`` (the Olist example data), a
         CSV/Parquet file of stage history, monthly snapshots or aggregate counts, a store
