@@ -3,7 +3,7 @@
 A parameter file is YAML. The top level holds what every command needs (the data, the
 model, the sampler); each notebook or command has its own section::
 
-    source: history.csv           # demo | olist | CSV/Parquet | store.duckdb | file.duckdb::table
+    source: history.csv           # demo | olist | CSV/Parquet | store.duckdb | file.duckdb::table | duckdb:///file.duckdb::table
     spec: funnel.yaml             # needed for files (a store records its spec at ingest)
     factors: [region]             # segment factors (none unless listed)
     model: auto                   # auto | markov | conjugate | lag
@@ -88,7 +88,8 @@ class _Strict(BaseModel):
 class RunParams(_Strict):
     """What every command and notebook needs: the data, the model, the sampler."""
 
-    #: ``demo``, ``olist``, a CSV/Parquet file, a store written by ``funnel ingest`` or ``file.duckdb::table``.
+    #: ``demo``, ``olist``, a CSV/Parquet file, a store written by ``funnel ingest``, ``file.duckdb::table``
+    #: (read into pandas) or ``duckdb:///file.duckdb::table`` (left in the warehouse: only counts are fetched).
     source: str
     #: Funnel spec YAML; needed for files (the demo, Olist and stores bring their own).
     spec: str | None = None

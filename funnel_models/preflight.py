@@ -119,6 +119,20 @@ def _file(params: ParameterFile, where: str, wait: float) -> SourceInfo:
     return SourceInfo(src, spec, "history" if shape == "opportunities" else shape, tuple(spec.attributes))
 
 
+def _warehouse(params: ParameterFile, where: str) -> SourceInfo:
+    """A ``<url>::<table>`` source: the table's columns, read from its schema (no rows)."""
+    if not params.spec:
+        raise ParameterError(f"{where}: source {params.source!r} needs a funnel spec. Fix: add 'spec: funnel.yaml'")
+    spec = _load_spec(params.spec, where)
+    from .data.warehouse_source import open_warehouse
+    try:
+        table, label = open_warehouse(params.source, spec, mapping=params.mapping or None, check=False)
+    except FunnelDataError as exc:
+        raise ParameterError(f"{where}: {exc}") from None
+    attrs = [c for c in table.columns if c not in ("lead_id", "stage", "entered_at", "value", "r", "m")]
+    return SourceInfo(label, spec, "history", tuple(attrs))
+
+
 def source_info(params: ParameterFile, where: str = "parameters", *, wait: float = 0.0) -> SourceInfo:
     """The spec, shape and attribute columns of a parameter file's source (rows unread).
 
@@ -135,6 +149,9 @@ def source_info(params: ParameterFile, where: str = "parameters", *, wait: float
         return SourceInfo("demo", spec, "history", tuple(spec.attributes))
     if params.source == "olist":
         return _olist(params, where)
+    from .data.warehouse_source import is_warehouse_source
+    if is_warehouse_source(params.source):
+        return _warehouse(params, where)
     return _file(params, where, wait)
 
 

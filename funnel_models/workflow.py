@@ -25,6 +25,7 @@ import pandas as pd
 from .data import derive
 from .data.dates import cutoff_day, month_start, through_cutoff
 from .data.spec import FunnelSpec
+from .data.warehouse_source import is_warehouse_source
 from .errors import FunnelDataError
 from .models import BaseFunnelModel, ModelConfig, SamplerConfig, make_model
 from .models.inflow import InflowModel
@@ -40,8 +41,9 @@ class LoadedData:
     ----------
     table : DataFrame
         The canonical table (after the cut-off and filters): stage history, monthly
-        snapshots or aggregate counts, as ``kind`` says.
-    kind : {"history", "snapshots", "counts"}
+        snapshots or aggregate counts, as ``kind`` says; for ``"warehouse"`` an empty frame
+        with the history's columns (the rows stay in the warehouse).
+    kind : {"history", "snapshots", "counts", "warehouse"}
     spec : FunnelSpec
     cutoff : Timestamp
         Last observed day.
@@ -49,6 +51,10 @@ class LoadedData:
         What was read.
     truth : object or None
         The demo's :class:`~funnel_models.datasets.demo.DemoTruth` when the source is the demo.
+    warehouse : WarehouseHistory or None
+        For ``kind="warehouse"``: the stage history where it lives
+        (:class:`~funnel_models.data.warehouse_source.WarehouseHistory`); a fit brings back
+        only transition counts and won deal values.
     """
 
     table: pd.DataFrame
@@ -57,6 +63,7 @@ class LoadedData:
     cutoff: pd.Timestamp
     source: str
     truth: Any = None
+    warehouse: Any = None
 
     @property
     def has_leads(self) -> bool:
@@ -82,26 +89,64 @@ class LoadedData:
         if not self.has_leads:
             raise FunnelDataError(f"{self.source}: only aggregate counts are available; this needs lead-level "
                                   "data (stage history or monthly snapshots)")
+        if self.kind == "warehouse":
+            return self.warehouse.history(self.cutoff)
         return self.table
 
+    def lead_level(self) -> "LoadedData":
+        """This data with its lead-level rows in pandas: a warehouse history is fetched (the
+        backtest needs it); any other kind is returned as is."""
+        if self.kind != "warehouse":
+            return self
+        return LoadedData(table=self._leads(), kind="history", spec=self.spec, cutoff=self.cutoff,
+                          source=self.source, truth=self.truth)
+
     def snapshots(self) -> pd.DataFrame:
-        """Monthly snapshots up to the cut-off."""
+        """Monthly snapshots up to the cut-off (a warehouse history is fetched for them)."""
         if self.kind == "snapshots":
             return self.table
         return derive.snapshots_from_history(self._leads(), self.spec, cutoff=self.cutoff)
 
-    def pipeline(self) -> pd.DataFrame:
-        """Open pipeline at the cut-off (one row per open lead, with its age in stage)."""
-        return derive.open_pipeline(self._leads(), self.spec, cutoff=self.cutoff)
+    def transitions(self, by: Sequence[str] = ()) -> pd.DataFrame:
+        """Monthly transition counts by ``by`` (computed in the warehouse for a warehouse history)."""
+        if self.kind == "warehouse":
+            return self.warehouse.transitions(self.cutoff, by)
+        return derive.transitions(self.snapshots(), self.spec, by=list(by))
+
+    def fit_input(self, factors: Sequence[str] = ()) -> Any:
+        """What a model's ``fit`` takes: snapshots, or for a warehouse history the
+        :class:`~funnel_models.models.inputs.FunnelData` of warehouse-computed counts."""
+        if self.kind != "warehouse":
+            return self.snapshots()
+        from .models.inputs import from_transitions
+        return from_transitions(self.transitions(factors), self.warehouse.won_values(self.cutoff, factors))
+
+    def pipeline(self, cutoff: pd.Timestamp | None = None) -> pd.DataFrame:
+        """Open pipeline at the cut-off (default: the data's) -- one row per open lead, with its
+        age in stage; a warehouse history returns only its open leads."""
+        cut = self.cutoff if cutoff is None else cutoff_day(cutoff)
+        if self.kind == "warehouse":
+            return self.warehouse.pipeline(cut)
+        return derive.open_pipeline(self._leads(), self.spec, cutoff=cut)
 
     def columns(self) -> list[str]:
         """Attribute columns available for segments and filters."""
+        if self.kind == "warehouse":
+            return self.warehouse.columns()
         skip = {"lead_id", "stage", "entered_at", "month", "count", "value"}
         return [c for c in self.table.columns if c not in skip]
 
     def n_leads(self) -> int:
         """Number of distinct leads (0 for aggregate counts)."""
+        if self.kind == "warehouse":
+            return self.warehouse.n_leads(self.cutoff)
         return int(self.table["lead_id"].nunique()) if self.has_leads else 0
+
+    def n_levels(self, column: str) -> int:
+        """Number of distinct values of an attribute column."""
+        if self.kind == "warehouse":
+            return self.warehouse.n_levels(column, self.cutoff)
+        return int(self.table[column].nunique())
 
 
 def _read_source(src: str, spec: Any, mapping: Mapping[str, str] | None, demo_seed: int,
@@ -135,6 +180,26 @@ def _read_source(src: str, spec: Any, mapping: Mapping[str, str] | None, demo_se
     return kind, table, the_spec, None
 
 
+def _load_warehouse(source: Any, spec: Any, mapping: Mapping[str, str] | None,
+                    filters: Mapping[str, object] | None, start: str | None, end: str | None,
+                    cutoff: str | None) -> LoadedData:
+    """A stage history left in its warehouse (see :mod:`funnel_models.data.warehouse_source`)."""
+    from .data.warehouse_source import WarehouseHistory, open_warehouse
+    label = "the warehouse table" if not isinstance(source, (str, Path)) else str(source)
+    if spec is None:
+        raise FunnelDataError(f"{label}: a funnel spec is needed for a warehouse table; pass spec= (a YAML "
+                              "path or a dict with stages, won, lost) or add 'spec: funnel.yaml' to the parameters")
+    the_spec = FunnelSpec.load(spec)
+    table, label = open_warehouse(source, the_spec, mapping=mapping)
+    wh = WarehouseHistory(table, the_spec, label, dict(filters or {}), start, end)
+    cut = cutoff_day(cutoff) if cutoff is not None else wh.last_day()
+    if wh.n_leads(cut) == 0:
+        raise FunnelDataError(f"{label}: no rows left after the cut-off {cut.date()} and filters "
+                              f"{dict(filters or {})} start={start} end={end}; loosen them")
+    empty = pd.DataFrame(columns=["lead_id", "stage", "entered_at", *wh.columns()])
+    return LoadedData(table=empty, kind="warehouse", spec=the_spec, cutoff=cut, source=label, warehouse=wh)
+
+
 def load_data(
     source: str | Path = "demo",
     *,
@@ -151,13 +216,15 @@ def load_data(
 
     Parameters
     ----------
-    source : str or path
+    source : str, path or ibis.Table
         ``"demo"`` (bundled generator: the model's own assumptions), ``"coldleads"`` (a
         generator built to break them, :mod:`funnel_models.datasets.coldleads`),
         ``"olist"`` (the Olist example data), a
         CSV/Parquet file of stage history, monthly snapshots or aggregate counts, a store
         written by ``funnel ingest`` (``"store.duckdb"``, which records its spec) or
-        ``"file.duckdb::table"``.
+        ``"file.duckdb::table"`` (all read into pandas); or a stage history left in its
+        warehouse: ``"duckdb:///path/file.duckdb::table"`` (any Ibis URL before ``::``) or an
+        Ibis table (e.g. on Spark) -- models then fetch only transition counts.
     spec : FunnelSpec, mapping or YAML path
         Required for files; the demo, Olist and stores bring their own.
     mapping : mapping, optional
@@ -168,6 +235,8 @@ def load_data(
         Last observed day (default: the latest date in the data); rows dated after that
         day are left out.
     """
+    if is_warehouse_source(source):
+        return _load_warehouse(source, spec, mapping, filters, start, end, cutoff)
     src = str(source)
     kind, table, the_spec, truth = _read_source(src, spec, mapping, demo_seed, demo_months)
     col = "entered_at" if kind == "history" else "month"
@@ -234,7 +303,7 @@ def fit_model(
     m = make_model(name, data.spec, cfg, sampler_config, cache_dir=cache_dir)
     if name == "lag":
         return m.fit(data, progress=progress)
-    return m.fit(data.snapshots(), progress=progress)
+    return m.fit(data.fit_input(cfg.factors), progress=progress)
 
 
 def from_params(params: Any, *, progress: bool = False, cache_dir: str | Path | bool | None = None

@@ -198,7 +198,9 @@ def _stage_list(spec: FunnelSpec, stages: bool | Sequence[str]) -> list[str]:
     return [WON, *[s for s in stages if s != WON]]
 
 
-def _check_args(data: Any, baselines: Sequence[str], modes: Sequence[str]) -> None:
+def _check_args(data: Any, baselines: Sequence[str], modes: Sequence[str]) -> Any:
+    """Refuse bad arguments; return the data with lead-level rows in pandas (a warehouse history
+    is fetched: the backtest refits at past cut-offs and counts actuals from them)."""
     from ..workflow import LoadedData
     if not isinstance(data, LoadedData):
         raise FunnelDataError(f"backtest data must be a LoadedData (workflow.load_data), got {type(data).__name__}")
@@ -211,6 +213,7 @@ def _check_args(data: Any, baselines: Sequence[str], modes: Sequence[str]) -> No
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
         raise ModelConfigError(f"unknown backtest mode(s) {bad}; modes: {list(MODES)}")
+    return data.lead_level()
 
 
 def _run_window(data: Any, cut: pd.Timestamp, w: int, ctx: Mapping[str, Any]) -> tuple[list, dict, dict]:
@@ -295,7 +298,7 @@ def backtest(
     cache_dir : path or False, optional
         Fit cache of the Markov model.
     """
-    _check_args(data, baselines, modes)
+    data = _check_args(data, baselines, modes)
     mc = dict(model_config or {})
     sc = {"progress": False, **dict(sampler_config or {})}
     factors = list(mc.get("factors", ()))

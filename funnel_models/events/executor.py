@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..data.engines import backend_name
 from ..errors import FunnelDataError
 from . import builders as B
 from .query import NONE_LABEL, OTHER_LABEL, FunnelQuery
@@ -35,14 +36,6 @@ class Fetched:
     data_end: pd.Timestamp | None
     n_events: int
     n_excluded: int
-
-
-def backend_name(t: ibis.Table) -> str:
-    """Name of the Ibis backend a table lives on (``"duckdb"``, ``"pyspark"``...)."""
-    try:
-        return t._find_backend(use_default=True).name
-    except Exception:  # pragma: no cover - unbound expressions run on the default backend
-        return "duckdb"
 
 
 def _rows_where(t: ibis.Table, cond: ibis.Value, col: str) -> list[tuple[int, Any]]:

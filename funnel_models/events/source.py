@@ -28,38 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import ibis
-import ibis.expr.datatypes as dt
 import pandas as pd
 
+from ..data.engines import epoch_us, table_by_name
 from ..errors import FunnelDataError
 
 __all__ = ["SourceRef", "open_source", "epoch_us"]
 
 _CSV = (".csv", ".csv.gz", ".tsv", ".txt")
 _SPARK_MASTERS = ("spark://", "local", "yarn", "k8s://", "mesos://")
-
-
-@ibis.udf.scalar.builtin(name="epoch_us")
-def _duckdb_epoch_us(x: dt.timestamp) -> dt.int64:  # pragma: no cover - compiled to SQL
-    """DuckDB's integer microseconds since the epoch."""
-
-
-@ibis.udf.scalar.builtin(name="unix_micros")
-def _spark_unix_micros(x: dt.timestamp) -> dt.int64:  # pragma: no cover - compiled to SQL
-    """Spark's integer microseconds since the epoch."""
-
-
-def epoch_us(ts: ibis.Value, backend: str) -> ibis.Value:
-    """Integer microseconds since the epoch, the only engine-specific expression.
-
-    DuckDB has ``epoch_us``, Spark ``unix_micros``; other engines use Ibis' portable
-    ``epoch_seconds`` plus ``microsecond``.
-    """
-    if backend == "duckdb":
-        return _duckdb_epoch_us(ts)
-    if backend == "pyspark":  # via TIMESTAMP: unix_micros refuses TIMESTAMP_NTZ
-        return _spark_unix_micros(ts.cast(dt.Timestamp(timezone="UTC")))
-    return ts.epoch_seconds().cast("int64") * 1_000_000 + ts.microsecond().cast("int64")
 
 
 @dataclass
@@ -168,11 +145,8 @@ def _backend_of(where: Any) -> Any:
 
 
 def _table_of(backend: Any, name: str, label: str) -> ibis.Table:
-    parts = name.split(".")
     try:
-        if len(parts) == 1:
-            return backend.table(name)
-        return backend.table(parts[-1], database=".".join(parts[:-1]))
+        return table_by_name(backend, name)
     except Exception as exc:
         raise FunnelDataError(f"{label}: cannot read the events: {exc}") from exc
 

@@ -42,7 +42,6 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
-from ..data import derive
 from ..data.dates import month_start
 from ..data.spec import ENTRY
 from ..errors import FunnelDataError, ModelConfigError
@@ -72,7 +71,7 @@ def new_leads_table(data: Any, factors: Sequence[str] = ()) -> pd.DataFrame:
     """
     factors = list(factors)
     if data.has_leads:
-        tr = derive.transitions(data.snapshots(), data.spec, by=factors)
+        tr = data.transitions(factors)
         tab = tr[tr["from_stage"] == ENTRY].groupby(["month", *factors], as_index=False)["n"].sum()
     else:
         if factors:

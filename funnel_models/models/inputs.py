@@ -17,7 +17,7 @@ from ..data.dates import through_cutoff
 from ..errors import FunnelDataError
 from ..data.spec import LOST, WON, FunnelSpec
 
-__all__ = ["FunnelData", "prepare", "deal_value_draws", "outcomes_recorded_from", "leads_recorded_until",
+__all__ = ["FunnelData", "prepare", "from_transitions", "deal_value_draws", "outcomes_recorded_from", "leads_recorded_until",
            "RECORDED_SHARE"]
 
 #: A month records outcomes when its closes reach this share of the median month with closes.
@@ -95,6 +95,20 @@ def prepare(
         w = snaps[snaps["stage"].isin(won_codes)].drop_duplicates("lead_id")
         won_values = w[["value", *factors]].dropna(subset=["value"]).reset_index(drop=True)
     return _recorded(tr, won_values)
+
+
+def from_transitions(transitions: pd.DataFrame, won_values: pd.DataFrame) -> FunnelData:
+    """:class:`FunnelData` from transition counts and won deal values computed elsewhere (a
+    warehouse, :mod:`funnel_models.data.warehouse`), with the same month rule as :func:`prepare`.
+
+    Parameters
+    ----------
+    transitions : DataFrame
+        ``month, from_stage, to_stage, age, n`` + segment columns.
+    won_values : DataFrame
+        ``value`` + segment columns, one row per won lead with a deal value.
+    """
+    return _recorded(transitions.reset_index(drop=True), won_values)
 
 
 def _recorded(transitions: pd.DataFrame, won_values: pd.DataFrame) -> FunnelData:

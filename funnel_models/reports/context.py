@@ -89,7 +89,7 @@ class Context:
         """Monthly transitions by the model's factors (None for aggregate counts)."""
         if not self.data.has_leads:
             return None
-        return derive.transitions(self.data.snapshots(), self.spec, by=self.factors)
+        return self.data.transitions(self.factors)
 
     @cached_property
     def counts(self) -> pd.DataFrame:
@@ -149,7 +149,7 @@ class Context:
 def _kept_factors(params: ParameterFile, data: Any, notes: list[str]) -> list[str]:
     kept = []
     for f in params.factors:
-        if data.table[f].nunique() < 2:
+        if data.n_levels(f) < 2:
             notes.append(f"factor {f!r} has a single level after the filters and is left out of the model")
         else:
             kept.append(f)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data import derive
 from ..data.spec import ENTRY
 from . import plots
 from .about import unobserved_stages
@@ -171,7 +170,7 @@ def raw_segment_rates(ctx: Context, factor: str) -> pd.DataFrame:
     What a spreadsheet shows. Leads still open count as not won, so it is below the
     eventual win rate where many leads are young.
     """
-    tr = derive.transitions(ctx.data.snapshots(), ctx.spec, by=[factor])
+    tr = ctx.data.transitions([factor])
     rows = []
     for level, g in tr.groupby(factor, observed=True):
         n = int(g.loc[g["from_stage"] == ENTRY, "n"].sum())

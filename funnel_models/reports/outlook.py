@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data import derive
 from . import plots
 from .context import Context
 from .render import Section, month_label
@@ -28,7 +27,7 @@ def _previous(ctx: Context) -> tuple[pd.Timestamp, pd.DataFrame] | None:
     prev = ctx.cutoff_month - pd.DateOffset(months=1)
     if not ctx.data.has_leads or not (pd.to_datetime(ctx.counts["month"]) == prev).any():
         return None
-    return prev, derive.open_pipeline(ctx.data.table, ctx.spec, cutoff=ctx.cutoff_month - pd.Timedelta(days=1))
+    return prev, ctx.data.pipeline(cutoff=ctx.cutoff_month - pd.Timedelta(days=1))
 
 
 def _new_now(ctx: Context) -> int:
