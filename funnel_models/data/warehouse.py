@@ -12,8 +12,8 @@ Semantics (the same as :mod:`funnel_models.data.derive`)
 * A lead's status at a month end is the last stage it entered during or before that month;
   rows with the same timestamp are ordered by funnel rank (the furthest counts as the later,
   as :func:`funnel_models.data.readers.read_history` sorts them).
-* A lead is observed from its first month to the month it closes (its month-end status is
-  a won or lost code) or the cut-off month. A lead moving backwards is held at the furthest
+* A lead is observed from its first month to the month it first closes (enters a won or
+  lost code; a close is final, whatever rows follow it) or the cut-off month. A lead moving backwards is held at the furthest
   state reached (a running maximum of the funnel rank).
 * Each observed month gives one transition; the first month gives ``ENTRY -> state``.
   ``age`` is the number of whole months already spent in the source state.
@@ -185,11 +185,17 @@ def scoped_rows(h: ibis.Table, cutoff: DateLike, filters: Mapping[str, object] |
     return h.drop("_first")
 
 
-def _month_ends(h: ibis.Table) -> ibis.Table:
-    """One row per lead and month with a row: the rank of the last stage entered in it."""
+def _month_ends(h: ibis.Table, spec: FunnelSpec) -> ibis.Table:
+    """One row per lead and month with a row: the rank of the last stage entered in it, or,
+    in a month with a close, of its first close (a close is final: nothing after it counts)."""
+    key = _order_key(h)
+    month = ibis.window(group_by=[h.lead_id, h.m])
+    first_close = ibis.cases((h.r >= spec.n_stages, key), else_=ibis.null("int64")).min().over(month)
+    h = h.mutate(_key=key, _ck=first_close)
     w = ibis.window(group_by=[h.lead_id, h.m], order_by=[h.entered_at.desc(), h.r.desc()])
-    last = h.mutate(_k=ibis.row_number().over(w))
-    return last.filter(last._k == 0).select("lead_id", "m", "r")
+    h = h.mutate(_k=ibis.row_number().over(w))
+    pick = ibis.cases((h._ck.notnull(), h._key == h._ck), else_=h._k == 0)
+    return h.filter(pick).select("lead_id", "m", "r").distinct()
 
 
 def _stale(ends: ibis.Table, cut_m: int, spec: FunnelSpec) -> ibis.Table:
@@ -283,7 +289,7 @@ def transitions_expr(
     cut = cutoff_day(cutoff)
     cut_m = int(month_index(pd.Series([cut]))[0])
     h = scoped_rows(h, cut, filters, start, end)
-    ends = _month_ends(h)
+    ends = _month_ends(h, spec)
     if spec.stale_after:
         ends = _stale(ends, cut_m, spec)
     sp = _spells(ends, cut_m, spec).join(_segments(h, by), "lead_id")
@@ -338,7 +344,7 @@ def won_values_expr(rows: ibis.Table, spec: FunnelSpec, *, cutoff: DateLike, by:
     """
     cut = cutoff_day(cutoff)
     h = rows
-    ends = _month_ends(h)
+    ends = _month_ends(h, spec)
     if spec.stale_after:
         ends = _stale(ends, int(month_index(pd.Series([cut]))[0]), spec)
     first_close = ends.filter(ends.r >= spec.n_stages)
