@@ -53,6 +53,8 @@ class Context:
     summary_path: str = ""
     #: Results a notebook computes once and several sections show (e.g. ``backtest``).
     results: dict[str, Any] = field(default_factory=dict)
+    #: Whether a Plotly figure (with plotly.js inline) was already shown in this report.
+    plotlyjs_embedded: bool = False
 
     @property
     def section(self) -> Any:

@@ -3,8 +3,11 @@
 Every data string that reaches the HTML goes through :func:`html.escape` or
 ``DataFrame.to_html(escape=True)``, and through :func:`public_text`, which removes the
 paths of the machine that built the report (working folder, home folder, any absolute
-path but its last part). Figures are embedded as PNG images. A segment called
-``<script>alert(1)</script>`` is shown as text.
+path but its last part). Matplotlib figures are embedded as PNG images; Plotly figures
+as interactive HTML with plotly.js embedded inline once per report (the first Plotly
+figure of a context carries it, ``ctx.plotlyjs_embedded`` remembers it): never loaded
+from a CDN, so the report opens offline. A segment called ``<script>alert(1)</script>``
+is shown as text.
 
 :func:`show` runs a section function in a notebook: warnings the toolkit raises on
 purpose (:class:`~funnel_models.errors.FunnelWarning`) become the section's notes, other
@@ -35,7 +38,7 @@ import pandas as pd
 
 from ..errors import FunnelWarning
 
-__all__ = ["Section", "show", "figure_png", "pct", "signed", "month_label", "public_text", "capture",
+__all__ = ["Section", "show", "figure_png", "is_plotly", "plotly_html", "pct", "signed", "month_label", "public_text", "capture",
            "WARN_STYLE"]
 
 #: Style of the red warning box.
@@ -50,6 +53,7 @@ class Section:
 
     title: str
     text: str = ""
+    #: A matplotlib or Plotly figure, or a list of them.
     figure: Any = None
     table: pd.DataFrame | None = None
     warning: str = ""
@@ -96,6 +100,21 @@ def figure_png(fig: Any, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
+def is_plotly(fig: Any) -> bool:
+    """Whether ``fig`` is a Plotly figure (rather than a matplotlib one)."""
+    return hasattr(fig, "to_plotly_json")
+
+
+def plotly_html(ctx: Any, fig: Any) -> str:
+    """A Plotly figure as an HTML block of the report: the first one of ``ctx`` embeds
+    plotly.js (inline, never from a CDN), later ones refer to it."""
+    from ..charts.figures import figure_html
+    first = not getattr(ctx, "plotlyjs_embedded", False)
+    out = figure_html(fig, include_plotlyjs=first)
+    ctx.plotlyjs_embedded = True
+    return f'<div class="funnel-plotly" style="width:100%;max-width:1100px">{out}</div>'
+
+
 def capture(notes: list[str], fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call ``fn``; FunnelWarnings become ``notes`` (once each), other warnings go to stderr."""
     with warnings.catch_warnings(record=True) as caught:
@@ -124,8 +143,14 @@ def show(ctx: Any, section: Callable[[Any], Section] | Section) -> None:
     for n in notes:
         sec.add_note("Note: " + ctx.clean_note(n))
     display(HTML(sec.header_html()))
-    if sec.figure is not None:
-        display(Image(data=figure_png(sec.figure), format="png"))
+    figures = sec.figure if isinstance(sec.figure, (list, tuple)) else [sec.figure]
+    for fig in figures:
+        if fig is None:
+            continue
+        if is_plotly(fig):
+            display(HTML(plotly_html(ctx, fig)))
+        else:
+            display(Image(data=figure_png(fig), format="png"))
     body = sec.table_html() + sec.note_html()
     if body:
         display(HTML(body))
