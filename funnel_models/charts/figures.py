@@ -25,7 +25,7 @@ import pandas as pd
 from .flows import FlowTable
 
 __all__ = ["COLORS", "sankey_figure", "funnel_figure", "figure_html", "base_layout", "cohort_heatmap_figure",
-           "time_to_convert_figure"]
+           "time_to_convert_figure", "lead_to_win_figure"]
 
 #: Colours shared by the funnel charts (colour-blind safe: blue, green, grey, vermilion).
 COLORS = {"entry": "#0072B2", "stage": "#56B4E9", "won": "#009E73", "lost": "#D55E00",
@@ -115,7 +115,8 @@ def funnel_figure(table: pd.DataFrame, *, title: str | None = None, period: str 
     import plotly.graph_objects as go
     kinds = np.where(table["stage"] == "ENTRY", "entry", np.where(table["stage"] == "WON", "won", "stage"))
     fig = go.Figure(go.Funnel(
-        y=list(table["label"]), x=[int(v) for v in table["leads"]], textinfo="value+percent initial",
+        y=list(table["label"]), x=[int(v) for v in table["leads"]],
+        texttemplate="%{value:,}<br>%{percentInitial:.0%} of new leads", textposition="inside",
         marker=dict(color=[COLORS[k] for k in kinds]), connector=dict(line=dict(color=COLORS["grid"])),
         hovertemplate="%{y}: %{x:,} leads<br>%{percentInitial:.1%} of new leads, %{percentPrevious:.1%} "
                       "of the row above<extra></extra>"))
@@ -152,13 +153,14 @@ def cohort_heatmap_figure(table: pd.DataFrame, *, title: str | None = None, heig
     rows = 0
     for col, (value, count, scale) in enumerate((("won_share", "won", "Greens"), ("open_share", "open", "Blues")), 1):
         g = cohort_grid(table, value)
+        top = 1.0 if value == "open_share" else max(0.05, float(np.nanmax(g.to_numpy(float))) if len(g) else 1.0)
         n = cohort_grid(table, count)
         leads = cohort_grid(table, "leads")
         rows = len(g)
         text = [[f"{100 * v:.0f}%" if np.isfinite(v) else "" for v in r] for r in g.to_numpy(float)]
         custom = np.dstack([n.to_numpy(float), leads.to_numpy(float)]) if len(g) else None
         fig.add_trace(go.Heatmap(
-            z=g.to_numpy(float), x=[str(c) for c in g.columns], y=list(g.index), colorscale=scale, zmin=0, zmax=1,
+            z=g.to_numpy(float), x=[str(c) for c in g.columns], y=list(g.index), colorscale=scale, zmin=0, zmax=top,
             text=text, texttemplate="%{text}", textfont=dict(size=10), customdata=custom, showscale=False,
             xgap=1, ygap=1, hovertemplate=f"entered %{{y}}, after %{{x}} month(s): %{{z:.0%}} ({count} "
                                           "%{customdata[0]:,.0f} of %{customdata[1]:,.0f} leads)<extra></extra>"),
@@ -176,10 +178,10 @@ def cohort_heatmap_figure(table: pd.DataFrame, *, title: str | None = None, heig
 
 def time_to_convert_figure(table: pd.DataFrame, names: dict[str, str] | None = None, *,
                            title: str | None = None, height: int = 330, width: int | None = None) -> Any:
-    """Months in each stage before leaving it, one small bar chart per stage, stacked by
-    how the leads left (moved on, won, lost), from
-    :func:`funnel_models.charts.timing.time_to_convert_table`. The entry row is drawn as
-    the months from a new lead to its win.
+    """Months in each open stage before leaving it: one small bar chart per stage, stacked
+    by how the leads left (moved on, won, lost), from
+    :func:`funnel_models.charts.timing.time_to_convert_table` (its ``ENTRY`` rows are
+    drawn by :func:`lead_to_win_figure`).
 
     Returns
     -------
@@ -188,26 +190,61 @@ def time_to_convert_figure(table: pd.DataFrame, names: dict[str, str] | None = N
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
     names = names or {}
-    stages = list(dict.fromkeys(table["stage"]))
-    top = int(table["months"].max()) if len(table) else 0
-    ticks = [str(m) for m in range(top)] + [f"{top}+"]
-    titles = [("Lead to win" if s == "ENTRY" else str(names.get(s, s))) for s in stages]
-    fig = make_subplots(rows=1, cols=max(len(stages), 1), shared_yaxes=False, subplot_titles=titles,
-                        horizontal_spacing=0.025)
+    stages = [s for s in dict.fromkeys(table["stage"]) if s != "ENTRY"]
+    ticks = _month_ticks(table)
+    titles = [str(names.get(s, s)) for s in stages]
+    fig = make_subplots(rows=1, cols=max(len(stages), 1), subplot_titles=[t.replace(" ", "<br>", 1) if len(t) > 12
+                                                                          else t for t in titles],
+                        horizontal_spacing=0.03)
     parts = (("moved_on", "moved on", COLORS["entry"]), ("won", "won", COLORS["won"]), ("lost", "lost", COLORS["lost"]))
     for i, st in enumerate(stages, 1):
         t = table[table["stage"] == st]
-        series = [("to_win", "won (months from lead to win)", COLORS["won"])] if st == "ENTRY" else parts
-        for col, label, color in series:
-            fig.add_trace(go.Bar(x=ticks, y=t[col].to_numpy(), name=label, marker_color=color,
-                                 legendgroup=label, showlegend=(i == 2 or (i == 1 and len(stages) == 1)),
-                                 hovertemplate=f"{titles[i - 1]}: %{{y:,}} leads {label} after %{{x}} month(s)"
-                                               "<extra></extra>"), row=1, col=i)
-        fig.update_xaxes(type="category", tickfont=dict(size=9), row=1, col=i)
+        for col, label, color in parts:
+            fig.add_trace(go.Bar(x=ticks, y=t[col].to_numpy(), name=label, marker_color=color, legendgroup=label,
+                                 showlegend=(i == 1), hovertemplate=f"{titles[i - 1]}: %{{y:,}} leads {label} after "
+                                                                     "%{x} month(s)<extra></extra>"), row=1, col=i)
+        fig.update_xaxes(type="category", tickfont=dict(size=9), nticks=5, row=1, col=i)
+    fig.update_annotations(font=dict(size=12))
     fig.update_layout(**base_layout(title or "Months in each stage before leaving it", height=height, width=width))
-    fig.update_layout(barmode="stack", margin=dict(l=50, r=10, t=80, b=70), bargap=0.15,
-                      legend=dict(orientation="h", y=-0.22, x=0.5, xanchor="center"))
+    fig.update_layout(barmode="stack", margin=dict(l=50, r=10, t=90, b=80), bargap=0.15,
+                      legend=dict(orientation="h", y=-0.28, x=0.5, xanchor="center"))
     fig.update_yaxes(title_text="leads", row=1, col=1)
-    fig.add_annotation(text="months in the stage (0: left in the month it arrived)", xref="paper", yref="paper",
-                       x=0.5, y=-0.12, showarrow=False, font=dict(size=11))
+    fig.add_annotation(text="months seen in the stage at a month end (1: gone by the next month end)",
+                       xref="paper", yref="paper", x=0.5, y=-0.17, showarrow=False, font=dict(size=11))
+    return fig
+
+
+def _month_ticks(table: pd.DataFrame) -> list[str]:
+    top = int(table["months"].max()) if len(table) else 0
+    return [str(m) for m in range(top)] + [f"{top}+"]
+
+
+def lead_to_win_figure(table: pd.DataFrame, *, title: str | None = None, height: int = 320,
+                       width: int | None = None) -> Any:
+    """Months from a new lead's entry month to its win month, for won leads (bars), with
+    the share of wins that came within that many months (line), from the ``ENTRY`` rows of
+    :func:`funnel_models.charts.timing.time_to_convert_table`.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    import plotly.graph_objects as go
+    t = table[table["stage"] == "ENTRY"]
+    n = t["to_win"].to_numpy(float)
+    cum = np.cumsum(n) / n.sum() if n.sum() > 0 else np.full(len(n), np.nan)
+    ticks = _month_ticks(table)
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=ticks, y=n, name="won leads", marker_color=COLORS["won"],
+                         hovertemplate="%{y:,} leads won %{x} month(s) after entering<extra></extra>"))
+    fig.add_trace(go.Scatter(x=ticks, y=cum, name="share of wins within that many months", yaxis="y2",
+                             mode="lines+markers", line=dict(color=COLORS["text"], width=2),
+                             hovertemplate="%{y:.0%} of wins within %{x} month(s)<extra></extra>"))
+    fig.update_layout(**base_layout(title or "Months from new lead to win (won leads)", height=height, width=width))
+    fig.update_layout(xaxis=dict(title="months from the entry month to the win month (0: won in the entry month)",
+                                 type="category"),
+                      yaxis=dict(title="won leads", gridcolor=COLORS["grid"], rangemode="tozero"),
+                      yaxis2=dict(title="share of wins (cumulative)", overlaying="y", side="right", range=[0, 1.02],
+                                  tickformat=".0%", showgrid=False),
+                      legend=dict(orientation="h", y=-0.3, x=0.5, xanchor="center"), margin=dict(r=70, b=90))
     return fig

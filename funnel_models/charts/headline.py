@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["HeadlineFacts", "headline_items", "spreadsheet_sentence", "lever_text"]
+__all__ = ["HeadlineFacts", "headline_items", "spreadsheet_sentence", "lever_text", "lever_kind"]
 
 
 def _plain(s: str) -> str:
@@ -112,12 +112,20 @@ def headline_items(f: HeadlineFacts, strong: Callable[[str], str] = _plain) -> l
     return items
 
 
+def lever_kind(lever: str) -> str:
+    """``"relative"`` for a conversion lever (a share of the stage's own conversion),
+    ``"absolute"`` for a stall lever (whole months), ``""`` otherwise."""
+    s = str(lever)
+    return "relative" if s.startswith("conversion") else "absolute" if s.startswith("stall") else ""
+
+
 def lever_text(lever: str) -> str:
     """A leverage row's lever with its kind: conversion changes are relative, stall
     changes are absolute months."""
     s = str(lever)
-    if s.startswith("conversion"):
+    kind = lever_kind(s)
+    if kind == "relative":
         return f"{s} (relative: of the stage's own conversion)"
-    if s.startswith("stall"):
+    if kind == "absolute":
         return f"{s} (absolute: months in the stage)"
     return s

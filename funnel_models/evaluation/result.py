@@ -165,10 +165,16 @@ class BacktestResult:
             lo, hi = interval_columns("bayes", lv)
             ax.fill_between(x, rows[lo], rows[hi], color="C0", alpha=alpha, lw=0, label=f"bayes {lv:.0%}")
         ax.plot(x, rows["bayes"], "o-", color="C0", label="bayes (mean)")
+        top = float(np.nanmax(np.r_[rows["actual"].to_numpy(float), rows[interval_columns("bayes", max(LEVELS))[1]]
+                                    .to_numpy(float), 1.0]))
         for i, m in enumerate(self.models[1:], start=1):
             if rows[m].notna().any():
-                ax.plot(x, rows[m], "s--", color=f"C{i}", ms=4, lw=1, label=m)
+                peak = float(rows[m].max())
+                off = f" (off scale, up to {peak:,.0f})" if peak > 1.5 * top else ""
+                ax.plot(x, rows[m].clip(upper=1.5 * top) if off else rows[m], "s--", color=f"C{i}", ms=4, lw=1,
+                        label=m + off)
         ax.plot(x, rows["actual"], "k*-", ms=8, lw=1.5, label="actual")
+        ax.set_ylim(0, 1.5 * top)
         what = "wins" if stage == WON else f"entries into {stage}"
         ax.set(xlabel="forecast month", ylabel=f"{what} per month",
                title=f"{h}-month-ahead forecasts of {what} (rolling origin)")

@@ -174,13 +174,15 @@ def time_to_convert_section(ctx: Context) -> Section:
             x = x[x[col].astype(str) == level]
         who = "" if not seg else f" ({label})"
         t = tm.time_to_convert_table(x, ctx.spec.codes, max_months=12)
+        figs.append(fg.lead_to_win_figure(t, title=f"Months from new lead to win (won leads){who}"))
         figs.append(fg.time_to_convert_figure(t, names, title=f"Months in each stage before leaving it{who}"))
         if not seg:
             table = _timing_table(ctx, d)
             text = _timing_sentence(d)
-    note = ("Months count month ends: 0 means the lead left in the month it arrived. 'Lead to win' counts months "
-            "from a lead's entry month to its win month, for won leads only (leads still open are left out, so "
-            "recent slow deals are not yet in it). Counted from the data, no model.")
+    note = ("Months in a stage count the month ends a lead was seen there (1: gone by the next month end). "
+            "'New lead to win' counts months from a lead's entry month to its win month, for won leads only "
+            "(leads still open are left out, so recent slow deals are not yet in it; 12+ collects the longer "
+            "ones). Counted from the data, no model.")
     ctx.summary["time_to_convert"] = {"median_months_lead_to_win": _median(d.loc[d["stage"] == ENTRY,
                                                                                   "months_to_win"])}
     return Section("Time to convert, from the data", text, figs, table.round(1), note=note)

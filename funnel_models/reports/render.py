@@ -29,7 +29,7 @@ import os
 import re
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,7 +38,7 @@ import pandas as pd
 
 from ..errors import FunnelWarning
 
-__all__ = ["Section", "show", "figure_png", "is_plotly", "plotly_html", "pct", "signed", "month_label", "public_text", "capture",
+__all__ = ["Section", "show", "figure_png", "human_column", "is_plotly", "plotly_html", "pct", "signed", "month_label", "public_text", "capture",
            "WARN_STYLE"]
 
 #: Style of the red warning box.
@@ -59,6 +59,8 @@ class Section:
     warning: str = ""
     note: str = ""
     level: int = 2
+    #: Sentences shown as a bulleted list under the text (``"Label: sentence"`` pairs as tuples).
+    points: list = field(default_factory=list)
 
     def header_html(self) -> str:
         """Heading, warning box and sentence as escaped HTML."""
@@ -68,6 +70,10 @@ class Section:
             parts.append(f'<div style="{WARN_STYLE}">&#9888; {esc(self.warning)}</div>')
         if self.text:
             parts.append(f'<p style="font-size:1.05em">{esc(self.text)}</p>')
+        if self.points:
+            items = "".join(f"<li><b>{esc(p[0])}:</b> {esc(p[1])}</li>" if isinstance(p, tuple) else f"<li>{esc(p)}</li>"
+                            for p in self.points)
+            parts.append(f'<ul style="font-size:1.0em;max-width:1000px">{items}</ul>')
         return "\n".join(parts)
 
     def note_html(self) -> str:
@@ -77,10 +83,12 @@ class Section:
         return f'<p style="color:#555;font-size:0.9em">{html.escape(public_text(self.note))}</p>'
 
     def table_html(self) -> str:
-        """The table as escaped HTML ('' when there is none)."""
+        """The table as escaped HTML ('' when there is none), with readable column names
+        (:func:`human_column`) and without columns that hold no value at all."""
         if self.table is None or self.table.empty:
             return ""
-        tab = self.table.copy()
+        tab = self.table.dropna(axis=1, how="all").copy()
+        tab.columns = [human_column(c) for c in tab.columns]
         for c in tab.columns:
             if pd.api.types.is_float_dtype(tab[c]):
                 tab[c] = tab[c] + 0.0                       # no '-0.00' for a negative zero
@@ -91,6 +99,29 @@ class Section:
     def add_note(self, text: str) -> None:
         """Append a sentence to the notes."""
         self.note = f"{self.note} {text}".strip() if text not in self.note else self.note
+
+
+_COVERAGE = re.compile(r"^coverage_(\d+)$")
+_BOUND = re.compile(r"^(lo|hi)_(\d+)$")
+
+
+def human_column(name: Any) -> str:
+    """A table column as a reader names it: ``coverage_80`` -> ``80% interval coverage``,
+    ``lo_80`` -> ``lo 80%``, any other ``snake_case`` -> ``snake case``.
+
+    Examples
+    --------
+    >>> human_column("extra_wins_mean"), human_column("coverage_80"), human_column("MAE")
+    ('extra wins mean', '80% interval coverage', 'MAE')
+    """
+    s = str(name)
+    m = _COVERAGE.match(s)
+    if m:
+        return f"{m.group(1)}% interval coverage"
+    m = _BOUND.match(s)
+    if m:
+        return f"{m.group(1)} {m.group(2)}%"
+    return s.replace("_", " ")
 
 
 def figure_png(fig: Any, dpi: int = 100) -> bytes:
