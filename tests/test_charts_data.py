@@ -105,7 +105,7 @@ def test_time_to_convert_table_by_hand(snapshots):
     assert t.loc[("A", 1), ["moved_on", "won", "lost"]].tolist() == [1, 0, 0]
     assert t.loc[("A", 2), ["moved_on", "won", "lost"]].tolist() == [0, 1, 0]
     assert t.loc[("B", 1), ["moved_on", "won", "lost"]].tolist() == [0, 1, 1]
-    stages = t.drop(index="ENTRY")
+    stages = t.drop(index="ENTRY", level="stage")
     assert stages[["moved_on", "won", "lost"]].to_numpy().sum() == 4          # L3 is still in A: not counted
     # the entry rows: where new leads were at their first month end (L2 lost, L6 won, 4 in an open stage)
     assert t.loc[("ENTRY", 0), ["moved_on", "won", "lost"]].tolist() == [4, 1, 1]

@@ -191,14 +191,14 @@ def time_to_convert_figure(table: pd.DataFrame, names: dict[str, str] | None = N
     from plotly.subplots import make_subplots
     names = names or {}
     stages = [s for s in dict.fromkeys(table["stage"]) if s != "ENTRY"]
-    ticks = _month_ticks(table)
+    ticks = _month_ticks(table)[1:]             # a lead seen at a month end stays at least that month
     titles = [str(names.get(s, s)) for s in stages]
     fig = make_subplots(rows=1, cols=max(len(stages), 1), subplot_titles=[t.replace(" ", "<br>", 1) if len(t) > 12
                                                                           else t for t in titles],
                         horizontal_spacing=0.03)
     parts = (("moved_on", "moved on", COLORS["entry"]), ("won", "won", COLORS["won"]), ("lost", "lost", COLORS["lost"]))
     for i, st in enumerate(stages, 1):
-        t = table[table["stage"] == st]
+        t = table[(table["stage"] == st) & (table["months"] >= 1)]
         for col, label, color in parts:
             fig.add_trace(go.Bar(x=ticks, y=t[col].to_numpy(), name=label, marker_color=color, legendgroup=label,
                                  showlegend=(i == 1), hovertemplate=f"{titles[i - 1]}: %{{y:,}} leads {label} after "
@@ -206,11 +206,11 @@ def time_to_convert_figure(table: pd.DataFrame, names: dict[str, str] | None = N
         fig.update_xaxes(type="category", tickfont=dict(size=9), nticks=5, row=1, col=i)
     fig.update_annotations(font=dict(size=12))
     fig.update_layout(**base_layout(title or "Months in each stage before leaving it", height=height, width=width))
-    fig.update_layout(barmode="stack", margin=dict(l=50, r=10, t=90, b=80), bargap=0.15,
-                      legend=dict(orientation="h", y=-0.28, x=0.5, xanchor="center"))
+    fig.update_layout(barmode="stack", margin=dict(l=50, r=10, t=90, b=96), bargap=0.15,
+                      legend=dict(orientation="h", y=-0.36, x=0.5, xanchor="center"))
     fig.update_yaxes(title_text="leads", row=1, col=1)
     fig.add_annotation(text="months seen in the stage at a month end (1: gone by the next month end)",
-                       xref="paper", yref="paper", x=0.5, y=-0.17, showarrow=False, font=dict(size=11))
+                       xref="paper", yref="paper", x=0.5, y=-0.2, showarrow=False, font=dict(size=11))
     return fig
 
 
@@ -245,6 +245,6 @@ def lead_to_win_figure(table: pd.DataFrame, *, title: str | None = None, height:
                                  type="category"),
                       yaxis=dict(title="won leads", gridcolor=COLORS["grid"], rangemode="tozero"),
                       yaxis2=dict(title="share of wins (cumulative)", overlaying="y", side="right", range=[0, 1.02],
-                                  tickformat=".0%", showgrid=False),
+                                  tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1], showgrid=False),
                       legend=dict(orientation="h", y=-0.3, x=0.5, xanchor="center"), margin=dict(r=70, b=90))
     return fig

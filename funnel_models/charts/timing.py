@@ -117,7 +117,9 @@ def time_to_convert_table(durations: pd.DataFrame, stages: Sequence[str], *, max
         ``stage, months, moved_on, won, lost, to_win``: for each stage (``ENTRY`` first)
         and ``months`` 0..``max_months``, the leads that left the stage after that many
         months by each exit, and ``to_win``: the leads won that many months after
-        entering the stage (whatever stage they were won from).
+        entering the stage (whatever stage they were won from). The ``ENTRY`` rows have
+        every lead at ``months`` 0, by where it was at its first month end (an open
+        stage: ``moved_on``; already won or lost).
     """
     d = durations
     top = int(max_months)
