@@ -348,7 +348,7 @@ def calibration_chart(res: Any) -> Figure:
 def backtest_forecasts_chart(res: Any, mode: str) -> Figure:
     """Actuals against every model's h-months-ahead forecasts of one mode, one panel per h."""
     H = int(res.horizon)
-    fig = Figure(figsize=(WIDTH, 3.6 * H), dpi=100, layout="constrained")
+    fig = Figure(figsize=(WIDTH, 4.2 * H), dpi=100, layout="constrained")
     for h, ax in enumerate(np.atleast_1d(fig.subplots(H, 1)), start=1):
         res.plot_forecasts(h=h, ax=ax, mode=mode)
     return fig
