@@ -92,6 +92,8 @@ class Section:
         for c in tab.columns:
             if pd.api.types.is_float_dtype(tab[c]):
                 tab[c] = tab[c] + 0.0                       # no '-0.00' for a negative zero
+            elif pd.api.types.is_integer_dtype(tab[c]) and not pd.api.types.is_bool_dtype(tab[c]):
+                tab[c] = tab[c].map(lambda v: f"{v:,}")     # 3,882 rather than 3882
             elif tab[c].dtype == object:
                 tab[c] = tab[c].map(lambda v: public_text(v) if isinstance(v, str) else v)
         return tab.to_html(index=False, escape=True, border=0, na_rep="–", classes="funnel-table")
