@@ -116,7 +116,7 @@ def funnel_figure(table: pd.DataFrame, *, title: str | None = None, period: str 
     kinds = np.where(table["stage"] == "ENTRY", "entry", np.where(table["stage"] == "WON", "won", "stage"))
     fig = go.Figure(go.Funnel(
         y=list(table["label"]), x=[int(v) for v in table["leads"]],
-        texttemplate="%{value:,} (%{percentInitial:.0%})", textposition="inside", insidetextfont=dict(size=13),
+        textinfo="value+percent initial",
         marker=dict(color=[COLORS[k] for k in kinds]), connector=dict(line=dict(color=COLORS["grid"])),
         hovertemplate="%{y}: %{x:,} leads<br>%{percentInitial:.1%} of new leads, %{percentPrevious:.1%} "
                       "of the row above<extra></extra>"))
