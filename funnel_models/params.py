@@ -155,6 +155,10 @@ class MonthlyReportSection(_Strict):
     benchmarks: dict[str, float] = {}
     #: Central level of the early-warning predictive interval.
     warning_level: float = Field(0.9, gt=0, lt=1)
+    #: Months to the cut-off drawn in the stage flows and the entry cohorts.
+    flow_months: int = Field(12, ge=1, le=MAX_HORIZON)
+    #: Repeat the flow, cohort and time-to-convert pictures for each segment level.
+    charts_by_segment: bool = False
 
     @field_validator("benchmarks")
     @classmethod

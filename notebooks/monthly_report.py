@@ -37,6 +37,8 @@ confidence = 0.8
 horizon = 6
 benchmarks = {"LEAD": 0.7, "MQL": 0.7, "SQL": 0.65, "DEMO": 0.65, "PROP": 0.65, "NEGO": 0.65}
 warning_level = 0.9
+flow_months = 12
+charts_by_segment = False
 summary_path = ""  # set by the runner: where write_summary(ctx) writes summary.json
 
 # %%
@@ -48,6 +50,9 @@ ctx = fr.open_report("monthly_report", globals())
 
 # %%
 fr.show(ctx, fr.funnel_section)
+
+# %%
+fr.show(ctx, fr.flows_section)
 
 # %%
 fr.show(ctx, fr.pipeline_section)
@@ -75,6 +80,12 @@ fr.show(ctx, fr.stall_section)
 
 # %%
 fr.show(ctx, fr.segment_section)
+
+# %%
+fr.show(ctx, fr.cohort_section)
+
+# %%
+fr.show(ctx, fr.time_to_convert_section)
 
 # %%
 fr.show(ctx, fr.model_section)

@@ -209,7 +209,15 @@ def test_metrics_by_h_and_plots(quick_run):
     assert any("Bayesian" in t.get_text() for t in ax.get_legend().get_texts())
     fig2 = quick_run.plot_forecasts(h=2)
     labels = [t.get_text() for t in fig2.axes[0].get_legend().get_texts()]
-    assert {"actual", "bayes (mean)", "trailing3", "weighted_pipeline"} <= set(labels)
+    assert {"actual", "bayes (mean)", "trailing3", "weighted_pipeline"} <= {x.split(" (off scale")[0] for x in labels}
+    # the y range follows the actuals and the Bayesian 95% band; a baseline far above it is noted, not drawn to scale
+    rows = quick_run.rows("WON", None)
+    rows = rows[rows["h"] == 2]
+    top = max(rows["actual"].max(), rows["bayes-hi-95"].max(), 1.0)
+    assert fig2.axes[0].get_ylim()[1] == pytest.approx(1.5 * top)
+    for m in ("trailing3", "last_month", "weighted_pipeline"):
+        off = rows[m].max() > 1.5 * top
+        assert any(x.startswith(f"{m} (off scale, up to") for x in labels) == off
     with pytest.raises(ValueError):
         quick_run.plot_forecasts(h=9)
 

@@ -8,6 +8,7 @@ machine, no 'WARNING: WARNING', no negative zero.
 from __future__ import annotations
 
 import json
+from html import escape as html_escape
 import os
 import re
 import subprocess
@@ -138,7 +139,12 @@ def test_html_has_the_key_numbers_and_nothing_a_manager_should_not_see(quick):
     assert f"{ln['leads']:,} new leads per month" in html and f"naive spreadsheet answer of {ln['naive_leads']:,}" in html
     for f in s["forecast"]:
         assert f">{f['month']}<" in html and f">{f['wins_mean']:.1f}<" in html
-    assert f"Focus here: {s['bottleneck']['lever']} at {s['bottleneck']['stage']}" in html
+    lever = s["bottleneck"]["lever"]
+    kind = "relative" if lever.startswith("conversion") else "absolute"
+    assert f"Focus here: {html_escape(lever)} ({kind}: " in html and f") at {s['bottleneck']['stage']}" in html
+    for picture in ("Stage flows over the last 12 months", "Entry cohorts", "Time to convert, from the data"):
+        assert picture in html
+    assert html.count("window.PlotlyConfig") == 1                       # plotly.js inline, once
     w = s["outlook"]["new_lead_win_rate"]["mean"]
     assert f"A new lead is eventually won with probability {100 * w:.1f}%" in html
     assert "Every number in this report comes from one model: quick mode" in html      # which model

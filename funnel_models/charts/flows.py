@@ -13,6 +13,10 @@ Both the dashboard and the reports draw from them.
   counts of leads. Leads already in the funnel before the period count only for the
   boundaries they cross inside it, so a later stage can exceed an earlier one.
 
+Going cold: with ``cold_after=c``, a lead that stays in a stage through its ``c``-th month
+without a move goes cold in that month (a link to the ``COLD`` node; a stay with ``age``
+``c - 1`` in the transitions table). Cold leads stay open (a later move still counts).
+
 Examples
 --------
 >>> import pandas as pd
@@ -35,11 +39,13 @@ import pandas as pd
 
 from ..errors import FunnelDataError
 
-__all__ = ["FlowTable", "flow_table", "funnel_table", "ENTRY_LABEL"]
+__all__ = ["FlowTable", "flow_table", "funnel_table", "ENTRY_LABEL", "COLD"]
 
 #: Label of the pseudo stage new leads come from.
 ENTRY_LABEL = "Entered the funnel"
 _ENTRY, _WON, _LOST = "ENTRY", "WON", "LOST"
+#: Node of the leads that went cold (only with ``cold_after``).
+COLD = "COLD"
 
 
 @dataclass(frozen=True)
@@ -52,11 +58,12 @@ class FlowTable:
         ``node, label, kind, position, inflow, outflow``: one row per state in funnel
         order (``ENTRY``, the open stages, ``WON``, ``LOST``); ``kind`` is ``entry``,
         ``stage``, ``won`` or ``lost``; ``position`` is -1 for ``ENTRY``, the stage index,
-        ``K`` for ``WON`` and ``K + 1`` for ``LOST``.
+        ``K`` for ``WON`` and ``K + 1`` for ``LOST`` (and ``K + 2`` for ``COLD``, kind
+        ``cold``, when the table was built with ``cold_after``).
     links : DataFrame
         ``source, target, n, kind`` with ``kind`` one of ``entry`` (a new lead's first
         stage), ``advance`` (to the next state), ``skip`` (past one or more states),
-        ``lost``; sorted in funnel order. Links with no moves are left out.
+        ``lost``, ``cold`` (went cold in the stage); sorted in funnel order. Links with no moves are left out.
     first, last : Timestamp or None
         First and last month counted (None when nothing was counted).
     segment : dict
@@ -104,9 +111,21 @@ def _restrict(transitions: pd.DataFrame, segment: Mapping[str, str] | None, sinc
     return t.loc[mask]
 
 
+def _cold_moves(t: pd.DataFrame, cold_after: int) -> pd.DataFrame:
+    """Stays that complete a lead's ``cold_after``-th month in an open stage, as moves to COLD."""
+    if "age" not in t.columns:
+        raise FunnelDataError("flow_table: cold_after needs the 'age' column of the transitions table; build it "
+                              "with funnel_models.data.derive.transitions")
+    if cold_after < 1:
+        raise FunnelDataError(f"flow_table: cold_after must be at least 1 month, got {cold_after}")
+    f, to = t["from_stage"].astype(str), t["to_stage"].astype(str)
+    stay = (f == to) & ~f.isin([_ENTRY, _WON, _LOST]) & (t["age"].to_numpy() == cold_after - 1)
+    return t.loc[stay].assign(to_stage=COLD)
+
+
 def flow_table(transitions: pd.DataFrame, stages: Sequence[str], *, names: Sequence[str] | None = None,
-               segment: Mapping[str, str] | None = None, since: object = None, until: object = None
-               ) -> FlowTable:
+               segment: Mapping[str, str] | None = None, since: object = None, until: object = None,
+               cold_after: int | None = None) -> FlowTable:
     """Nodes and links of the moves between states in a period.
 
     Parameters
@@ -122,6 +141,9 @@ def flow_table(transitions: pd.DataFrame, stages: Sequence[str], *, names: Seque
         Count only this segment's moves.
     since, until : date-like, optional
         First and last month counted (inclusive); default every month of the table.
+    cold_after : int, optional
+        Months without a move after which a lead counts as cold (needs the ``age``
+        column); default: no cold node.
 
     Returns
     -------
@@ -140,12 +162,15 @@ def flow_table(transitions: pd.DataFrame, stages: Sequence[str], *, names: Seque
     if unknown:
         raise FunnelDataError(f"flow_table: state(s) {unknown} are not stages of the funnel {stages} "
                               "(nor ENTRY, WON, LOST); pass the spec's open stage codes")
+    pos[COLD] = K + 2
     moves = t[t["from_stage"].astype(str) != t["to_stage"].astype(str)]
+    if cold_after is not None:
+        moves = pd.concat([moves, _cold_moves(t, int(cold_after))], ignore_index=True)
     links = (moves.assign(source=moves["from_stage"].astype(str), target=moves["to_stage"].astype(str))
              .groupby(["source", "target"], sort=False)["n"].sum().reset_index())
     links = links[links["n"] > 0]
     ps, pt = links["source"].map(pos).to_numpy(), links["target"].map(pos).to_numpy()
-    kind = np.where(pt == K + 1, "lost", np.where(ps == -1, "entry", np.where(pt == ps + 1, "advance", "skip")))
+    kind = np.where(pt == K + 2, "cold", np.where(pt == K + 1, "lost", np.where(ps == -1, "entry", np.where(pt == ps + 1, "advance", "skip"))))
     kind = np.where((ps == -1) & (pt == K), "skip", kind)      # won in the month it entered
     links = links.assign(kind=kind, _s=ps, _t=pt).sort_values(["_s", "_t"], kind="stable")
     links = links.drop(columns=["_s", "_t"]).reset_index(drop=True)
@@ -153,10 +178,11 @@ def flow_table(transitions: pd.DataFrame, stages: Sequence[str], *, names: Seque
     labels = list(names) if names is not None else stages
     if len(labels) != K:
         raise FunnelDataError(f"flow_table: {len(labels)} stage names for {K} stages")
-    nodes = pd.DataFrame({"node": [_ENTRY, *stages, _WON, _LOST],
-                          "label": [ENTRY_LABEL, *map(str, labels), "Won", "Lost"],
-                          "kind": ["entry", *["stage"] * K, "won", "lost"],
-                          "position": np.arange(-1, K + 2)})
+    cold = [] if cold_after is None else [COLD]
+    nodes = pd.DataFrame({"node": [_ENTRY, *stages, _WON, _LOST, *cold],
+                          "label": [ENTRY_LABEL, *map(str, labels), "Won", "Lost", *["Gone cold"] * len(cold)],
+                          "kind": ["entry", *["stage"] * K, "won", "lost", *["cold"] * len(cold)],
+                          "position": np.arange(-1, K + 2 + len(cold))})
     nodes["inflow"] = nodes["node"].map(links.groupby("target")["n"].sum()).fillna(0).astype(np.int64)
     nodes["outflow"] = nodes["node"].map(links.groupby("source")["n"].sum()).fillna(0).astype(np.int64)
     months = pd.to_datetime(moves["month"]) if len(moves) else pd.Series([], dtype="datetime64[ns]")
@@ -174,9 +200,10 @@ def funnel_table(flows: FlowTable) -> pd.DataFrame:
         new lead), then each open stage, then ``WON``; ``of_previous`` and ``of_first``
         are shares (NaN where the reference is 0).
     """
-    nodes = flows.nodes[flows.nodes["kind"] != "lost"]
+    nodes = flows.nodes[~flows.nodes["kind"].isin(["lost", "cold"])]
     pos = dict(zip(flows.nodes["node"], flows.nodes["position"]))
     lost = int(pos[_LOST])
+    cold = int(pos.get(COLD, lost))
     ps = flows.links["source"].map(pos).to_numpy()
     pt = flows.links["target"].map(pos).to_numpy()
     n = flows.links["n"].to_numpy()
@@ -185,7 +212,7 @@ def funnel_table(flows: FlowTable) -> pd.DataFrame:
         if p == -1:
             counts.append(int(n[ps == -1].sum()))
         else:
-            counts.append(int(n[(ps < p) & (pt >= p) & (pt != lost)].sum()))
+            counts.append(int(n[(ps < p) & (pt >= p) & (pt != lost) & (pt != cold)].sum()))
     leads = np.asarray(counts, dtype=float)
     prev = np.r_[np.nan, leads[:-1]]
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -8,33 +8,11 @@ sentences. Every number comes from the :class:`~funnel_models.dashboard.engine.A
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 
-import numpy as np
-
+from ..charts.headline import HeadlineFacts, headline_items, lever_text
 from .engine import Answer
 
 __all__ = ["HeadlineFacts", "headline_facts", "explanation_html", "HOW_TO_READ", "lever_text"]
-
-
-@dataclass(frozen=True)
-class HeadlineFacts:
-    """The facts behind the headline (see :func:`headline_facts`)."""
-
-    volume: float
-    needed: int | None
-    ratio_to_volume: float
-    target_wins: float
-    pipeline_leads: int
-    pipeline_wins: float
-    pipeline_share: float
-    pipeline_probability: float
-    cycle_months: float
-    min_months: int | None
-    naive_leads: int | None
-    naive_rate: float
-    naive_probability: float
-    window: int
 
 
 def headline_facts(a: Answer, mean_deal_value: float = float("nan")) -> HeadlineFacts:
@@ -52,54 +30,10 @@ def headline_facts(a: Answer, mean_deal_value: float = float("nan")) -> Headline
                          naive_probability=float(plan.naive_probability), window=q.window)
 
 
-def _spreadsheet_sentence(f: HeadlineFacts) -> str:
-    if f.naive_leads is None:
-        return "The spreadsheet rule has no answer: the stage conversions multiply to zero."
-    base = (f"The spreadsheet divides the target by the win rate ({f.naive_rate:.1%}, the product of the stage "
-            f"conversions) and spreads it over the {f.window} months: <b>{f.naive_leads:,}</b> leads a month, "
-            f"which would hit the target with P = {f.naive_probability:.0%}.")
-    if f.needed is None or f.needed == f.naive_leads:
-        return base
-    late = np.isfinite(f.cycle_months) and f.cycle_months >= 1
-    if f.needed > f.naive_leads:
-        why = ("It ignores the months deals take: leads entering late in the window close after it"
-               if late else "It ignores chance: the plan must hold in bad months too")
-        return f"{base} It asks for too few. {why}."
-    return (f"{base} It asks for too many: it ignores the wins the open pipeline brings"
-            + (" and treats every lead as starting from nothing." if f.pipeline_wins > 0 else "."))
-
-
 def explanation_html(a: Answer, mean_deal_value: float = float("nan")) -> str:
     """Four short sentences next to the headline (HTML list)."""
-    f = headline_facts(a, mean_deal_value)
-    items = []
-    if np.isfinite(f.volume):
-        vs = (f" The answer is <b>{f.ratio_to_volume:.1f}×</b> that." if np.isfinite(f.ratio_to_volume)
-              and f.needed else "")
-        items.append(f"<b>Today:</b> about <b>{f.volume:,.0f}</b> new leads a month (mean of the last 3 "
-                     f"months).{vs}")
-    share = f"{f.pipeline_share:.0%}" if np.isfinite(f.pipeline_share) else "–"
-    items.append(f"<b>Pipeline:</b> the {f.pipeline_leads:,} open leads are expected to bring "
-                 f"<b>{f.pipeline_wins:,.0f}</b> of the {f.target_wins:,.0f} wins ({share} of the target); "
-                 f"alone they hit it with P = {f.pipeline_probability:.0%}.")
-    if np.isfinite(f.cycle_months):
-        first = f", the fastest after {f.min_months}" if f.min_months is not None else ""
-        items.append(f"<b>Time to win:</b> a won lead typically closes <b>{f.cycle_months:.0f} month(s)</b> after "
-                     f"it enters (median{first}), so leads entering late in the {f.window}-month window "
-                     "mostly close after it.")
-    items.append(f"<b>Spreadsheet:</b> {_spreadsheet_sentence(f)}")
-    return "<ul class='funnel-why'>" + "".join(f"<li>{x}</li>" for x in items) + "</ul>"
-
-
-def lever_text(lever: str) -> str:
-    """A leverage row's lever with its kind: conversion changes are relative, stall
-    changes are absolute months."""
-    s = str(lever)
-    if s.startswith("conversion"):
-        return f"{s} (relative: of the stage's own conversion)"
-    if s.startswith("stall"):
-        return f"{s} (absolute: months in the stage)"
-    return s
+    items = headline_items(headline_facts(a, mean_deal_value), strong=lambda s: f"<b>{s}</b>")
+    return "<ul class='funnel-why'>" + "".join(f"<li><b>{k}:</b> {v}</li>" for k, v in items) + "</ul>"
 
 
 HOW_TO_READ = """

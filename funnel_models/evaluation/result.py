@@ -165,14 +165,24 @@ class BacktestResult:
             lo, hi = interval_columns("bayes", lv)
             ax.fill_between(x, rows[lo], rows[hi], color="C0", alpha=alpha, lw=0, label=f"bayes {lv:.0%}")
         ax.plot(x, rows["bayes"], "o-", color="C0", label="bayes (mean)")
+        top = float(np.nanmax(np.r_[rows["actual"].to_numpy(float), rows[interval_columns("bayes", max(LEVELS))[1]]
+                                    .to_numpy(float), 1.0]))
+        ceiling = 1.5 * top                     # a baseline far off does not squash the others
         for i, m in enumerate(self.models[1:], start=1):
             if rows[m].notna().any():
-                ax.plot(x, rows[m], "s--", color=f"C{i}", ms=4, lw=1, label=m)
+                peak = float(rows[m].max())
+                off = peak > ceiling
+                ax.plot(x, rows[m].clip(upper=0.97 * ceiling), "^--" if off else "s--", color=f"C{i}", ms=5, lw=1,
+                        label=f"{m} (off scale, up to {peak:,.0f})" if off else m)
         ax.plot(x, rows["actual"], "k*-", ms=8, lw=1.5, label="actual")
+        ax.set_ylim(0, ceiling)
+        from matplotlib.dates import DateFormatter, MonthLocator
+        ax.xaxis.set_major_locator(MonthLocator())
+        ax.xaxis.set_major_formatter(DateFormatter("%Y-%m"))
         what = "wins" if stage == WON else f"entries into {stage}"
         ax.set(xlabel="forecast month", ylabel=f"{what} per month",
                title=f"{h}-month-ahead forecasts of {what} (rolling origin)")
-        ax.legend(fontsize=8, ncol=2)
+        ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
         return ax.figure
 
     def to_csv(self, path: str | Path) -> Path:

@@ -32,6 +32,7 @@ from .context import Context, prepare
 from .monthly import conversion_section, funnel_section, pipeline_section, segment_section, stall_section
 from .outlook import bottleneck_section, forecast_section, inflow_section, leads_section, warning_section
 from .planning import plan_periods_section, plan_segments_section
+from .process import cohort_section, flows_section, time_to_convert_section
 from .render import Section, show
 from .summary import write_summary
 
@@ -40,6 +41,6 @@ __all__ = [
     "header_section", "diagnostics_banner", "model_section", "diagnostics_section",
     "funnel_section", "pipeline_section", "conversion_section", "stall_section", "segment_section",
     "warning_section", "inflow_section", "forecast_section", "leads_section", "bottleneck_section",
-    "plan_periods_section", "plan_segments_section", "change_section", "change_history_section",
+    "flows_section", "cohort_section", "time_to_convert_section", "plan_periods_section", "plan_segments_section", "change_section", "change_history_section",
     "run_backtest", "scores_section", "calibration_section", "forecasts_section", "windows_section",
 ]

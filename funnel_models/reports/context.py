@@ -53,6 +53,8 @@ class Context:
     summary_path: str = ""
     #: Results a notebook computes once and several sections show (e.g. ``backtest``).
     results: dict[str, Any] = field(default_factory=dict)
+    #: Whether a Plotly figure (with plotly.js inline) was already shown in this report.
+    plotlyjs_embedded: bool = False
 
     @property
     def section(self) -> Any:
@@ -115,12 +117,18 @@ class Context:
     def leads(self, horizon: int, segment: Mapping[str, str] | None = None) -> float | np.ndarray:
         """New leads for forecast months 1..horizon: the ``new_leads`` plan, or inflow draws (n, horizon)."""
         if self.inflow is None:
-            return float(self.params.new_leads if self.params.new_leads is not None else self._recent_leads())
+            return float(self.params.new_leads if self.params.new_leads is not None else self.recent_leads())
         return self.inflow.forecast(int(horizon), segment=segment, seed=self.seed)
 
-    def _recent_leads(self) -> float:
+    def recent_leads(self) -> float:
+        """Today's new leads per month: the mean of the last 3 observed months."""
         s = self.new_leads_by_month()
         return float(s.tail(3).mean()) if len(s) else 0.0
+
+    @cached_property
+    def cycle_months(self) -> float:
+        """Typical months from a new lead's entry to its win (posterior median of the median)."""
+        return float(np.median(self.post.median_cycle_time(horizon=36)))
 
     def expected_leads(self, horizon: int = 6) -> float:
         """Mean new leads per month over the coming ``horizon`` months (for sentences)."""

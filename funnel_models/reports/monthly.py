@@ -80,7 +80,7 @@ def pipeline_section(ctx: Context) -> Section:
     out = pipeline_outlook(post, ctx.pipeline, months=H, start=ctx.cutoff_month, level=lv)
     w = _interval(post.lead_win_rate(), lv)
     outcomes = post.lead_outcomes().mean(0)
-    months_to_win = float(np.mean(post.median_cycle_time()))
+    months_to_win = ctx.cycle_months
     won = float(out.iloc[-1]["win_rate_mean"] * out.iloc[-1]["open"]) if out.iloc[-1]["open"] else 0.0
     cold_part = f", {pct(outcomes[2])} go cold" if post.cold_after is not None else ""
     text = (f"A new lead is eventually won with probability {pct(w[0], 1)} ({lv:.0%} interval {pct(w[1], 1)}-"

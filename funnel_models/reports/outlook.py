@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..charts.headline import HeadlineFacts, headline_items, lever_kind, lever_text
 from . import plots
 from .context import Context
 from .render import Section, month_label
@@ -161,6 +162,30 @@ def _baseline_plan(ctx: Context, target: float, T: int, confidence: float) -> di
     return {"baseline_probability": float(b.baseline_probability), "extra_leads": b.leads, "feasible": b.feasible}
 
 
+def _open_leads(ctx: Context) -> int:
+    p = ctx.pipeline
+    return int(p["count"].sum() if "count" in p else len(p))
+
+
+def headline_facts(ctx: Context, res: object, target: float, T: int) -> HeadlineFacts:
+    """The facts beside the leads-needed answer: today's volume, the pipeline's share of the
+    target, the typical months from lead to win, the spreadsheet answer."""
+    vol = ctx.recent_leads()
+    needed = res.leads if res.feasible else None
+    return HeadlineFacts(
+        volume=vol, needed=needed, ratio_to_volume=needed / vol if needed is not None and vol > 0 else float("nan"),
+        target_wins=float(target), pipeline_leads=_open_leads(ctx), pipeline_wins=float(res.expected_pipeline_wins),
+        pipeline_share=float(res.expected_pipeline_wins / target) if target > 0 else float("nan"),
+        pipeline_probability=float(res.pipeline_probability), cycle_months=ctx.cycle_months,
+        min_months=res.min_months_to_win, naive_leads=res.naive_leads, naive_rate=float(res.naive_rate),
+        naive_probability=float(res.naive_probability), window=T)
+
+
+def _p_at(res: object, leads: float) -> float:
+    """P(hit) with ``leads`` new leads per month (the curve's model, any value)."""
+    return float(res.problem.probability(int(round(leads)))[0])
+
+
 def leads_section(ctx: Context) -> Section:
     """New leads per month needed to hit the target, the probability curve, the naive answer."""
     from ..simulate import leads_needed
@@ -189,14 +214,20 @@ def leads_section(ctx: Context) -> Section:
             ("pipeline only", 0, res.pipeline_probability)]
     if base:
         rows.append(("expected inflow (uncertain)", round(ctx.expected_leads(T)), base["baseline_probability"]))
+    facts = headline_facts(ctx, res, target, T)
+    today = (facts.volume, _p_at(res, facts.volume)) if np.isfinite(facts.volume) else None
+    if today is not None:
+        rows.append(("today's volume (mean of the last 3 months)", round(facts.volume), today[1]))
     table = pd.DataFrame(rows, columns=["plan", "new leads per month", "P(hit)"]).assign(**{"P(hit)": lambda d: d["P(hit)"].round(2)})
     ctx.summary["leads_needed"] = {
         "target_wins": float(target), "target_derived": derived, "window_months": T, "confidence": conf,
         "feasible": bool(res.feasible), "leads": res.leads, "probability": float(res.probability),
         "naive_leads": res.naive_leads, "naive_probability": float(res.naive_probability),
         "naive_rate": float(res.naive_rate), "pipeline_probability": float(res.pipeline_probability),
-        "message": res.message, **base}
-    return Section("Leads needed to hit the target", text, plots.leads_curve(res), table,
+        "message": res.message, "today_leads": facts.volume, "today_probability": today[1] if today else None,
+        "pipeline_share": facts.pipeline_share, "months_to_win": facts.cycle_months, **base}
+    return Section("Leads needed to hit the target", text, plots.leads_curve(res, today=today), table,
+                   points=headline_items(facts),
                    warning="" if res.feasible else "Target not reachable: " + res.message,
                    note=f"Source: {ctx.model_label}.")
 
@@ -207,15 +238,16 @@ def bottleneck_section(ctx: Context) -> Section:
     H, lv = int(ctx.params.monthly_report.horizon), ctx.level
     lev = leverage(ctx.post, ctx.pipeline, ctx.leads(H), H, level=lv, start=ctx.cutoff_month)
     top = lev.iloc[0]
-    text = (f"Focus here: {top['lever']} at {top['stage']} ({top['name']}) adds about {top['extra_wins_mean']:.1f} "
+    text = (f"Focus here: {lever_text(top['lever'])} at {top['stage']} ({top['name']}) adds about {top['extra_wins_mean']:.1f} "
             f"wins per month over the next {H} months ({top['extra_wins_lo']:.1f}-{top['extra_wins_hi']:.1f}), more "
             "than any other single lever.")
     h = lev.head(8)
-    table = pd.DataFrame({"rank": h["rank"], "stage": h["stage"], "name": h["name"], "lever": h["lever"],
+    table = pd.DataFrame({"rank": h["rank"], "stage": h["stage"], "name": h["name"], "lever": h["lever"], "kind": [lever_kind(x) for x in h["lever"]],
                           "extra wins/month": h["extra_wins_mean"].round(2), f"lo {lv:.0%}": h["extra_wins_lo"].round(2),
                           f"hi {lv:.0%}": h["extra_wins_hi"].round(2), "P(helps)": h["p_positive"].round(2),
                           "focus": h["focus"]})
     ctx.summary["bottleneck"] = {"stage": str(top["stage"]), "name": str(top["name"]), "lever": str(top["lever"]),
                                  "extra_wins_mean": float(top["extra_wins_mean"])}
     return Section("Bottleneck ranking: focus here", text, plots.bottleneck_chart(h, level=lv), table,
-                   note=f"Source: {ctx.model_label}.")
+                   note="Conversion levers are relative (+10% of the stage's own conversion, e.g. 40% -> 44%); stall "
+                        f"levers are absolute (one month less in the stage). Source: {ctx.model_label}.")

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..charts.headline import lever_kind
+
 __all__ = ["funnel_chart", "pipeline_chart", "conversion_chart", "stall_chart", "segment_chart", "warning_chart",
            "inflow_chart", "forecast_fan", "leads_curve", "bottleneck_chart", "plan_chart", "change_chart",
            "change_history_chart", "calibration_chart", "backtest_forecasts_chart", "WIDTH"]
@@ -77,23 +79,36 @@ def conversion_chart(st: pd.DataFrame, benchmarks: Mapping[str, float], level: f
     m = st["conversion_mean"].to_numpy(float)
     lo, hi = st["conversion_lo"].to_numpy(float), st["conversion_hi"].to_numpy(float)
     ok = np.isfinite(m)
+    bx = [benchmarks.get(s, np.nan) for s in st["stage"]]
+    xr = _share_range(np.r_[lo[ok], hi[ok], bx])
     ax.errorbar(m[ok], y[ok], xerr=_err(m[ok], lo[ok], hi[ok]), fmt="o", color=BLUE, capsize=4, ms=7,
                 label=f"model estimate ({level:.0%} interval)")
     for yi, v in zip(y, m):
-        ax.text(v if np.isfinite(v) else 0.5, yi + 0.22, f"{100 * v:.0f}%" if np.isfinite(v) else "no data",
+        ax.text(v if np.isfinite(v) else sum(xr) / 2, yi + 0.22, f"{100 * v:.0f}%" if np.isfinite(v) else "no data",
                 ha="center", fontsize=9, color=BLUE if np.isfinite(v) else GREY)
-    bx = [benchmarks.get(s, np.nan) for s in st["stage"]]
     if any(np.isfinite(bx)):
         ax.scatter(bx, y, marker="D", color=RED, s=45, zorder=3, label="benchmark")
     names = st["name"] if "name" in st else st["stage"]
     ax.set_yticks(y, [f"{s} – {n}" for s, n in zip(st["stage"], names)])
     ax.set_ylim(-0.7, len(st) - 0.3)
-    ax.set_xlim(0, 1)
-    ax.xaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}%")
+    ax.set_xlim(*xr)
+    digits = 1 if xr[1] - xr[0] < 0.25 else 0
+    ax.xaxis.set_major_formatter(lambda v, _: f"{100 * v:.{digits}f}%")
     ax.set_xlabel("stage conversion: share of prospects leaving the stage who move on (not lost)")
     ax.set_title("Stage conversion vs benchmarks")
     _legend_below(fig, ax)
     return fig
+
+
+def _share_range(values: np.ndarray) -> tuple[float, float]:
+    """An axis range for shares that follows the data (padded, within 0-1) instead of 0-100%."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return 0.0, 1.0
+    lo, hi = float(v.min()), float(v.max())
+    pad = max(0.05, 0.12 * (hi - lo))
+    return max(0.0, lo - pad), min(1.0, hi + pad)
 
 
 def stall_chart(sr: pd.DataFrame, level: float) -> Figure:
@@ -169,12 +184,17 @@ def forecast_fan(w: pd.DataFrame, history: pd.DataFrame | None = None) -> Figure
     return fig
 
 
-def leads_curve(res: Any) -> Figure:
-    """P(hit the target) against new leads per month, with the model and naive answers."""
+def leads_curve(res: Any, today: tuple[float, float] | None = None) -> Figure:
+    """P(hit the target) against new leads per month, with the model and naive answers and
+    (``today``: leads per month, P(hit)) today's volume marked on the curve."""
     fig, ax = _fig(4.4)
     ax.grid(alpha=0.3)
     c = res.curve
     ax.plot(c["leads"], c["probability"], "-", color=BLUE, lw=2, label="P(hit target) with this many leads")
+    if today is not None:
+        ax.axvline(today[0], color=GREY, ls=":", lw=1.5)
+        ax.plot([today[0]], [today[1]], "o", color="black", ms=8, zorder=4,
+                label=f"today: {today[0]:,.0f} leads/month (P={today[1]:.2f})")
     ax.axhline(res.confidence, color=GREY, ls=":", label=f"required confidence {res.confidence:.0%}")
     if res.leads is not None:
         ax.axvline(res.leads, color=GREEN, ls="--", label=f"model answer: {res.leads:,} leads/month "
@@ -201,7 +221,7 @@ def bottleneck_chart(lev: pd.DataFrame, level: float) -> Figure:
     ax.barh(y, m, color=colors, height=0.6, xerr=_err(m, lev["extra_wins_lo"], lev["extra_wins_hi"]), capsize=3)
     for yi, v, f in zip(y, m, lev["focus"]):
         ax.text(max(v, 0) * 1.02 + 0.02, yi - 0.3, f"{v:.2f}" + ("  ← focus here" if f else ""), fontsize=9)
-    ax.set_yticks(y, [f"{s}: {lv}" for s, lv in zip(lev["stage"], lev["lever"])])
+    ax.set_yticks(y, [f"{s}: {lv} ({lever_kind(lv)})" for s, lv in zip(lev["stage"], lev["lever"])])
     ax.set_xlim(0, max(float(lev["extra_wins_hi"].max()), 1e-6) * 1.35)
     ax.set_xlabel(f"extra wins per month if the lever is pulled ({level:.0%} interval)")
     ax.set_title("Bottleneck ranking: where an improvement adds most wins")
@@ -328,7 +348,7 @@ def calibration_chart(res: Any) -> Figure:
 def backtest_forecasts_chart(res: Any, mode: str) -> Figure:
     """Actuals against every model's h-months-ahead forecasts of one mode, one panel per h."""
     H = int(res.horizon)
-    fig = Figure(figsize=(WIDTH, 3.6 * H), dpi=100, layout="constrained")
+    fig = Figure(figsize=(WIDTH, 4.2 * H), dpi=100, layout="constrained")
     for h, ax in enumerate(np.atleast_1d(fig.subplots(H, 1)), start=1):
         res.plot_forecasts(h=h, ax=ax, mode=mode)
     return fig

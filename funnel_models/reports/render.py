@@ -3,8 +3,11 @@
 Every data string that reaches the HTML goes through :func:`html.escape` or
 ``DataFrame.to_html(escape=True)``, and through :func:`public_text`, which removes the
 paths of the machine that built the report (working folder, home folder, any absolute
-path but its last part). Figures are embedded as PNG images. A segment called
-``<script>alert(1)</script>`` is shown as text.
+path but its last part). Matplotlib figures are embedded as PNG images; Plotly figures
+as interactive HTML with plotly.js embedded inline once per report (the first Plotly
+figure of a context carries it, ``ctx.plotlyjs_embedded`` remembers it): never loaded
+from a CDN, so the report opens offline. A segment called ``<script>alert(1)</script>``
+is shown as text.
 
 :func:`show` runs a section function in a notebook: warnings the toolkit raises on
 purpose (:class:`~funnel_models.errors.FunnelWarning`) become the section's notes, other
@@ -26,7 +29,7 @@ import os
 import re
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,7 +38,7 @@ import pandas as pd
 
 from ..errors import FunnelWarning
 
-__all__ = ["Section", "show", "figure_png", "pct", "signed", "month_label", "public_text", "capture",
+__all__ = ["Section", "show", "figure_png", "human_column", "is_plotly", "plotly_html", "pct", "signed", "month_label", "public_text", "capture",
            "WARN_STYLE"]
 
 #: Style of the red warning box.
@@ -50,11 +53,14 @@ class Section:
 
     title: str
     text: str = ""
+    #: A matplotlib or Plotly figure, or a list of them.
     figure: Any = None
     table: pd.DataFrame | None = None
     warning: str = ""
     note: str = ""
     level: int = 2
+    #: Sentences shown as a bulleted list under the text (``"Label: sentence"`` pairs as tuples).
+    points: list = field(default_factory=list)
 
     def header_html(self) -> str:
         """Heading, warning box and sentence as escaped HTML."""
@@ -64,6 +70,10 @@ class Section:
             parts.append(f'<div style="{WARN_STYLE}">&#9888; {esc(self.warning)}</div>')
         if self.text:
             parts.append(f'<p style="font-size:1.05em">{esc(self.text)}</p>')
+        if self.points:
+            items = "".join(f"<li><b>{esc(p[0])}:</b> {esc(p[1])}</li>" if isinstance(p, tuple) else f"<li>{esc(p)}</li>"
+                            for p in self.points)
+            parts.append(f'<ul style="font-size:1.0em;max-width:1000px">{items}</ul>')
         return "\n".join(parts)
 
     def note_html(self) -> str:
@@ -73,13 +83,17 @@ class Section:
         return f'<p style="color:#555;font-size:0.9em">{html.escape(public_text(self.note))}</p>'
 
     def table_html(self) -> str:
-        """The table as escaped HTML ('' when there is none)."""
+        """The table as escaped HTML ('' when there is none), with readable column names
+        (:func:`human_column`) and without columns that hold no value at all."""
         if self.table is None or self.table.empty:
             return ""
-        tab = self.table.copy()
+        tab = self.table.dropna(axis=1, how="all").copy()
+        tab.columns = [human_column(c) for c in tab.columns]
         for c in tab.columns:
             if pd.api.types.is_float_dtype(tab[c]):
                 tab[c] = tab[c] + 0.0                       # no '-0.00' for a negative zero
+            elif pd.api.types.is_integer_dtype(tab[c]) and not pd.api.types.is_bool_dtype(tab[c]):
+                tab[c] = tab[c].map(lambda v: f"{v:,}")     # 3,882 rather than 3882
             elif tab[c].dtype == object:
                 tab[c] = tab[c].map(lambda v: public_text(v) if isinstance(v, str) else v)
         return tab.to_html(index=False, escape=True, border=0, na_rep="–", classes="funnel-table")
@@ -89,11 +103,49 @@ class Section:
         self.note = f"{self.note} {text}".strip() if text not in self.note else self.note
 
 
+_COVERAGE = re.compile(r"^coverage_(\d+)$")
+_BOUND = re.compile(r"^(lo|hi)_(\d+)$")
+
+
+def human_column(name: Any) -> str:
+    """A table column as a reader names it: ``coverage_80`` -> ``80% interval coverage``,
+    ``lo_80`` -> ``lo 80%``, any other ``snake_case`` -> ``snake case``.
+
+    Examples
+    --------
+    >>> human_column("extra_wins_mean"), human_column("coverage_80"), human_column("MAE")
+    ('extra wins mean', '80% interval coverage', 'MAE')
+    """
+    s = str(name)
+    m = _COVERAGE.match(s)
+    if m:
+        return f"{m.group(1)}% interval coverage"
+    m = _BOUND.match(s)
+    if m:
+        return f"{m.group(1)} {m.group(2)}%"
+    return s.replace("_", " ")
+
+
 def figure_png(fig: Any, dpi: int = 100) -> bytes:
     """PNG bytes of a matplotlib figure (works without pyplot or an inline backend)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
     return buf.getvalue()
+
+
+def is_plotly(fig: Any) -> bool:
+    """Whether ``fig`` is a Plotly figure (rather than a matplotlib one)."""
+    return hasattr(fig, "to_plotly_json")
+
+
+def plotly_html(ctx: Any, fig: Any) -> str:
+    """A Plotly figure as an HTML block of the report: the first one of ``ctx`` embeds
+    plotly.js (inline, never from a CDN), later ones refer to it."""
+    from ..charts.figures import figure_html
+    first = not getattr(ctx, "plotlyjs_embedded", False)
+    out = figure_html(fig, include_plotlyjs=first)
+    ctx.plotlyjs_embedded = True
+    return f'<div class="funnel-plotly" style="width:100%;max-width:1100px">{out}</div>'
 
 
 def capture(notes: list[str], fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -124,8 +176,14 @@ def show(ctx: Any, section: Callable[[Any], Section] | Section) -> None:
     for n in notes:
         sec.add_note("Note: " + ctx.clean_note(n))
     display(HTML(sec.header_html()))
-    if sec.figure is not None:
-        display(Image(data=figure_png(sec.figure), format="png"))
+    figures = sec.figure if isinstance(sec.figure, (list, tuple)) else [sec.figure]
+    for fig in figures:
+        if fig is None:
+            continue
+        if is_plotly(fig):
+            display(HTML(plotly_html(ctx, fig)))
+        else:
+            display(Image(data=figure_png(fig), format="png"))
     body = sec.table_html() + sec.note_html()
     if body:
         display(HTML(body))

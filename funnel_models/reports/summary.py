@@ -21,6 +21,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from ..charts.headline import lever_text
+
 __all__ = ["write_summary", "plain_summary", "json_default"]
 
 
@@ -97,7 +99,8 @@ def plain_summary(summary: Mapping[str, Any], html_path: Path | None = None) -> 
                      f"{f0['wins_hi_80']:.0f})" + (f"; {tot['wins_mean']:.0f} over {len(fc)} months." if tot else "."))
     bn = summary.get("bottleneck")
     if bn:
-        parts.append(f"Focus here: {bn['lever']} at {bn['stage']} (+{bn['extra_wins_mean']:.1f} wins/month).")
+        parts.append(f"Focus here: {lever_text(bn['lever'])} at {bn['stage']} (+{bn['extra_wins_mean']:.1f} "
+                     "wins/month).")
     ew = summary.get("early_warning")
     if ew and ew.get("flagged"):
         parts.append("Early warning at " + ", ".join(f"{k} ({v})" for k, v in ew["flags"].items()) + ".")
