@@ -14,3 +14,9 @@ def with_library_warnings_silenced(run: Callable[[argparse.Namespace], int], arg
         warnings.simplefilter("ignore")
         warnings.simplefilter("default", FunnelWarning)
         return run(args)
+
+
+def add_wait_option(p: argparse.ArgumentParser) -> None:
+    """Add ``--wait SECONDS`` (how long to wait for a store another process holds)."""
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait up to SECONDS for a data store another process holds (default 0: exit 3 at once)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import with_library_warnings_silenced
+from . import add_wait_option, with_library_warnings_silenced
 
 __all__ = ["register", "handler"]
 
@@ -86,7 +86,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="model: conjugate (exact, no MCMC)")
     p.add_argument("--output", metavar="CSV", help="write the long forecast/actual table here (backtest.output)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                   help="wait this long for a data store another process holds")
+    add_wait_option(p)
     p.set_defaults(func=handler)
     return p

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import with_library_warnings_silenced
+from . import add_wait_option, with_library_warnings_silenced
 
 __all__ = ["register", "handler"]
 
@@ -105,7 +105,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="quick mode: model: conjugate (exact, no MCMC)")
     p.add_argument("--cache-dir", default=None, metavar="DIR", help="fit cache folder")
     p.add_argument("--progress", action="store_true", help="show the sampler's progress bar")
-    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                   help="wait this long for a data store another process holds")
+    add_wait_option(p)
     p.set_defaults(func=handler)
     return p

@@ -9,8 +9,9 @@ from ..data.readers import INPUT_SHAPES, read_any
 from ..data.spec import FunnelSpec
 from ..data.store import DEFAULT_STORE, Store
 from ..errors import FunnelDataError, FunnelWarning
+from . import add_wait_option
 
-__all__ = ["register", "handler", "parse_map", "add_wait_option"]
+__all__ = ["register", "handler", "parse_map"]
 
 _EXAMPLE = """\
 examples:
@@ -59,12 +60,6 @@ def parse_map(items: list[str] | None) -> dict[str, str]:
                                       "--map lead_id=opportunity,stage=deal_stage")
             out[key.strip()] = col.strip()
     return out
-
-
-def add_wait_option(p: argparse.ArgumentParser) -> None:
-    """Add ``--wait SECONDS`` (how long to wait for a store another process holds)."""
-    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                   help="wait up to SECONDS for a store another process holds (default 0: exit 3 at once)")
 
 
 def handler(args: argparse.Namespace) -> int:

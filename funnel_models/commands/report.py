@@ -15,6 +15,8 @@ import sys
 import threading
 from typing import Any, Callable
 
+from . import add_wait_option
+
 __all__ = ["register", "handler"]
 
 _EXAMPLE = """\
@@ -143,7 +145,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--log-file", metavar="FILE",
                    help="append one line per report (status, folder, error) and the kernel's warnings")
     p.add_argument("--date", metavar="YYYY-MM-DD", help="date of the report folder (default today)")
-    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                   help="wait this long for a data store another process holds (default: fail at once, exit 3)")
+    add_wait_option(p)
     p.set_defaults(func=handler)
     return p

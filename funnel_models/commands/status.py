@@ -6,7 +6,7 @@ from typing import Any
 
 from ..data.store import DEFAULT_STORE, Store
 from ..errors import FunnelDataError
-from .ingest import add_wait_option
+from . import add_wait_option
 
 __all__ = ["register", "handler", "format_status"]
 
