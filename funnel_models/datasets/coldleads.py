@@ -185,11 +185,11 @@ def _history(truth: ColdLeadsTruth, lead: np.ndarray, st: np.ndarray, month: np.
     lead, st, month = lead[order], st[order], month[order]
     starts = pd.DatetimeIndex([truth.start + pd.DateOffset(months=int(m)) for m in range(truth.months)])
     days = np.array([d.days_in_month for d in starts])[month]
-    group = pd.Series(st).groupby([lead, month])
-    seq = group.cumcount().to_numpy()
     # one start day per lead and month, then 3 days between its moves: a lead entering at
     # QUAL or WON passes NEW first, in time order
-    first_day = pd.Series(rng.integers(0, 20, lead.size)).groupby([lead, month]).transform("first").to_numpy()
+    per_lead_month = pd.Series(rng.integers(0, 20, lead.size)).groupby([lead, month])
+    seq = per_lead_month.cumcount().to_numpy()
+    first_day = per_lead_month.transform("first").to_numpy()
     day = np.minimum(first_day + 3 * seq, days - 1)
     entered = starts.to_numpy()[month] + day.astype("timedelta64[D]") + \
         rng.integers(8, 18, lead.size).astype("timedelta64[h]")
