@@ -93,7 +93,8 @@ def add_csv_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoding", metavar="NAME", help="CSV text encoding (default utf-8), e.g. latin-1")
 
 
-def add_parameter_file_argument(p: argparse.ArgumentParser, help: str = "parameter file (default default.yaml)") -> None:
+def add_parameter_file_argument(p: argparse.ArgumentParser,
+                                help: str = "parameter file (default default.yaml)") -> None:
     """Add the optional positional ``PARAMS.yaml`` (as ``args.params``)."""
     p.add_argument("params", nargs="?", metavar="PARAMS.yaml", help=help)
 
