@@ -56,7 +56,7 @@ from scipy.stats import binom
 from .. import chain
 from ..errors import SimulationError
 from ..posterior import PosteriorFunnel
-from .core import PipelineLike, SeedLike, make_rng, pipeline_state, round_leads, season_months, sims_for
+from .core import PipelineLike, SeedLike, make_rng, pipeline_state, round_leads, season_months, simulation_draws
 from .forecast import check_window
 
 __all__ = ["LeadsNeededResult", "leads_needed", "naive_win_rate", "PlanProblem", "plan_problem",
@@ -324,8 +324,7 @@ def plan_problem(post: PosteriorFunnel, target: float, window: int | tuple[int, 
     weights, constant, max_total = _plan_weights(profile, T, max_leads)
     x0 = pipeline_state(post, pipeline).astype(np.int64)
     months = season_months(post, start, T)
-    reps = sims_for(post.n_draws, sims_per_draw, MIN_PLAN_SIMS)
-    idx = np.repeat(np.arange(post.n_draws), reps)
+    idx = simulation_draws(post.n_draws, sims_per_draw, MIN_PLAN_SIMS)
     path_rng, pipe_rng, base_rng = make_rng(seed).spawn(3)
     if post.shock_sd is not None and np.any(post.shock_sd > 0):     # one shocked path per simulation
         q, r = window_win_probabilities(post.take(idx), months, (a, T), path_rng)
