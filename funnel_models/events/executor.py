@@ -55,6 +55,15 @@ def _problems(t: ibis.Table, q: FunnelQuery, typ: Any) -> dict[str, Any]:
     return conds
 
 
+def _bad_counts(t: ibis.Table, q: FunnelQuery, conds: dict[str, Any]) -> dict[str, Any]:
+    """One aggregate counting each kind of bad row. Missing values are counted as
+    ``count(*) - count(column)``, which DuckDB answers from Parquet statistics without
+    reading the column (0.5 s of a 10M-event funnel otherwise)."""
+    cols = {"user": q.user_col, "time": q.time_col}
+    return {k: (t.count() - t[cols[k]].count() if k in cols else c(t).ifelse(1, 0).sum())
+            for k, c in conds.items()}
+
+
 def check_source(t: ibis.Table, q: FunnelQuery, ref: SourceRef) -> None:
     """Columns present, timestamps parseable and present, user ids present; else an error.
 
@@ -75,7 +84,7 @@ def check_source(t: ibis.Table, q: FunnelQuery, ref: SourceRef) -> None:
                               "convert it first, e.g. pd.to_datetime(df[col], unit='s') for "
                               "epoch seconds.")
     conds = _problems(t, q, typ)
-    counts = t.aggregate(**{k: c(t).ifelse(1, 0).sum() for k, c in conds.items()}).execute()
+    counts = t.aggregate(**_bad_counts(t, q, conds)).execute()
     bad_kinds = [k for k in conds if int(counts[k].fillna(0).iloc[0]) > 0]
     if not bad_kinds:
         return
