@@ -231,7 +231,8 @@ def _fills(gid: np.ndarray, us: np.ndarray, s: np.ndarray, q: FunnelQuery
     zero = s == 0
     dup = np.zeros(len(s), dtype=bool)     # a step-0 event at the same time as the one before
     dup[1:] = zero[1:] & zero[:-1] & (us[1:] == us[:-1]) & (gid[1:] == gid[:-1])
-    f = root = np.flatnonzero(zero & ~dup)
+    f = np.flatnonzero(zero & ~dup)
+    start = us[f]                          # when each fill's attempt started
     fills, parents = [f], [np.zeros(0, dtype=np.int64)]
     for k in range(1, q.n):
         e = np.flatnonzero(s == k) if len(f) else f
@@ -241,8 +242,8 @@ def _fills(gid: np.ndarray, us: np.ndarray, s: np.ndarray, q: FunnelQuery
         prev[:1], prev[1:] = -1, e[:-1]
         cand = f[jj]
         ok = (j >= 0) & (cand > prev) & (gid[cand] == gid[e])
-        ok &= us[e] <= us[root[jj]] + q.window_us
-        f, root = e[ok], root[jj[ok]]
+        ok &= us[e] <= start[jj] + q.window_us
+        f, start = e[ok], start[jj[ok]]
         fills.append(f)
         parents.append(jj[ok])
     return fills, parents
