@@ -60,9 +60,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .builders import filter_predicates, matcher
+from .builders import event_columns, event_filter, key_cols, matcher
 from .query import FunnelQuery
-from .source import epoch_us
 
 __all__ = ["supports", "sorted_events", "funnel_users", "exact_groups", "Span", "CHUNK_ROWS"]
 
@@ -84,10 +83,6 @@ def supports(q: FunnelQuery, backend: str) -> bool:
             and not q.optional and len(set(events)) == len(events))
 
 
-def _keys(q: FunnelQuery) -> list[str]:
-    return ["user_id", "bd"] if q.by_all else ["user_id"]
-
-
 def sorted_events(t: ibis.Table, q: FunnelQuery, ts: ibis.Value) -> ibis.Table:
     """The funnel events sorted by hashed key, time and step (module docstring).
 
@@ -96,22 +91,10 @@ def sorted_events(t: ibis.Table, q: FunnelQuery, ts: ibis.Value) -> ibis.Table:
     (``h1``): the hash of ``user_id`` (and of ``bd`` with ``attribution="all"``).
     """
     ms = [matcher(t, s, q.event_col) for s in q.steps]
-    preds = filter_predicates(t, q, ts)
-    any_match = ms[0]
-    for m in ms[1:]:
-        any_match = any_match | m
-    preds.append(any_match)
-    if q.by_all:
-        preds.append(t[q.breakdown].notnull())
-    cols: dict[str, Any] = {
-        "user_id": t[q.user_col].cast("string"),
-        "bd": t[q.breakdown].cast("string") if q.breakdown else ibis.null("string"),
-        "us": epoch_us(ts, "duckdb"),
-        "s": ibis.cases(*[(m, i) for i, m in enumerate(ms)]).cast("int8"),
-    }
-    cols.update({f"p{i}": t[p].cast("string") for i, p in enumerate(q.properties)})
-    e = t.filter(*preds).select(**cols)
-    hashes = {f"h{i}": _hash(e[k]) for i, k in enumerate(_keys(q))}
+    cols = event_columns(t, q, ts, "duckdb")
+    cols["s"] = ibis.cases(*[(m, i) for i, m in enumerate(ms)]).cast("int8")
+    e = t.filter(*event_filter(t, q, ts, ms)).select(**cols)
+    hashes = {f"h{i}": _hash(e[k]) for i, k in enumerate(key_cols(q))}
     return e.mutate(**hashes).order_by([*hashes, "us", "s"])
 
 
@@ -145,7 +128,7 @@ def funnel_users(events: ibis.Table, q: FunnelQuery,
         missing), ``t{k}`` (epoch microseconds of the event filling step ``k``, null when
         not reached) and ``p{i}`` (the step-0 event's properties); and the events' span.
     """
-    hcols = [f"h{i}" for i in range(len(_keys(q)))]
+    hcols = [f"h{i}" for i in range(len(key_cols(q)))]
     span, parts = Span(), []
     # Ibis' to_pyarrow_batches calls a cursor method DuckDB 2 removed; the relation Ibis
     # builds for to_pyarrow (in-memory tables registered) streams batches in order.
@@ -318,7 +301,7 @@ def _take(col: pa.Array, rows: np.ndarray) -> pa.Array:
 
 def _users(tab: pa.Table, q: FunnelQuery) -> pa.Table:
     """The per-user table of one chunk of whole hash runs (see :func:`funnel_users`)."""
-    tab, new = exact_groups(tab, _keys(q), [f"h{i}" for i in range(len(_keys(q)))])
+    tab, new = exact_groups(tab, key_cols(q), [f"h{i}" for i in range(len(key_cols(q)))])
     us = tab.column("us").to_numpy()
     s = tab.column("s").to_numpy(zero_copy_only=False)
     gid = np.cumsum(new, dtype=np.int32 if len(new) < 2**31 else np.int64) - 1
