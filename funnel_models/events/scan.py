@@ -130,13 +130,9 @@ def funnel_users(events: ibis.Table, q: FunnelQuery,
     """
     hcols = [f"h{i}" for i in range(len(key_cols(q)))]
     span, parts = Span(), []
-    # Ibis' to_pyarrow_batches calls a cursor method DuckDB 2 removed; the relation Ibis
-    # builds for to_pyarrow (in-memory tables registered) streams batches in order.
-    backend = events._find_backend(use_default=True)
-    reader = backend._to_duckdb_relation(events).to_arrow_reader(BATCH_ROWS)
     # each chunk's pass runs on a second thread while DuckDB converts the next one (NumPy
     # and Arrow release the GIL); at most two chunks wait, so memory stays bounded
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with _batches(events) as reader, ThreadPoolExecutor(max_workers=1) as pool:
         pending: list[Future] = []
         for tab in _whole_runs(reader, hcols, chunk_rows or CHUNK_ROWS):
             span.add(tab.column("us").to_numpy())
@@ -147,6 +143,16 @@ def funnel_users(events: ibis.Table, q: FunnelQuery,
     if not parts:
         parts.append(_users(events.schema().to_pyarrow().empty_table(), q))
     return pa.concat_tables(parts), span
+
+
+def _batches(events: ibis.Table) -> pa.RecordBatchReader:
+    """The rows of ``events`` as a stream of Arrow batches, in order.
+
+    Ibis' ``to_pyarrow_batches`` calls a cursor method DuckDB 2 removed; the relation Ibis
+    builds for ``to_pyarrow`` (in-memory tables registered) streams instead.
+    """
+    backend = events._find_backend(use_default=True)
+    return backend._to_duckdb_relation(events).to_arrow_reader(BATCH_ROWS)
 
 
 def _changes(cols: list[Any]) -> np.ndarray:
