@@ -9,7 +9,7 @@ time of ClickHouse's ``windowFunnel``: the window sort over string keys, the tem
 table and four hash joins over 1.9M attempts. Here DuckDB only filters, projects and sorts
 the funnel events (one ``ORDER BY`` on integer keys, written with Ibis), and the greedy
 chains are found by one NumPy pass per step over the sorted rows, streamed in chunks of
-whole users (memory stays bounded) and computed on a second thread while DuckDB converts
+whole users (memory stays bounded) and computed on worker threads while DuckDB converts
 the next chunk. The numbers are in ``ARCHITECTURE.md`` and printed by the benchmark.
 
 It serves the hot case only (:func:`supports`): ordered funnels whose steps name distinct
@@ -66,9 +66,9 @@ from .query import FunnelQuery
 __all__ = ["supports", "sorted_events", "funnel_users", "exact_groups", "Span", "CHUNK_ROWS"]
 
 #: Rows per processed chunk (whole users; a larger user makes a larger chunk).
-CHUNK_ROWS = 1 << 20
+CHUNK_ROWS = 1 << 18
 #: Rows per Arrow batch read from DuckDB.
-BATCH_ROWS = 1 << 17
+BATCH_ROWS = 1 << 16
 
 
 @ibis.udf.scalar.builtin(name="hash")
@@ -130,14 +130,14 @@ def funnel_users(events: ibis.Table, q: FunnelQuery,
     """
     hcols = [f"h{i}" for i in range(len(key_cols(q)))]
     span, parts = Span(), []
-    # each chunk's pass runs on a second thread while DuckDB converts the next one (NumPy
-    # and Arrow release the GIL); at most two chunks wait, so memory stays bounded
-    with _batches(events) as reader, ThreadPoolExecutor(max_workers=1) as pool:
+    # the chunks' passes run on two worker threads while DuckDB converts the next chunk
+    # (NumPy and Arrow release the GIL); at most four chunks wait, so memory stays bounded
+    with _batches(events) as reader, ThreadPoolExecutor(max_workers=2) as pool:
         pending: list[Future] = []
         for tab in _whole_runs(reader, hcols, chunk_rows or CHUNK_ROWS):
             span.add(tab.column("us").to_numpy())
             pending.append(pool.submit(_users, tab, q))
-            if len(pending) > 2:
+            if len(pending) > 3:
                 parts.append(pending.pop(0).result())
         parts.extend(f.result() for f in pending)
     if not parts:
