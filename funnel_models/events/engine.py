@@ -52,7 +52,7 @@ Where PostHog's newer UDF engine shadows an older attempt by a newer one at the 
 a user whose newer attempt was excluded but whose older one was clean is dropped there and
 counted here, as PostHog's SQL funnels did. See :mod:`funnel_models.events.builders` for
 the algorithm, and :mod:`funnel_models.events.scan` for the tuned DuckDB path of ordered
-funnels (same results, 2x faster on 10M events).
+funnels (same results, 2.5x faster on 10M events).
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The executor checks the source (columns, timestamps, user ids) and picks the pat
 
 * ordered funnels of distinct step events without exclusions or optional steps, on DuckDB,
   run on the tuned path of :mod:`funnel_models.events.scan` (one sorted read, NumPy passes;
-  2x faster than the Ibis path on 10M events, see ``benchmarks/bench_events.py``);
+  2.5x faster than the Ibis path on 10M events, see ``benchmarks/bench_events.py``);
 * everything else builds the prepared event sequence and the attempts table for the
   query's ordering (:mod:`funnel_models.events.builders`), materialises the sequence once
   on the engine (``Table.cache()``: a temporary table on DuckDB, a cached DataFrame on
