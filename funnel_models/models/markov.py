@@ -44,7 +44,7 @@ from . import selection
 from .base import BaseFunnelModel, Diagnostics, check_diagnostics
 from .config import ModelConfig, SamplerConfig, parse_config
 from .fitcache import FitCache, default_cache_dir, digest_arrays, stable_hash
-from .graph import VARIANT_LABELS, Variant, build_graph, graph_data, theta_names
+from .graph import VARIANT_LABELS, Variant, age_key, build_graph, graph_data, theta_names
 from .inputs import FunnelData, deal_value_draws, prepare
 from .monthfx import MONTH_LABELS, fit_month_effects
 from .predictor import pointwise_loglik, probabilities
@@ -156,18 +156,25 @@ class FunnelModel(BaseFunnelModel):
             build_design(tr, self.spec, by_month=True, season=mc.seasonality, levels=self.design.factors, **common)
 
     def _choose_parameterization(self) -> dict[str, str]:
+        """Centered or non-centered, per segment factor and per row's time-in-stage walk.
+
+        ``auto``: centered where the data pin the effects down (the smallest cell of a
+        factor, or the fewest moves out of a row in any age bucket, reaches
+        ``centered_min_count``), non-centered elsewhere.
+        """
         d = self.design
         assert d is not None
-        mode = self.model_config.parameterization
-        out = {}
+        mode, enough = self.model_config.parameterization, self.model_config.centered_min_count
+        smallest = {}
         for f in d.factors:
-            if mode != "auto":
-                out[f] = mode
-                continue
             cells = [v for k, v in d.cell_counts.items() if k.endswith(f"|{f}") and not k.startswith(ENTRY)]
-            smallest = min(int(v.min()) for v in cells) if cells else 0
-            out[f] = "centered" if smallest >= self.model_config.centered_min_count else "non_centered"
-        return out
+            smallest[f] = min(int(v.min()) for v in cells) if cells else 0
+        if d.n_buckets > 1:
+            moves = np.zeros((len(d.rows), d.n_buckets))
+            np.add.at(moves, (d.row, d.age), d.counts.sum(1))
+            smallest.update({age_key(r.source): int(moves[i].min()) for i, r in enumerate(d.rows)})
+        return {k: mode if mode != "auto" else ("centered" if n >= enough else "non_centered")
+                for k, n in smallest.items()}
 
     # ------------------------------------------------------------------ fitting
     def fit(self, data: Any, *, progress: bool | None = None) -> "FunnelModel":
@@ -294,9 +301,9 @@ class FunnelModel(BaseFunnelModel):
         better = (new.divergences, new.r_hat_max) < (diag.divergences, diag.r_hat_max)
         if not better:
             self.idata, self.parameterization = old_idata, first
-        self.notes.append(f"the first fit did not converge ({diag.message}); refitted with segment effects "
-                          f"{self.parameterization if better else {f: 'other' for f in first}} and kept the "
-                          f"{'refit' if better else 'first fit'}")
+        flipped = {f: "non_centered" if p == "centered" else "centered" for f, p in first.items()}
+        self.notes.append(f"the first fit did not converge ({diag.message}); refitted with every hierarchical "
+                          f"effect in the other geometry ({flipped}) and kept the {'refit' if better else 'first fit'}")
 
     # ------------------------------------------------------------------ posterior
     def _require_fit(self) -> None:

@@ -8,6 +8,8 @@ offset on the log-odds::
 
     y[t, r] ~ Multinomial(N[t, r], softmax(offset[t, r] + [0, month[t, s] + season[pos(t), s]]))
     month[t, s] = sigma_month[r] * z[t, s],  z ~ Normal(0, 1),  sigma_month ~ HalfNormal(month_sigma)
+    (sampled centered for rows whose months differ by more than their sampling noise under
+    ``parameterization: auto``; see :func:`centered_rows`)
     season = sigma_season * ZeroSumNormal(1) over the seasonal positions
 
 with ``s`` the slots of row ``r`` (the same linear predictor as the first stage). Forecasts
@@ -28,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
 
 from .config import ModelConfig, SamplerConfig
+from .graph import scaled_normal
 from .predictor import log_probabilities, pointwise_loglik
 from .sampling import sample_compiled
 from .structure import SEASON_LENGTH, Design, season_index
@@ -105,8 +107,34 @@ class MonthEffects:
 MONTH_LABELS = {False: "no month effects", True: "month effects"}
 
 
-def _graph(totals: MonthTotals, offset: np.ndarray, config: ModelConfig, n_rows: int, season_kind: str,
-           n_months: int, with_month: bool) -> Any:
+def centered_rows(totals: MonthTotals, expected: np.ndarray, config: ModelConfig, n_rows: int) -> np.ndarray:
+    """Rows whose month effects are sampled centered, (n_rows,) bool.
+
+    Under ``parameterization: auto`` a row is centered when its months differ by more than
+    their sampling noise: on the log-odds of leaving the reference destination, observed
+    against the first stage's expectation, the spread between months beyond the noise
+    (a method-of-moments estimate, as in random-effects meta-analysis) exceeds the mean
+    sampling variance. Then the totals pin every month's effect down and the centered
+    geometry mixes well; where the months barely differ (a scale near zero) the
+    non-centered one does.
+    """
+    if config.parameterization != "auto":
+        return np.full(n_rows, config.parameterization == "centered")
+    n = totals.counts.sum(-1) + 1.0
+    y = totals.counts[:, 1:].sum(-1) + 0.5
+    e = np.clip(expected[:, 1:].sum(-1), 1e-6, 1 - 1e-6)
+    dev = np.log(y / (n - y)) - np.log(e / (1 - e))
+    noise = 1.0 / (n * e * (1 - e))
+    out = np.zeros(n_rows, dtype=bool)
+    for r in range(n_rows):
+        mine = totals.row == r
+        if mine.sum() > 1:
+            out[r] = dev[mine].var(ddof=1) - noise[mine].mean() > noise[mine].mean()
+    return out
+
+
+def _graph(totals: MonthTotals, offset: np.ndarray, centered: np.ndarray, config: ModelConfig, n_rows: int,
+           season_kind: str, n_months: int, with_month: bool) -> Any:
     pm = quiet_import("pymc")
     import pytensor.tensor as pt
     pri = config.priors
@@ -119,8 +147,9 @@ def _graph(totals: MonthTotals, offset: np.ndarray, config: ModelConfig, n_rows:
         theta: dict[str, Any] = {"intercept": pt.zeros((totals.n_slots,))}
         if with_month:
             sig = pm.HalfNormal("sigma_month", pri.month_sigma, dims="row_m")
-            z = pm.Normal("monthz", 0.0, 1.0, dims=("mt", "slot_m"))
-            theta["month"] = pm.Deterministic("month", z * sig[slot_row][None, :], dims=("mt", "slot_m"))
+            month = scaled_normal(pm, pt, "monthz", sig[slot_row][None, :], centered[slot_row][None, :],
+                                  ("mt", "slot_m"))
+            theta["month"] = pm.Deterministic("month", month, dims=("mt", "slot_m"))
         if season_kind != "none":
             sig_s = pm.HalfNormal("sigma_season", pri.season_sigma)
             zs = pm.ZeroSumNormal("seasonz", sigma=1.0, dims=("season_pos", "slot_m"), n_zerosum_axes=1)
@@ -154,6 +183,7 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
     from . import idata_access as acc
     totals = month_totals(fine)
     expected = _expected(totals, fine, mean_probs)
+    centered = centered_rows(totals, expected, config, len(fine.rows))
     offset = _offset(expected)
     n = totals.counts.sum(-1)
     coef = gammaln(n + 1.0) - gammaln(totals.counts + 1.0).sum(-1)
@@ -168,10 +198,10 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
             loglik[MONTH_LABELS[False]] = np.broadcast_to(ll, (n_draws, ll.size)).copy()
             fits[False] = None
             continue
-        key = f"month;{fine.signature()};{with_month}"
+        key = f"month;{fine.signature()};{with_month};{centered.tolist()}"
         # a small model on monthly totals: a careful sampler costs little here
         careful = sampler.model_copy(update={"tune": max(sampler.tune, 1000), "target_accept": 0.95})
-        idata, t = sample_compiled(key, lambda wm=with_month: _graph(totals, offset, config, len(fine.rows),
+        idata, t = sample_compiled(key, lambda wm=with_month: _graph(totals, offset, centered, config, len(fine.rows),
                                                                       fine.season_kind, len(fine.months), wm),
                                    {"m_offset": offset, "m_counts": totals.counts}, careful, progress)
         for k, v in t.items():
