@@ -17,7 +17,7 @@ from funnel_models.errors import FunnelWarning, ModelConfigError
 from funnel_models.models import ConjugateFunnel, FunnelModel, make_model
 from funnel_models.models.graph import build_graph, theta_names
 from funnel_models.models.predictor import log_probabilities, probabilities
-from funnel_models.models.structure import ChangePoint, build_design, safe_name
+from funnel_models.models.structure import build_design, safe_name
 
 POOLED = {"time_in_stage": "off", "month_effects": "off"}
 
@@ -119,7 +119,6 @@ def test_one_linear_predictor_for_graph_likelihood_and_posterior_funnel(demo, de
     """A draw gives the same log-probabilities in the PyMC graph's likelihood and in NumPy, and
     posterior_funnel's rates equal the predictor's probabilities of the matching observation,
     with segment factors, a random walk, a change point and time in stage all on."""
-    import pymc as pm
     import pytensor
     from pymc.testing import mock_sample
 

@@ -25,7 +25,6 @@ validates and samples nothing; ``.fit(data)`` returns self and sets ``.idata``.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import time
 import warnings
@@ -339,7 +338,7 @@ class FunnelModel(BaseFunnelModel):
                 raise ModelConfigError(f"segment factor {f!r} is not in the model; factors: {list(d.factors)}")
             if level not in d.factors[f]:
                 raise ModelConfigError(f"unknown level {level!r} of {f!r}; levels: {d.factors[f]}")
-        rows, slot, age, active, keys = [], [], [], [], []
+        slot, age, active, keys = [], [], [], []
         dmax = d.slot.shape[1]
         for i, r in enumerate(d.rows):
             ages = [0] if r.source == ENTRY else list(range(n_ages))
