@@ -367,11 +367,13 @@ class FunnelModel(BaseFunnelModel):
         month : date-like, optional
             Which month's rates (random walk and change points); default the last fitted
             month. Month shocks and seasonality are not in the rates (the average month):
-            they are carried as ``shock_sd`` and ``season`` for forecasts.
+            they are carried as ``shock_sd`` and ``season`` for forecasts. With month
+            effects, the average month itself is known only to within ``sigma_month /
+            sqrt(months observed)`` per row, and each draw's rates carry that error too.
         draws : int, optional
             Thin to this many draws (default: all).
         seed : int
-            Seed of the thinning and of the deal-value draws.
+            Seed of the thinning, of the average month's error and of the deal-value draws.
         """
         self._require_fit()
         d = self.design
@@ -386,6 +388,9 @@ class FunnelModel(BaseFunnelModel):
             s = acc.draws(self.idata, "m2_season")
             theta["season"] = s if idx is None else s[idx]
         q_theta = {k: v for k, v in theta.items() if k not in ("month", "season")}
+        level = self._level_error(idx, seed)
+        if level is not None:
+            q_theta["intercept"] = q_theta["intercept"] + level
         for f in d.factors:
             if f not in (segment or {}):
                 q_theta[f"effect_{safe_name(f)}"] = np.zeros_like(theta[f"effect_{safe_name(f)}"])
@@ -417,6 +422,24 @@ class FunnelModel(BaseFunnelModel):
         assert d is not None
         K = self.spec.n_stages
         return [K if r.source == ENTRY else self.spec.codes.index(r.source) for r in d.rows]
+
+    def _level_error(self, idx: np.ndarray | None, seed: int) -> np.ndarray | None:
+        """Error of the average month's log-odds per draw and slot, (draws, n_slots), or None.
+
+        The first stage reads every month as the average month, so its rates are as sure
+        as binomial noise allows. With month shocks of scale ``sigma`` (per row) seen in
+        ``T`` months, the average month is only known to within ``sigma / sqrt(T)``: the
+        error a joint fit of both stages would carry, drawn here per posterior draw.
+        """
+        if not (self.variant.month_effects and acc.has(self.idata, "m2_sigma_month")):
+            return None
+        d = self.fine
+        assert d is not None
+        sig = acc.draws(self.idata, "m2_sigma_month")
+        sig = sig if idx is None else sig[idx]
+        months = np.array([max(np.unique(d.month[d.row == r]).size, 1) for r in range(len(d.rows))])
+        scale = (sig / np.sqrt(months))[:, d.slot_row]
+        return scale * np.random.default_rng([seed, 1]).standard_normal(scale.shape)
 
     def _shock_sd(self, idx: np.ndarray | None, n: int) -> np.ndarray | None:
         if not (self.variant.month_effects and acc.has(self.idata, "m2_sigma_month")):
