@@ -271,6 +271,7 @@ class FunnelModel(BaseFunnelModel):
         mean = self._mean_probabilities(self.idata, self.fine)
         n_thin = next(iter(self._theta_draws(self.idata, self.fine, thin=LOO_THIN).values())).shape[0]
         fx, timing = fit_month_effects(self.fine, mean, n_thin, mc, self.sampler_config, cands, show)
+        self.notes.extend(fx.notes)
         for k, s in timing.items():
             self.timings[k] = self.timings.get(k, 0.0) + s
         chosen = cands[0]

@@ -31,6 +31,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .base import check_diagnostics
 from .config import ModelConfig, SamplerConfig
 from .graph import scaled_normal
 from .predictor import log_probabilities, pointwise_loglik
@@ -97,10 +98,13 @@ class MonthEffects:
         draws, or None when the candidate has no parameters (no month effects, no season).
     loglik : dict
         Pointwise log-likelihood of the month-row totals per candidate label, (draws, n_tr).
+    notes : tuple of str
+        What the fit did on its own (a second try in the other geometry).
     """
 
     fits: Mapping[bool, Any]
     loglik: Mapping[str, np.ndarray]
+    notes: tuple[str, ...] = ()
 
 
 #: Labels of the second-stage candidates.
@@ -190,6 +194,7 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
     fits: dict[bool, Any] = {}
     loglik: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
+    notes: list[str] = []
     for with_month in candidates:
         if not with_month and fine.season_kind == "none":
             # the same plug-in offset as the fitted candidates, so the comparison is fair
@@ -198,14 +203,23 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
             loglik[MONTH_LABELS[False]] = np.broadcast_to(ll, (n_draws, ll.size)).copy()
             fits[False] = None
             continue
-        key = f"month;{fine.signature()};{with_month};{centered.tolist()}"
-        # a small model on monthly totals: a careful sampler costs little here
-        careful = sampler.model_copy(update={"tune": max(sampler.tune, 1000), "target_accept": 0.95})
-        idata, t = sample_compiled(key, lambda wm=with_month: _graph(totals, offset, centered, config, len(fine.rows),
-                                                                      fine.season_kind, len(fine.months), wm),
-                                   {"m_offset": offset, "m_counts": totals.counts}, careful, progress)
-        for k, v in t.items():
-            timings[k] = timings.get(k, 0.0) + v
+        idata = None
+        for geometry in (centered, ~centered) if config.parameterization == "auto" else (centered,):
+            key = f"month;{fine.signature()};{with_month};{geometry.tolist()}"
+            # a small model on monthly totals: a careful sampler costs little here
+            careful = sampler.model_copy(update={"tune": max(sampler.tune, 1000), "target_accept": 0.95})
+            other, t = sample_compiled(key, lambda wm=with_month, g=geometry: _graph(
+                totals, offset, g, config, len(fine.rows), fine.season_kind, len(fine.months), wm),
+                {"m_offset": offset, "m_counts": totals.counts}, careful, progress)
+            for k, v in t.items():
+                timings[k] = timings.get(k, 0.0) + v
+            idata = _better(idata, other)
+            if check_diagnostics(acc.diagnostics(idata)).ok:
+                break
+            notes.append(f"month effects ({MONTH_LABELS[with_month]}) did not converge with rows "
+                         f"{np.flatnonzero(geometry).tolist()} centered; "
+                         + ("sampled again in the other geometry" if geometry is centered else "kept the better fit"))
+        assert idata is not None
         theta = {"intercept": np.zeros((acc.n_draws(idata), totals.n_slots))}
         for name in ("month", "season"):
             if acc.has(idata, name):
@@ -213,4 +227,13 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
         loglik[MONTH_LABELS[with_month]] = pointwise_loglik(theta, totals.design(offset), totals.counts,
                                                             n_slots=totals.n_slots)
         fits[with_month] = idata
-    return MonthEffects(fits=fits, loglik=loglik), timings
+    return MonthEffects(fits=fits, loglik=loglik, notes=tuple(notes)), timings
+
+
+def _better(first: Any, second: Any) -> Any:
+    """Of two fits of the same graph, the one with fewer divergences, then the lower r_hat."""
+    from . import idata_access as acc
+    if first is None:
+        return second
+    a, b = acc.diagnostics(first), acc.diagnostics(second)
+    return second if (b["divergences"], b["r_hat_max"]) < (a["divergences"], a["r_hat_max"]) else first
