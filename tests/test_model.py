@@ -104,6 +104,20 @@ def test_fit_is_cached_and_tampered_cache_is_a_miss(demo, demo_transitions, pool
         FunnelModel.load(path)
 
 
+def test_a_fit_of_another_model_revision_is_refitted_not_reused(demo, demo_transitions, pooled_fit, tmp_path,
+                                                                monkeypatch):
+    import funnel_models.models.markov as markov
+    path = pooled_fit.save(tmp_path / "old.nc")
+    old_key = pooled_fit.fit_hash()
+    monkeypatch.setattr(markov, "_FORMAT_VERSION", "next")
+    with pytest.raises(ModelConfigError, match="another version of the model"):
+        FunnelModel.load(path)
+    tr = demo_transitions.groupby(["month", "from_stage", "to_stage", "age"], as_index=False)["n"].sum()
+    fresh = FunnelModel(demo.spec, POOLED, {"progress": False, "seed": 3}, cache_dir=pooled_fit.cache.folder)
+    fresh._set_data(tr)
+    assert fresh.fit_hash() != old_key                   # another key: the cached fit is not found
+
+
 def test_config_errors_name_the_key(demo):
     with pytest.raises(ModelConfigError, match="did you mean 'factors'"):
         FunnelModel(demo.spec, {"factor": ["region"]})

@@ -52,7 +52,11 @@ from .structure import ChangePoint, Design, build_design, bucket_of, choose_cold
 
 __all__ = ["FunnelModel", "default_cache_dir"]
 
-_FORMAT_VERSION = "3"
+#: Revision of what a fit computes; part of the cache key and of every saved fit. Bump it
+#: whenever a change makes the same data and settings give a different fit (4: geometry by
+#: data for every hierarchical effect), so caches and saved files of older revisions are
+#: refitted, never silently reused.
+_FORMAT_VERSION = "4"
 #: Keep every n-th draw of each chain for the leave-one-out comparisons (PSIS needs hundreds, not thousands).
 LOO_THIN = 4
 
@@ -551,6 +555,9 @@ class FunnelModel(BaseFunnelModel):
         if not need <= set(attrs):
             raise ModelConfigError(f"{path}: not a fit saved by this version of funnel_models; refit")
         cfg = json.loads(attrs["funnel_config"])
+        if cfg.get("format") != _FORMAT_VERSION:
+            raise ModelConfigError(f"{path}: saved by another version of the model (revision {cfg.get('format')}; "
+                                   f"this version fits revision {_FORMAT_VERSION}); refit")
         state = json.loads(attrs["funnel_state"])
         m = cls(cfg["spec"], cfg["model_config"], cfg["sampler_config"], cache_dir=False)
         start = pd.Timestamp(state["recorded_from"]) if state.get("recorded_from") else None
