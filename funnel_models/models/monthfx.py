@@ -8,8 +8,9 @@ offset on the log-odds::
 
     y[t, r] ~ Multinomial(N[t, r], softmax(offset[t, r] + [0, month[t, s] + season[pos(t), s]]))
     month[t, s] = sigma_month[r] * z[t, s],  z ~ Normal(0, 1),  sigma_month ~ HalfNormal(month_sigma)
-    (sampled centered for rows whose months differ by more than their sampling noise under
-    ``parameterization: auto``; see :func:`centered_rows`)
+    (sampled non-centered; when that fails the sampler checks under ``parameterization:
+    auto``, again with the rows whose months differ by more than their sampling noise
+    centered, see :func:`centered_rows`, and the better fit is kept)
     season = sigma_season * ZeroSumNormal(1) over the seasonal positions
 
 with ``s`` the slots of row ``r`` (the same linear predictor as the first stage). Forecasts
@@ -204,7 +205,7 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
             fits[False] = None
             continue
         idata = None
-        for geometry in (centered, ~centered) if config.parameterization == "auto" else (centered,):
+        for geometry in _geometries(centered, config):
             key = f"month;{fine.signature()};{with_month};{geometry.tolist()}"
             # a small model on monthly totals: a careful sampler costs little here
             careful = sampler.model_copy(update={"tune": max(sampler.tune, 1000), "target_accept": 0.95})
@@ -216,9 +217,9 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
             idata = _better(idata, other)
             if check_diagnostics(acc.diagnostics(idata)).ok:
                 break
-            notes.append(f"month effects ({MONTH_LABELS[with_month]}) did not converge with rows "
-                         f"{np.flatnonzero(geometry).tolist()} centered; "
-                         + ("sampled again in the other geometry" if geometry is centered else "kept the better fit"))
+            notes.append(f"month effects did not converge with rows {np.flatnonzero(geometry).tolist()} centered; "
+                         + ("kept the better fit" if geometry is centered else "sampled again with rows "
+                            f"{np.flatnonzero(centered).tolist()} centered"))
         assert idata is not None
         theta = {"intercept": np.zeros((acc.n_draws(idata), totals.n_slots))}
         for name in ("month", "season"):
@@ -228,6 +229,15 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
                                                             n_slots=totals.n_slots)
         fits[with_month] = idata
     return MonthEffects(fits=fits, loglik=loglik, notes=tuple(notes)), timings
+
+
+def _geometries(centered: np.ndarray, config: ModelConfig) -> list[np.ndarray]:
+    """The geometries to try in turn: every row non-centered first (few months leave the
+    scale weakly identified, where centered sampling struggles), then, if that fails the
+    sampler checks, the rows :func:`centered_rows` picks centered; a fixed setting only."""
+    if config.parameterization != "auto" or not centered.any():
+        return [centered]
+    return [np.zeros_like(centered), centered]
 
 
 def _better(first: Any, second: Any) -> Any:
