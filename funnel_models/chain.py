@@ -29,7 +29,7 @@ Examples
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from .errors import ModelConfigError
 
 __all__ = ["check_rates", "stay", "survival", "absorption", "absorption_by_age", "expected_months",
            "months_quantile", "forward_share", "reach_next", "won_to_go", "step_expected",
-           "step_sampled", "age_index"]
+           "step_sampled", "split_probabilities", "SplitProbabilities", "age_index"]
 
 _TOL = 1e-12
 
@@ -222,43 +222,77 @@ def step_expected(rates: np.ndarray, entry: np.ndarray, x: np.ndarray, leads: np
     K = x.shape[-2]
     flows = x[..., None] * rates                                    # (D, K, A, C)
     st = np.einsum("dkak->dka", flows[..., :K])                     # staying
-    arrivals = flows.sum(axis=(1, 2)) - np.pad(st.sum(-1), ((0, 0), (0, 2)))
-    arrivals = arrivals + leads[:, None] * entry
+    arrivals = np.einsum("dkac->dc", flows)
+    arrivals[:, :K] -= st.sum(-1)                                   # stayers arrive nowhere
+    arrivals += leads[:, None] * entry
     return _age_one_month(st, arrivals, K), arrivals
 
 
-def _multinomial_rows(rng: np.random.Generator, n: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Multinomial counts for counts ``n`` (D, R) and probabilities ``probs`` (D, R, C)
-    by sequential conditional binomials over the destinations that are possible."""
-    D, R, C = probs.shape
-    out = np.zeros((D, R, C), dtype=np.int64)
+class SplitProbabilities(NamedTuple):
+    """What one month's multinomial moves are drawn with (:func:`split_probabilities`).
+
+    ``rates`` (D, K, A, C) and ``entry`` (D, C) hold, per row, P(destination ``c`` | none
+    of the destinations before ``c``); ``*_possible`` mark the destinations with a
+    positive probability.
+    """
+
+    rates: np.ndarray
+    rates_possible: np.ndarray
+    entry: np.ndarray
+    entry_possible: np.ndarray
+
+
+def _sequential(probs: np.ndarray) -> np.ndarray:
+    """P(destination ``c`` | not an earlier one) along the last axis, clipped to [0, 1].
+
+    The share left before ``c`` is ``1 - p_0 - ... - p_{c-1}`` subtracted in that order,
+    so the binomials drawn one destination at a time get the same probabilities whether
+    they are computed here once or destination by destination.
+    """
+    ones = np.ones(probs.shape[:-1] + (1,))
+    left = np.subtract.accumulate(np.concatenate([ones, probs[..., :-1]], axis=-1), axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(left > _TOL, probs / np.maximum(left, _TOL), 0.0)
+    return np.clip(p, 0.0, 1.0)
+
+
+def split_probabilities(rates: np.ndarray, entry: np.ndarray) -> SplitProbabilities:
+    """The conditional probabilities :func:`step_sampled` draws a month's moves with.
+
+    They depend on the month's rates only: a run whose months share their rates (no
+    season, no month shocks) computes them once.
+    """
+    return SplitProbabilities(_sequential(rates), rates > 0, _sequential(entry), entry > 0)
+
+
+def _multinomial_rows(rng: np.random.Generator, n: np.ndarray, cond: np.ndarray, possible: np.ndarray
+                      ) -> np.ndarray:
+    """Multinomial counts (R, C) for counts ``n`` (R,) by sequential binomials over the
+    destinations possible in some row: ``cond`` (R, C) from :func:`_sequential`,
+    ``possible`` (R, C) the positive probabilities. The last possible destination takes
+    the rest; rows run out of leads draw nothing more."""
+    out = np.zeros(cond.shape, dtype=np.int64)
     rem = n.astype(np.int64, copy=True)
-    left = np.ones((D, R))
-    possible = (probs > 0).any(axis=(0, 1))
-    cols = np.flatnonzero(possible)
+    cols = np.flatnonzero(possible.any(axis=0))
     for i, c in enumerate(cols):
         if not rem.any():
             break
-        if i == len(cols) - 1:
-            take = rem
-        else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                p = np.where(left > _TOL, probs[..., c] / np.maximum(left, _TOL), 0.0)
-            take = rng.binomial(rem, np.clip(p, 0.0, 1.0))
-            left = left - probs[..., c]
-        out[..., c] = take
+        take = rem if i == len(cols) - 1 else rng.binomial(rem, cond[:, c])
+        out[:, c] = take
         rem = rem - take
     return out
 
 
 def step_sampled(rng: np.random.Generator | Sequence[np.random.Generator], rates: np.ndarray,
-                 entry: np.ndarray, x: np.ndarray, leads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                 entry: np.ndarray, x: np.ndarray, leads: np.ndarray, *,
+                 split: SplitProbabilities | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One month of random moves (same arguments and outputs as :func:`step_expected`,
     whole counts instead of expectations).
 
     ``rng`` is one generator, or ``K + 1`` of them: one per source stage (all its ages),
     then one for the new leads. With separate streams, changing one stage's rates leaves
     the draws of every other stage unchanged (common random numbers for scenarios).
+    ``split``: :func:`split_probabilities` of ``rates`` and ``entry`` when already known.
     """
     D, K, A = x.shape
     rngs = [rng] * (K + 1) if isinstance(rng, np.random.Generator) else list(rng)
@@ -266,21 +300,20 @@ def step_sampled(rng: np.random.Generator | Sequence[np.random.Generator], rates
         raise ModelConfigError(f"step_sampled needs one generator or {K + 1} (one per stage, then new leads), "
                                f"got {len(rngs)}")
     C = K + 2
+    sp = split_probabilities(rates, entry) if split is None else split
     st = np.zeros((D, K, A), dtype=np.int64)                 # stayers by source (stage, age)
-    arrivals = _multinomial_rows(rngs[K], leads[:, None], entry[:, None, :])[:, 0, :]
+    arrivals = _multinomial_rows(rngs[K], leads, sp.entry, sp.entry_possible)
     for k in range(K):
         n = x[:, k].reshape(D * A)
         live = np.flatnonzero(n)                             # only rows holding leads are drawn
         if not live.size:
             continue
-        got = _multinomial_rows(rngs[k], n[live][None], rates[:, k].reshape(D * A, C)[live][None])[0]
-        stay_k = np.zeros(D * A, dtype=np.int64)
-        stay_k[live] = got[:, k]
-        st[:, k] = stay_k.reshape(D, A)
-        got[:, k] = 0
-        draw = live // A                                     # rows are sorted by draw
-        first = np.flatnonzero(np.r_[True, draw[1:] != draw[:-1]])
-        arrivals[draw[first]] += np.add.reduceat(got, first, axis=0)
+        moved = np.zeros((D * A, C), dtype=np.int64)
+        moved[live] = _multinomial_rows(rngs[k], n[live], sp.rates[:, k].reshape(D * A, C)[live],
+                                        sp.rates_possible[:, k].reshape(D * A, C)[live])
+        st[:, k] = moved[:, k].reshape(D, A)
+        moved[:, k] = 0
+        arrivals += moved.reshape(D, A, C).sum(axis=1)
     return _age_one_month(st, arrivals, K), arrivals
 
 
@@ -292,12 +325,10 @@ def stack_path(rates: Sequence[np.ndarray]) -> np.ndarray:
 def _age_one_month(stayed: np.ndarray, arrivals: np.ndarray, K: int) -> np.ndarray:
     """Next month's (D, K, A) state: the leads that stayed grow one month older (the last
     age bucket keeps its own), the month's arrivals in each open stage start at age 0."""
-    A = stayed.shape[-1]
-    x_next = np.zeros_like(stayed)
-    if A == 1:
-        x_next[..., 0] = stayed[..., 0]
-    else:
-        x_next[..., 1:] += stayed[..., :-1]
-        x_next[..., -1] += stayed[..., -1]
-    x_next[..., 0] += arrivals[:, :K]
+    if stayed.shape[-1] == 1:
+        return stayed + arrivals[:, :K, None]
+    x_next = np.empty_like(stayed)
+    x_next[..., 0] = arrivals[:, :K]
+    x_next[..., 1:] = stayed[..., :-1]
+    x_next[..., -1] += stayed[..., -1]
     return x_next

@@ -1,0 +1,89 @@
+"""The optimised simulator routines against their straightforward references.
+
+The dashboard's latency budget made several routines faster (``benchmarks/bench_dashboard.py``).
+None may change an answer: with the same seed the random draws are the same bit for bit,
+and deterministic quantities agree to rounding. The references are the plain algorithms
+in ``fastpath_reference.py``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastpath_reference as ref
+from funnel_models import chain
+from funnel_models.data import derive
+from funnel_models.datasets.demo import demo_data
+from funnel_models.simulate import core
+from funnel_models.simulate.core import calendar_months, pipeline_state, sampled_run, synthetic_posterior
+from simulate_oracle import aged
+from test_chain import random_rates
+
+
+@pytest.fixture(scope="module")
+def demo():
+    d = demo_data()
+    return d.truth.posterior(), derive.open_pipeline(d.history, d.spec, cutoff=d.cutoff)
+
+
+def reference_run(post, x0, leads, months, rng):
+    """:func:`core.sampled_run` with the reference month step (same streams per month)."""
+    D, K, A, H = post.n_draws, post.n_stages, post.n_ages, len(months)
+    children = rng.spawn(H * (K + 2))
+    x = np.broadcast_to(np.rint(x0).astype(np.int64), (D, K, A)).copy()
+    lv = np.broadcast_to(np.asarray(leads, dtype=np.int64), (D, H))
+    wins = np.zeros((D, H), dtype=np.int64)
+    for m in range(H):
+        s = children[m * (K + 2):(m + 1) * (K + 2)]
+        rates, entry = core.month_rates(post, months, m, s[K + 1])
+        x, arrivals = ref.step_sampled(s[:K + 1], rates, entry, x, lv[:, m])
+        wins[:, m] = arrivals[:, K]
+    return wins, x
+
+
+@pytest.mark.parametrize("A, skip", [(1, True), (4, True), (3, False)])
+def test_step_sampled_draws_what_the_reference_draws(A, skip):
+    rng = np.random.default_rng(A)
+    R, entry = random_rates(rng, D=40, K=4, A=A, skip=skip)
+    R[:7, 1] = 0.0
+    R[:7, 1, :, 1] = 1.0                                    # some draws never leave stage 1
+    x = rng.integers(0, 30, size=(40, 4, A))
+    x[::3, 2] = 0                                           # rows without leads are not drawn
+    leads = rng.integers(0, 50, size=40)
+    streams = lambda: np.random.default_rng(9).spawn(5)  # noqa: E731
+    got = chain.step_sampled(streams(), R, entry, x, leads)
+    want = ref.step_sampled(streams(), R, entry, x, leads)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    one = chain.step_sampled(np.random.default_rng(2), R, entry, x, leads)    # one generator for all
+    np.testing.assert_array_equal(one[1], ref.step_sampled([np.random.default_rng(2)] * 5, R, entry, x, leads)[1])
+
+
+@pytest.mark.parametrize("kind", ["memoryless", "aged", "shocks", "season"])
+def test_sampled_run_draws_what_the_reference_draws(demo, kind):
+    truth, pipe = demo
+    K = truth.n_stages
+    base = {"memoryless": lambda: truth,
+            "aged": lambda: aged(truth, 4),
+            "shocks": lambda: aged(truth, 3, shock_sd=np.full((1, K + 1), 0.3)),
+            "season": lambda: aged(truth, 2, season=np.random.default_rng(4).normal(0, 0.3, (1, 12, K + 1, K + 2)))
+            }[kind]()
+    post = synthetic_posterior(base, 120, concentration=150.0, seed=1)
+    months = calendar_months("2025-05", 5)
+    x0 = pipeline_state(post, pipe)
+    entries, _, last = sampled_run(post, x0, np.full(5, 60), months, np.random.default_rng(3))
+    wins, x = reference_run(post, x0, np.full(5, 60), months, np.random.default_rng(3))
+    np.testing.assert_array_equal(entries[..., K], wins)
+    np.testing.assert_array_equal(last, x)
+
+
+@pytest.mark.parametrize("A", [1, 3])
+def test_step_expected_matches_the_reference(A):
+    rng = np.random.default_rng(10 + A)
+    R, entry = random_rates(rng, D=25, K=5, A=A)
+    x = rng.uniform(0, 40, size=(25, 5, A))
+    leads = rng.uniform(0, 80, size=25)
+    got = chain.step_expected(R, entry, x, leads)
+    want = ref.step_expected(R, entry, x, leads)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-12)
