@@ -77,3 +77,22 @@ def step_expected(rates: np.ndarray, entry: np.ndarray, x: np.ndarray, leads: np
     arrivals = flows.sum(axis=(1, 2)) - np.pad(st.sum(-1), ((0, 0), (0, 2)))
     arrivals = arrivals + leads[:, None] * entry
     return age_one_month(st, arrivals, K), arrivals
+
+
+def interval_table(draws: np.ndarray, levels, index, name: str):
+    """Mean, sd and central intervals, one quantile call and one column insert per level."""
+    import pandas as pd
+    d = np.asarray(draws, dtype=float)
+    out = pd.DataFrame({name: list(index), "mean": d.mean(0), "sd": d.std(0, ddof=1)})
+    for lv in levels:
+        tail = (1.0 - lv) / 2.0
+        q = np.quantile(d, [tail, 1.0 - tail], axis=0)
+        tag = f"{100 * lv:g}".replace(".", "_")
+        out[f"lo_{tag}"] = q[0]
+        out[f"hi_{tag}"] = q[1]
+    return out
+
+
+def pipeline_wins(rng: np.random.Generator, x0: np.ndarray, r: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """Wins of today's open leads per simulation: a binomial for every (stage, age) cell."""
+    return rng.binomial(np.broadcast_to(x0, r[row].shape), r[row]).sum(axis=(1, 2))

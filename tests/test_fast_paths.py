@@ -8,13 +8,15 @@ in ``fastpath_reference.py``.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import fastpath_reference as ref
-from funnel_models import chain
+from funnel_models import chain, intervals
 from funnel_models.data import derive
 from funnel_models.datasets.demo import demo_data
-from funnel_models.simulate import core
+from funnel_models.errors import ModelConfigError, SimulationError
+from funnel_models.simulate import core, planning
 from funnel_models.simulate.core import calendar_months, pipeline_state, sampled_run, synthetic_posterior
 from simulate_oracle import aged
 from test_chain import random_rates
@@ -87,3 +89,57 @@ def test_step_expected_matches_the_reference(A):
     want = ref.step_expected(R, entry, x, leads)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-12)
+
+
+def test_interval_table_matches_one_quantile_call_per_level():
+    rng = np.random.default_rng(3)
+    for shape, levels in [((300, 6), (0.5, 0.8, 0.95)), ((57, 3), (0.9,)), ((1000, 1), (0.6, 0.99, 0.7))]:
+        d = np.cumsum(rng.poisson(rng.uniform(0.5, 30), shape), axis=1).astype(float)
+        got = intervals.interval_table(d, levels, index=np.arange(shape[1]), name="month")
+        want = ref.interval_table(d, levels, np.arange(shape[1]), "month")
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+
+
+def test_pipeline_state_takes_its_own_array(demo):
+    truth, pipe = demo
+    post = aged(truth, 4)
+    x0 = pipeline_state(post, pipe)
+    np.testing.assert_array_equal(pipeline_state(post, x0), x0)
+    with pytest.raises(SimulationError, match=r"shape \(6, 4\)"):
+        pipeline_state(post, x0[:, :2])
+    with pytest.raises(SimulationError, match="whole"):
+        pipeline_state(post, x0 + 0.5)
+    np.testing.assert_array_equal(pipeline_state(post, x0 + 0.5, integer=False), x0 + 0.5)
+
+
+@pytest.mark.parametrize("shocks", [False, True])
+def test_plan_pipeline_wins_draw_only_occupied_cells(demo, shocks):
+    truth, pipe = demo
+    K = truth.n_stages
+    base = aged(truth, 3, shock_sd=np.full((1, K + 1), 0.25) if shocks else None)
+    post = synthetic_posterior(base, 150, concentration=200.0, seed=4)
+    prob = planning.plan_problem(post, 40, (2, 5), pipeline=pipe, seed=8, start="2025-03")
+    path_rng, pipe_rng, _ = np.random.default_rng(8).spawn(3)
+    months = core.season_months(post, "2025-03", 5)
+    idx = prob.idx
+    if shocks:
+        _, r = planning.window_win_probabilities(post.take(idx), months, (2, 5), path_rng)
+    else:
+        _, r = planning.window_win_probabilities(post, months, (2, 5))
+    wins = ref.pipeline_wins(pipe_rng, pipeline_state(post, pipe).astype(np.int64), r, prob.row)
+    np.testing.assert_array_equal(prob.pipeline_need, 40 - wins)
+
+
+def test_rates_checks_keep_their_tolerances():
+    R, entry = random_rates(np.random.default_rng(5), D=4, K=3, A=2)
+    chain.check_rates(R, entry)
+    R2 = R.copy()
+    R2[1, 0, 1, 0] += 9e-6                                  # inside allclose(atol=1e-6, rtol=1e-5)
+    chain.check_rates(R2, entry)
+    R2[1, 0, 1, 0] += 5e-6
+    with pytest.raises(ModelConfigError, match="sum to 1"):
+        chain.check_rates(R2, entry)
+    R3 = R.copy()
+    R3[2, 1, 0, 0] = np.nan
+    with pytest.raises(ModelConfigError, match="sum to 1"):
+        chain.check_rates(R3, entry)

@@ -21,9 +21,9 @@ months from lead to win                ``post.median_cycle_time()``
 where ``post = model.posterior_funnel(segment, draws=draws).adjust(conversion=, stall=)``.
 Every result is cached by its own arguments, so a control change reruns only the calls
 whose arguments changed (the planned leads never rerun the leads-needed search; the
-target never reruns the forecast). The open pipeline enters as counts by (stage, age in
-months), which gives the simulator exactly what the per-lead frame gives, at a fraction
-of the cost.
+target never reruns the forecast). The open pipeline enters as the array of counts by
+(stage, chain age) that :func:`funnel_models.simulate.pipeline_state` makes of the
+per-lead frame, computed once per segment.
 
 A segment's planned leads are the company's scaled by the segment's recent share of new
 leads (:meth:`WhatIfEngine.lead_share`); its target is the same rule applied to the
@@ -258,6 +258,11 @@ class WhatIfEngine:
             return rows.groupby(keys).size().rename("count").reset_index()
         return self._get(("pipeline", segment), make)
 
+    def pipeline_counts(self, segment: Pairs) -> np.ndarray:
+        """The segment's open leads by (stage, age) as the simulator reads them (cached)."""
+        return self._get(("pipeline_counts", segment), lambda: S.pipeline_state(
+            self.posterior(segment), self.pipeline(segment)))
+
     def volume(self, segment: Pairs) -> float:
         """Today's new leads per month of the segment: the mean of the last 3 months."""
         if self.transitions is None:
@@ -290,7 +295,7 @@ class WhatIfEngine:
         """:func:`funnel_models.simulate.default_target` for the segment (in ``unit``), on the
         model's full posterior as the report computes it."""
         full = self._get(("full_posterior", segment), lambda: self.model.posterior_funnel(dict(segment) or None))
-        wins = S.default_target(full, self.pipeline(segment), leads, window, start=self.start)
+        wins = S.default_target(full, self.pipeline_counts(segment), leads, window, start=self.start)
         return wins * self.mean_deal_value(segment) if unit == "revenue" else wins
 
     def segment_target(self, segment: Pairs, company_target: float, *, derived: bool, leads: float,
@@ -308,7 +313,7 @@ class WhatIfEngine:
         """``simulate.leads_needed`` for the question (cached)."""
         post = self.scenario_posterior(q, timings)
         return self._get(("leads_needed", q.plan_key, q.confidence), lambda: S.leads_needed(
-            post, q.target, q.window, pipeline=self.pipeline(q.segment), confidence=q.confidence,
+            post, q.target, q.window, pipeline=self.pipeline_counts(q.segment), confidence=q.confidence,
             target_unit=q.target_unit, seed=self.seed, start=self.start), timings)
 
     def curve(self, q: Question, plan: Any, domain: float, timings: dict | None = None) -> pd.DataFrame:
@@ -322,8 +327,8 @@ class WhatIfEngine:
 
     def fan(self, q: Question, timings: dict | None = None) -> pd.DataFrame | None:
         """Intervals of cumulative wins (revenue for a revenue target) per month (cached)."""
-        pipe = self.pipeline(q.segment)
-        if q.leads <= 0 and float(pipe["count"].sum()) <= 0:
+        pipe = self.pipeline_counts(q.segment)
+        if q.leads <= 0 and float(pipe.sum()) <= 0:
             return None
         post = self.scenario_posterior(q, timings)
 
@@ -339,7 +344,7 @@ class WhatIfEngine:
         """``simulate.leverage``: extra wins per month from improving each stage (cached)."""
         post = self.scenario_posterior(q, timings)
         return self._get(("leverage", q.scenario, q.leads, q.window), lambda: S.leverage(
-            post.thin(self.leverage_draws, seed=self.seed), self.pipeline(q.segment), q.leads, q.window,
+            post.thin(self.leverage_draws, seed=self.seed), self.pipeline_counts(q.segment), q.leads, q.window,
             level=self.level, start=self.start), timings)
 
     def cycle_months(self, q: Question, timings: dict | None = None) -> float:

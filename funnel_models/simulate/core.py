@@ -55,8 +55,9 @@ __all__ = [
 
 #: Anything :func:`numpy.random.default_rng` accepts.
 SeedLike = Union[int, np.random.Generator, np.random.SeedSequence, None]
-#: An open pipeline: ``derive.open_pipeline`` frame, stage/count frame, stage -> count mapping/Series, or None.
-PipelineLike = Union[pd.DataFrame, pd.Series, Mapping[str, float], None]
+#: An open pipeline: ``derive.open_pipeline`` frame, stage/count frame, stage -> count mapping/Series,
+#: counts by (stage, age) as :func:`pipeline_state` returns them, or None.
+PipelineLike = Union[pd.DataFrame, pd.Series, Mapping[str, float], np.ndarray, None]
 #: New leads: one number, one number per month, or inflow draws (n, H).
 LeadsLike = Union[float, int, Sequence[float], np.ndarray]
 
@@ -121,6 +122,18 @@ def _state_vector(post: PosteriorFunnel, mapping: Mapping[str, object], name: st
     return out
 
 
+def _state_array(counts: np.ndarray, shape: tuple[int, int], name: str, integer: bool) -> np.ndarray:
+    """A (stage, age) count array, validated (a float copy)."""
+    out = np.array(counts, dtype=float)
+    if out.shape != shape:
+        raise SimulationError(f"{name} as an array must hold counts by stage and age, shape {shape} "
+                              f"(K open stages, A ages); got shape {out.shape}")
+    if not np.all(np.isfinite(out)) or np.any(out < 0) or (integer and not np.allclose(out, np.round(out))):
+        raise SimulationError(f"{name} counts must be finite{', whole' if integer else ''} and >= 0; "
+                              f"got {out.tolist()}")
+    return out
+
+
 def pipeline_state(post: PosteriorFunnel, pipeline: PipelineLike, *, name: str = "pipeline",
                    integer: bool = True) -> np.ndarray:
     """Open leads by stage and chain age, shape (K, A).
@@ -139,6 +152,8 @@ def pipeline_state(post: PosteriorFunnel, pipeline: PipelineLike, *, name: str =
 
         Counts without ages are all put at age 0 (just arrived), the only reading such
         counts allow: with age-dependent hazards that treats old leads as fresh ones;
+        - an array (K, A) of counts by stage and chain age, as this function returns
+          (e.g. computed once and reused);
         - ``None``: no open leads.
     name : str
         Argument name used in error messages.
@@ -154,6 +169,8 @@ def pipeline_state(post: PosteriorFunnel, pipeline: PipelineLike, *, name: str =
     out = np.zeros((K, A))
     if pipeline is None:
         return out
+    if isinstance(pipeline, np.ndarray):
+        return _state_array(pipeline, (K, A), name, integer)
     mapping = _stage_mapping(pipeline, name)
     totals = _state_vector(post, mapping, name, allow_closed=False, integer=integer)
     if isinstance(pipeline, pd.DataFrame) and "age_months" in pipeline.columns:

@@ -278,7 +278,7 @@ def forecast(
     idx = np.repeat(np.arange(post.n_draws), reps)
     lead_rng, run_rng = make_rng(seed).spawn(2)
     sim_leads = _simulated_leads(leads, idx.size, lead_rng)
-    entries, opened, _ = sampled_run(post.take(idx), x0, sim_leads, months, run_rng)
+    entries, opened, _ = sampled_run(post if reps == 1 else post.take(idx), x0, sim_leads, months, run_rng)
     plan = round_leads(leads) if leads.ndim == 1 else sim_leads.mean(axis=0)
     exp_entries, _, _ = expected_run(post, x0, plan.astype(float), months)
     K = post.n_stages

@@ -333,7 +333,8 @@ def plan_problem(post: PosteriorFunnel, target: float, window: int | tuple[int, 
     else:                                                              # average months: one per draw
         q, r = window_win_probabilities(post, months, (a, T))
         row = idx
-    pipe = pipe_rng.binomial(np.broadcast_to(x0, r[row].shape), r[row]).sum(axis=(1, 2))
+    k, age = np.nonzero(x0)                        # empty (stage, age) cells would draw nothing
+    pipe = pipe_rng.binomial(x0[k, age], r[:, k, age][row]).sum(axis=1)
     need = target_wins[idx] - pipe
     return PlanProblem(q=q, row=row, need=need - _baseline_wins(baseline, q[row], base_rng), idx=idx,
                        weights=weights, constant=constant, max_total=max_total, window=(a, T),
