@@ -265,6 +265,28 @@ def test_fan_geometry(dash):
     assert fig.data[7].y[0] == a.question.target
 
 
+def test_charts_updated_in_place_equal_charts_drawn_afresh(dash):
+    """Only changed properties are sent to the figures; after any sequence of answers
+    they must hold exactly what new charts drawing the last answer hold."""
+    from funnel_models.dashboard.charts import PlotlyCharts
+    first = dash.state
+    dash.window.value = 6                         # fewer months, other ticks and ranges
+    dash.stall[dash.engine.stages[2]].value = 1.5
+    dash.charts.show(first)
+    dash.charts.show(dash.state)
+    dash.charts.fan.layout.xaxis.range = [2, 3]   # a zoom in the browser comes back as a relayout
+    dash.charts.show(dash.state)
+    fresh = PlotlyCharts(dash.engine.start)
+    fresh.show(dash.state)
+    def state(fig):
+        js = fig.to_plotly_json()
+        return [{k: v for k, v in tr.items() if k != "uid"} for tr in js["data"]], js["layout"]
+    for got, want in zip(dash.charts.widgets, fresh.widgets):
+        assert state(got) == state(want)
+    dash.charts.clear()
+    assert all(len(tr.x or ()) == 0 for fig in dash.charts.widgets for tr in fig.data)
+
+
 def test_explanation_states_the_answer_s_numbers(dash):
     a = dash.state
     f = headline_facts(a)

@@ -28,6 +28,7 @@ PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "
 _BLUE, _NAVY = "#0072B2", "#1e3a8a"
 #: Width and height of each live chart in pixels: two side by side beside the controls at 1366 px.
 CHART_SIZE = (470, 380)
+_UNSET = object()
 _MARK_COLORS = {"needed": "#009E73", "planned": "#D55E00", "spreadsheet": "#CC79A7", "today": "#7b8794"}
 
 
@@ -118,6 +119,7 @@ class PlotlyCharts:
     def __init__(self, start: pd.Timestamp) -> None:
         import plotly.graph_objects as go
         self.start = pd.Timestamp(start)
+        self._shown: dict[tuple, Any] = {}             # (figure, trace or "layout", property) -> value set
         self.curve = go.FigureWidget(layout=_curve_layout())
         self.curve.add_scatter(name="P(hit)", mode="lines", line=dict(color=_BLUE, width=3),
                                hovertemplate="%{x:,} leads/month: P(hit) %{y:.0%}<extra></extra>")
@@ -159,59 +161,69 @@ class PlotlyCharts:
     def clear(self) -> None:
         """Empty both charts."""
         for fig in self.widgets:
-            with fig.batch_update():
-                for tr in fig.data:
-                    tr.x, tr.y = [], []
+            self._apply(fig, {i: {"x": [], "y": []} for i in range(len(fig.data))}, {})
+
+    def _apply(self, fig: Any, traces: dict[int, dict[str, Any]], layout: dict[str, Any]) -> None:
+        """Set the trace and layout properties that differ from what ``fig`` was last given,
+        in one ``batch_update`` (one message to the browser). Values are lists, not arrays:
+        Plotly validates a short list faster, and unchanged values are not validated again.
+        Axis ranges are always set: zooming in the browser changes them behind our back."""
+        with fig.batch_update():
+            for i, props in traces.items():
+                for prop, value in props.items():
+                    if self._shown.get((id(fig), i, prop), _UNSET) != value:
+                        fig.data[i][prop] = value
+                        self._shown[(id(fig), i, prop)] = value
+            for path, value in layout.items():
+                if path.endswith(".range") or self._shown.get((id(fig), "layout", path), _UNSET) != value:
+                    fig.layout[path] = value
+                    self._shown[(id(fig), "layout", path)] = value
 
     def _show_curve(self, a: Answer) -> None:
         q, c, dom = a.question, a.curve, float(a.domain)
         marks = {m.kind: m for m in curve_marks(a)}
-        with self.curve.batch_update():
-            d = self.curve.data
-            d[0].x, d[0].y = c["leads"].to_numpy(), c["probability"].to_numpy()
-            d[1].x, d[1].y, d[1].name = [0, dom], [q.confidence, q.confidence], f"required {q.confidence:.0%}"
-            for i, kind in enumerate(("needed", "planned", "spreadsheet"), start=2):
-                m = marks.get(kind)
-                show = m is not None and m.inside
-                d[i].x, d[i].y = ([m.x], [m.y]) if show else ([], [])
-                d[i].text = [m.label] if show else []
-                d[i].name = m.label if m is not None else kind
-                d[i].showlegend = m is not None
-            today = marks.get("today")
-            show = today is not None and today.inside
-            d[5].x, d[5].y = ([today.x, today.x], [0, 1]) if show else ([], [])
-            d[5].name = today.label if today is not None else "today's volume"
-            self.curve.layout.xaxis.range = [0, dom]
-            self.curve.layout.annotations = [
-                dict(x=1, xref="paper", y=0.08 + 0.1 * j, yref="paper", xanchor="right", showarrow=False,
-                     text=f"{m.label} (off the chart) →", font=dict(color=_MARK_COLORS[m.kind], size=11))
-                for j, m in enumerate(m for m in marks.values() if not m.inside)]
+        traces: dict[int, dict[str, Any]] = {
+            0: {"x": c["leads"].tolist(), "y": c["probability"].tolist()},
+            1: {"x": [0, dom], "y": [q.confidence, q.confidence], "name": f"required {q.confidence:.0%}"}}
+        for i, kind in enumerate(("needed", "planned", "spreadsheet"), start=2):
+            m = marks.get(kind)
+            show = m is not None and m.inside
+            traces[i] = {"x": [m.x] if show else [], "y": [m.y] if show else [], "text": [m.label] if show else [],
+                         "name": m.label if m is not None else kind, "showlegend": m is not None}
+        today = marks.get("today")
+        show = today is not None and today.inside
+        traces[5] = {"x": [today.x, today.x] if show else [], "y": [0, 1] if show else [],
+                     "name": today.label if today is not None else "today's volume"}
+        layout = {"xaxis.range": [0, dom], "annotations": [
+            dict(x=1, xref="paper", y=0.08 + 0.1 * j, yref="paper", xanchor="right", showarrow=False,
+                 text=f"{m.label} (off the chart) →", font=dict(color=_MARK_COLORS[m.kind], size=11))
+            for j, m in enumerate(m for m in marks.values() if not m.inside)]}
+        self._apply(self.curve, traces, layout)
 
     def _show_fan(self, a: Answer) -> None:
         q = a.question
         unit = "revenue" if q.target_unit == "revenue" else "wins"
-        with self.fan.batch_update():
-            d = self.fan.data
-            if a.fan is None:
-                for tr in d:
-                    tr.x, tr.y = [], []
-                return
-            s = fan_series(a.fan)
-            x = s["month"]
-            for j, lv in enumerate(FAN_LEVELS[::-1]):
-                tag = f"{100 * lv:g}"
-                d[2 * j].x, d[2 * j].y = x, s[f"hi_{tag}"]
-                d[2 * j + 1].x, d[2 * j + 1].y = x, s[f"lo_{tag}"]
-            d[6].x, d[6].y = x, s["mean"]
-            d[7].x, d[7].y, d[7].name = [0, x[-1]], [q.target, q.target], f"target {fmt_number(q.target)}"
-            every = max(1, int(np.ceil(len(x) / 7)))          # at most 7 month labels: never slanted
-            shown = x[::every]
-            ticks = [self.start + pd.DateOffset(months=int(m)) for m in shown]
-            self.fan.layout.xaxis.update(tickvals=list(shown), ticktext=[t.strftime("%b %y") for t in ticks],
-                                         range=[0, x[-1]], tickangle=0)
-            top = max(float(s["hi_95"].max()), q.target) * 1.08
-            self.fan.layout.yaxis.update(range=[0, top or 1.0], title=f"cumulative {unit}")
-            self.fan.layout.title.text = f"Cumulative {unit}: forecast with the planned leads"
+        if a.fan is None:
+            self._apply(self.fan, {i: {"x": [], "y": []} for i in range(len(self.fan.data))}, {})
+            return
+        s = fan_series(a.fan)
+        x = s["month"].tolist()
+        traces: dict[int, dict[str, Any]] = {}
+        for j, lv in enumerate(FAN_LEVELS[::-1]):
+            tag = f"{100 * lv:g}"
+            traces[2 * j] = {"x": x, "y": s[f"hi_{tag}"].tolist()}
+            traces[2 * j + 1] = {"x": x, "y": s[f"lo_{tag}"].tolist()}
+        traces[6] = {"x": x, "y": s["mean"].tolist()}
+        traces[7] = {"x": [0, x[-1]], "y": [q.target, q.target], "name": f"target {fmt_number(q.target)}"}
+        every = max(1, int(np.ceil(len(x) / 7)))              # at most 7 month labels: never slanted
+        shown = x[::every]
+        ticks = [self.start + pd.DateOffset(months=int(m)) for m in shown]
+        top = max(float(s["hi_95"].max()), q.target) * 1.08
+        layout = {"xaxis.tickvals": shown, "xaxis.ticktext": [t.strftime("%b %y") for t in ticks],
+                  "xaxis.range": [0, x[-1]], "xaxis.tickangle": 0, "yaxis.range": [0, top or 1.0],
+                  "yaxis.title.text": f"cumulative {unit}",
+                  "title.text": f"Cumulative {unit}: forecast with the planned leads"}
+        self._apply(self.fan, traces, layout)
 
     def sync(self) -> None:
         """Copy the figures' current state into the widget state a new view renders from.
