@@ -46,7 +46,8 @@ from ..data import derive
 from ..errors import ParameterError
 from ..posterior import PosteriorFunnel
 
-__all__ = ["Question", "Answer", "WhatIfEngine", "FAN_LEVELS", "CURVE_POINTS", "curve_domain", "nice_ceil"]
+__all__ = ["Question", "Answer", "WhatIfEngine", "FAN_LEVELS", "CURVE_POINTS", "ANSWER_CACHES", "curve_domain",
+           "nice_ceil"]
 
 #: Interval levels of the fan chart (innermost first).
 FAN_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.95)
@@ -58,6 +59,9 @@ WIN_SHARE_MONTHS = 12
 VOLUME_MONTHS = 3
 #: Draws behind the months-from-lead-to-win figure.
 CYCLE_DRAWS = 100
+#: Kinds of cached results that depend on control values; the other cache entries are the
+#: per-segment inputs (posterior draws, open pipeline, recent volume, stage flows).
+ANSWER_CACHES = frozenset({"adjust", "leads_needed", "p_hit", "curve", "forecast", "cycle", "leverage"})
 
 Pairs = tuple[tuple[str, Any], ...]
 
