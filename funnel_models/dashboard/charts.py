@@ -1,8 +1,8 @@
 """The dashboard's two live charts as Plotly ``FigureWidget`` objects.
 
 :class:`PlotlyCharts` owns the P(hit) curve and the forecast fan chart. Both are built
-once; a control change only replaces trace data and axis ranges inside one
-``batch_update`` per figure (one message to the browser each), which
+once; a control change only replaces trace data, labels and axes with one
+``plotly_update`` per figure (one message to the browser each, only what changed), which
 ``benchmarks/bench_dashboard.py`` times against the hand-written SVG charts of the first
 release. The widgets load Plotly's JavaScript from the installed package (anywidget), so
 the dashboard works without internet access.
@@ -119,7 +119,7 @@ class PlotlyCharts:
     def __init__(self, start: pd.Timestamp) -> None:
         import plotly.graph_objects as go
         self.start = pd.Timestamp(start)
-        self._shown: dict[tuple, Any] = {}             # (figure, trace or "layout", property) -> value set
+        self._given: dict[int, dict] = {}                  # figure -> the values last given to it
         self.curve = go.FigureWidget(layout=_curve_layout())
         self.curve.add_scatter(name="P(hit)", mode="lines", line=dict(color=_BLUE, width=3),
                                hovertemplate="%{x:,} leads/month: P(hit) %{y:.0%}<extra></extra>")
@@ -144,6 +144,7 @@ class PlotlyCharts:
                              marker=dict(size=5), hovertemplate="%{y:,.0f}<extra>expected</extra>")
         self.fan.add_scatter(name="target", mode="lines", line=dict(color="#D55E00", dash="dash", width=1.5),
                              hovertemplate="%{y:,.0f}<extra>target</extra>")
+        self._fan_names = [tr.name for tr in self.fan.data[:-1]]
 
     @property
     def widgets(self) -> tuple[Any, Any]:
@@ -161,69 +162,71 @@ class PlotlyCharts:
     def clear(self) -> None:
         """Empty both charts."""
         for fig in self.widgets:
-            self._apply(fig, {i: {"x": [], "y": []} for i in range(len(fig.data))}, {})
+            self._apply(fig, {"x": [[]] * len(fig.data), "y": [[]] * len(fig.data)}, {})
 
-    def _apply(self, fig: Any, traces: dict[int, dict[str, Any]], layout: dict[str, Any]) -> None:
-        """Set the trace and layout properties that differ from what ``fig`` was last given,
-        in one ``batch_update`` (one message to the browser). Values are lists, not arrays:
-        Plotly validates a short list faster, and unchanged values are not validated again.
-        Axis ranges are always set: zooming in the browser changes them behind our back."""
-        with fig.batch_update():
-            for i, props in traces.items():
-                for prop, value in props.items():
-                    if self._shown.get((id(fig), i, prop), _UNSET) != value:
-                        fig.data[i][prop] = value
-                        self._shown[(id(fig), i, prop)] = value
-            for path, value in layout.items():
-                if path.endswith(".range") or self._shown.get((id(fig), "layout", path), _UNSET) != value:
-                    fig.layout[path] = value
-                    self._shown[(id(fig), "layout", path)] = value
+    def _apply(self, fig: Any, traces: dict[str, list], layout: dict[str, Any],
+               annotations: list[dict] | None = None) -> None:
+        """Show new values with one ``plotly_update`` (one message to the browser).
+
+        ``traces`` maps a trace property to its value for every trace in order, ``layout``
+        maps property paths to values. Only what differs from the values last given is
+        passed on (axis ranges always: zooming in the browser changes them behind our
+        back). The values are plain lists built here, so Plotly does not validate them
+        again (that validation cost more than the rest of a redraw). ``annotations``, a
+        compound array, go through Plotly's validated setter when they change.
+        """
+        last = self._given.setdefault(id(fig), {})
+        restyle = {k: v for k, v in traces.items() if last.get(("trace", k), _UNSET) != v}
+        relayout = {k: v for k, v in layout.items() if k.endswith(".range") or last.get(k, _UNSET) != v}
+        fig.plotly_update(restyle_data=restyle, relayout_data=relayout, trace_indexes=list(range(len(fig.data))))
+        last.update({("trace", k): v for k, v in restyle.items()}, **relayout)
+        if annotations is not None and annotations != last.get("annotations", _UNSET):
+            fig.layout.annotations = annotations
+            last["annotations"] = annotations
 
     def _show_curve(self, a: Answer) -> None:
         q, c, dom = a.question, a.curve, float(a.domain)
         marks = {m.kind: m for m in curve_marks(a)}
-        traces: dict[int, dict[str, Any]] = {
-            0: {"x": c["leads"].tolist(), "y": c["probability"].tolist()},
-            1: {"x": [0, dom], "y": [q.confidence, q.confidence], "name": f"required {q.confidence:.0%}"}}
-        for i, kind in enumerate(("needed", "planned", "spreadsheet"), start=2):
+        t: dict[str, list] = {"x": [c["leads"].tolist(), [0, dom]], "y": [c["probability"].tolist(),
+                                                                         [q.confidence, q.confidence]],
+                              "name": ["P(hit)", f"required {q.confidence:.0%}"], "text": [[], []],
+                              "showlegend": [True, True]}
+        for kind in ("needed", "planned", "spreadsheet"):
             m = marks.get(kind)
             show = m is not None and m.inside
-            traces[i] = {"x": [m.x] if show else [], "y": [m.y] if show else [], "text": [m.label] if show else [],
-                         "name": m.label if m is not None else kind, "showlegend": m is not None}
+            for prop, value in (("x", [m.x] if show else []), ("y", [m.y] if show else []),
+                                ("text", [m.label] if show else []),
+                                ("name", m.label if m is not None else kind), ("showlegend", m is not None)):
+                t[prop].append(value)
         today = marks.get("today")
         show = today is not None and today.inside
-        traces[5] = {"x": [today.x, today.x] if show else [], "y": [0, 1] if show else [],
-                     "name": today.label if today is not None else "today's volume"}
-        layout = {"xaxis.range": [0, dom], "annotations": [
+        for prop, value in (("x", [today.x, today.x] if show else []), ("y", [0, 1] if show else []), ("text", []),
+                            ("name", today.label if today is not None else "today's volume"), ("showlegend", True)):
+            t[prop].append(value)
+        self._apply(self.curve, t, {"xaxis.range": [0, dom]}, annotations=[
             dict(x=1, xref="paper", y=0.08 + 0.1 * j, yref="paper", xanchor="right", showarrow=False,
                  text=f"{m.label} (off the chart) →", font=dict(color=_MARK_COLORS[m.kind], size=11))
-            for j, m in enumerate(m for m in marks.values() if not m.inside)]}
-        self._apply(self.curve, traces, layout)
+            for j, m in enumerate(m for m in marks.values() if not m.inside)])
 
     def _show_fan(self, a: Answer) -> None:
         q = a.question
         unit = "revenue" if q.target_unit == "revenue" else "wins"
         if a.fan is None:
-            self._apply(self.fan, {i: {"x": [], "y": []} for i in range(len(self.fan.data))}, {})
+            self._apply(self.fan, {"x": [[]] * len(self.fan.data), "y": [[]] * len(self.fan.data)}, {})
             return
         s = fan_series(a.fan)
         x = s["month"].tolist()
-        traces: dict[int, dict[str, Any]] = {}
-        for j, lv in enumerate(FAN_LEVELS[::-1]):
-            tag = f"{100 * lv:g}"
-            traces[2 * j] = {"x": x, "y": s[f"hi_{tag}"].tolist()}
-            traces[2 * j + 1] = {"x": x, "y": s[f"lo_{tag}"].tolist()}
-        traces[6] = {"x": x, "y": s["mean"].tolist()}
-        traces[7] = {"x": [0, x[-1]], "y": [q.target, q.target], "name": f"target {fmt_number(q.target)}"}
+        ys = [s[f"{side}_{100 * lv:g}"].tolist() for lv in FAN_LEVELS[::-1] for side in ("hi", "lo")]
+        traces = {"x": [x] * (len(ys) + 1) + [[0, x[-1]]], "y": ys + [s["mean"].tolist(), [q.target, q.target]],
+                  "name": self._fan_names + [f"target {fmt_number(q.target)}"]}
         every = max(1, int(np.ceil(len(x) / 7)))              # at most 7 month labels: never slanted
         shown = x[::every]
         ticks = [self.start + pd.DateOffset(months=int(m)) for m in shown]
         top = max(float(s["hi_95"].max()), q.target) * 1.08
-        layout = {"xaxis.tickvals": shown, "xaxis.ticktext": [t.strftime("%b %y") for t in ticks],
-                  "xaxis.range": [0, x[-1]], "xaxis.tickangle": 0, "yaxis.range": [0, top or 1.0],
-                  "yaxis.title.text": f"cumulative {unit}",
-                  "title.text": f"Cumulative {unit}: forecast with the planned leads"}
-        self._apply(self.fan, traces, layout)
+        self._apply(self.fan, traces, {
+            "xaxis.tickvals": shown, "xaxis.ticktext": [t.strftime("%b %y") for t in ticks],
+            "xaxis.range": [0, x[-1]], "xaxis.tickangle": 0, "yaxis.range": [0, top or 1.0],
+            "yaxis.title.text": f"cumulative {unit}", "title.text": f"Cumulative {unit}: forecast with the planned leads"})
 
     def sync(self) -> None:
         """Copy the figures' current state into the widget state a new view renders from.
