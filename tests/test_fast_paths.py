@@ -7,12 +7,15 @@ in ``fastpath_reference.py``.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import fastpath_reference as ref
 from funnel_models import chain, intervals
+from funnel_models import simulate as S
 from funnel_models.data import derive
 from funnel_models.datasets.demo import demo_data
 from funnel_models.errors import ModelConfigError, SimulationError
@@ -143,3 +146,29 @@ def test_rates_checks_keep_their_tolerances():
     R3[2, 1, 0, 0] = np.nan
     with pytest.raises(ModelConfigError, match="sum to 1"):
         chain.check_rates(R3, entry)
+
+
+@pytest.mark.parametrize("kind", ["plain", "shocks_profile", "baseline_revenue"])
+def test_leads_needed_with_shared_sims_gives_the_same_answers(demo, kind):
+    truth, pipe = demo
+    K = truth.n_stages
+    base = aged(truth, 3, shock_sd=np.full((1, K + 1), 0.2)) if kind == "shocks_profile" else truth
+    post = synthetic_posterior(base, 200, concentration=300.0, seed=6)
+    post = replace(post, deal_value=np.random.default_rng(1).gamma(20.0, 50.0, 200))
+    kw = dict(pipeline=pipe, seed=4, start="2025-06")
+    if kind == "baseline_revenue":
+        kw["baseline"] = np.random.default_rng(2).poisson(30, (50, 8)).astype(float)
+    sims = S.plan_sims(post, (2, 7), **kw)
+    for target, conf in [(30, 0.8), (55, 0.6), (55, 0.9), (0, 0.5)]:
+        extra = {"profile": [1, 2, 3, 3, 2, 1, 1]} if kind == "shocks_profile" else {}
+        unit = {"target_unit": "revenue"} if kind == "baseline_revenue" else {}
+        tgt = target * 1000.0 if unit else target
+        want = S.leads_needed(post, tgt, (2, 7), confidence=conf, **kw, **extra, **unit)
+        got = S.leads_needed(post, tgt, (2, 7), confidence=conf, sims=sims, **extra, **unit)
+        assert (got.leads, got.probability, got.message, got.naive_leads) == \
+               (want.leads, want.probability, want.message, want.naive_leads)
+        assert got.pipeline_probability == want.pipeline_probability
+        np.testing.assert_array_equal(got.baseline_probability, want.baseline_probability)
+        np.testing.assert_array_equal(got.curve.to_numpy(), want.curve.to_numpy())
+    with pytest.raises(SimulationError, match="plan_sims"):
+        S.leads_needed(post, 30, (1, 7), sims=sims)

@@ -7,8 +7,9 @@ controls) maps to simulator calls:
 answer                                 simulator call
 =====================================  =================================================
 leads needed, spreadsheet plan         ``simulate.leads_needed(post, target, window,
-                                       pipeline=, confidence=, target_unit=, seed=,
-                                       start=cut-off month)``
+                                       confidence=, target_unit=, sims=)`` with
+                                       ``sims = simulate.plan_sims(post, window,
+                                       pipeline=, seed=, start=cut-off month)``
 P(hit) with the planned leads, curve   ``plan.problem.probability(leads)``: the
                                        computation behind the answer, so the planned
                                        point lies on the curve
@@ -61,7 +62,8 @@ VOLUME_MONTHS = 3
 CYCLE_DRAWS = 100
 #: Kinds of cached results that depend on control values; the other cache entries are the
 #: per-segment inputs (posterior draws, open pipeline, recent volume, stage flows).
-ANSWER_CACHES = frozenset({"adjust", "leads_needed", "p_hit", "curve", "forecast", "cycle", "leverage"})
+ANSWER_CACHES = frozenset({"adjust", "plan_sims", "leads_needed", "p_hit", "curve", "forecast", "cycle",
+                           "leverage"})
 
 Pairs = tuple[tuple[str, Any], ...]
 
@@ -314,11 +316,13 @@ class WhatIfEngine:
 
     # ------------------------------------------------------------------ answers
     def plan(self, q: Question, timings: dict | None = None) -> Any:
-        """``simulate.leads_needed`` for the question (cached)."""
+        """``simulate.leads_needed`` for the question (cached); its simulations, which do
+        not depend on the target or the confidence, are cached by scenario and window."""
         post = self.scenario_posterior(q, timings)
+        sims = self._get(("plan_sims", q.scenario, q.window), lambda: S.plan_sims(
+            post, q.window, pipeline=self.pipeline_counts(q.segment), seed=self.seed, start=self.start), timings)
         return self._get(("leads_needed", q.plan_key, q.confidence), lambda: S.leads_needed(
-            post, q.target, q.window, pipeline=self.pipeline_counts(q.segment), confidence=q.confidence,
-            target_unit=q.target_unit, seed=self.seed, start=self.start), timings)
+            post, q.target, q.window, confidence=q.confidence, target_unit=q.target_unit, sims=sims), timings)
 
     def curve(self, q: Question, plan: Any, domain: float, timings: dict | None = None) -> pd.DataFrame:
         """P(hit) over ``CURVE_POINTS`` plans from 0 to ``domain`` (plus the answer)."""

@@ -59,8 +59,8 @@ from ..posterior import PosteriorFunnel
 from .core import PipelineLike, SeedLike, make_rng, pipeline_state, round_leads, season_months, sims_for
 from .forecast import check_window
 
-__all__ = ["LeadsNeededResult", "leads_needed", "naive_win_rate", "PlanProblem", "plan_problem",
-           "window_win_probabilities"]
+__all__ = ["LeadsNeededResult", "leads_needed", "naive_win_rate", "PlanProblem", "plan_problem", "PlanSims",
+           "plan_sims", "window_win_probabilities"]
 
 #: Default minimum number of pipeline simulations behind a plan.
 MIN_PLAN_SIMS = 2000
@@ -313,15 +313,33 @@ def _baseline_wins(baseline: np.ndarray | None, q: np.ndarray, rng: np.random.Ge
     return rng.binomial(leads, q).sum(axis=1).astype(float)
 
 
-def plan_problem(post: PosteriorFunnel, target: float, window: int | tuple[int, int], *,
-                 pipeline: PipelineLike = None, profile: Sequence[float] | None = None,
-                 target_unit: str = "wins", seed: SeedLike = 0, max_leads: int = 1_000_000,
-                 sims_per_draw: int | None = None, start: object | None = None,
-                 baseline: np.ndarray | None = None) -> PlanProblem:
-    """Validate a leads-needed question and pre-compute what the search needs."""
-    target_wins = _target_wins(post, target, target_unit)
+@dataclass(frozen=True)
+class PlanSims:
+    """The part of a leads-needed question that does not depend on its target
+    (:func:`plan_sims`): month paths, P(won in the window) ``q`` of new leads per entry
+    month, and per simulation its path ``row``, posterior draw ``idx`` and the wins of
+    today's pipeline and of the baseline inflow. Reusable for any target, unit, confidence
+    or plan shape on the same posterior, window, pipeline, seed and baseline (``has_baseline``:
+    one was given)."""
+
+    q: np.ndarray
+    row: np.ndarray
+    idx: np.ndarray
+    pipeline_wins: np.ndarray
+    baseline_wins: np.ndarray
+    window: tuple[int, int]
+    n_draws: int
+    min_months_to_win: int | None
+    expected_pipeline_wins: float
+    has_baseline: bool = False
+
+
+def plan_sims(post: PosteriorFunnel, window: int | tuple[int, int], *, pipeline: PipelineLike = None,
+              seed: SeedLike = 0, sims_per_draw: int | None = None, start: object | None = None,
+              baseline: np.ndarray | None = None) -> PlanSims:
+    """Simulate what a leads-needed question needs besides its target (steps 1-3 of the
+    module docstring); arguments as in :func:`leads_needed`."""
     a, T = check_window(window)
-    weights, constant, max_total = _plan_weights(profile, T, max_leads)
     x0 = pipeline_state(post, pipeline).astype(np.int64)
     months = season_months(post, start, T)
     reps = sims_for(post.n_draws, sims_per_draw, MIN_PLAN_SIMS)
@@ -334,13 +352,34 @@ def plan_problem(post: PosteriorFunnel, target: float, window: int | tuple[int, 
         q, r = window_win_probabilities(post, months, (a, T))
         row = idx
     k, age = np.nonzero(x0)                        # empty (stage, age) cells would draw nothing
-    pipe = pipe_rng.binomial(x0[k, age], r[:, k, age][row]).sum(axis=1)
-    need = target_wins[idx] - pipe
-    return PlanProblem(q=q, row=row, need=need - _baseline_wins(baseline, q[row], base_rng), idx=idx,
-                       weights=weights, constant=constant, max_total=max_total, window=(a, T),
-                       min_months_to_win=_min_months_to_win(post),
-                       expected_pipeline_wins=float((r * x0[None]).sum(axis=(1, 2)).mean()),
-                       pipeline_need=need)
+    return PlanSims(q=q, row=row, idx=idx, pipeline_wins=pipe_rng.binomial(x0[k, age], r[:, k, age][row]).sum(axis=1),
+                    baseline_wins=_baseline_wins(baseline, q[row], base_rng), window=(a, T), n_draws=post.n_draws,
+                    min_months_to_win=_min_months_to_win(post),
+                    expected_pipeline_wins=float((r * x0[None]).sum(axis=(1, 2)).mean()),
+                    has_baseline=baseline is not None)
+
+
+def plan_problem(post: PosteriorFunnel, target: float, window: int | tuple[int, int], *,
+                 pipeline: PipelineLike = None, profile: Sequence[float] | None = None,
+                 target_unit: str = "wins", seed: SeedLike = 0, max_leads: int = 1_000_000,
+                 sims_per_draw: int | None = None, start: object | None = None,
+                 baseline: np.ndarray | None = None, sims: PlanSims | None = None) -> PlanProblem:
+    """Validate a leads-needed question and pre-compute what the search needs (``sims``:
+    :func:`plan_sims` already run for this posterior and window)."""
+    target_wins = _target_wins(post, target, target_unit)
+    a, T = check_window(window)
+    weights, constant, max_total = _plan_weights(profile, T, max_leads)
+    if sims is None:
+        sims = plan_sims(post, (a, T), pipeline=pipeline, seed=seed, sims_per_draw=sims_per_draw, start=start,
+                         baseline=baseline)
+    elif sims.window != (a, T) or sims.n_draws != post.n_draws:
+        raise SimulationError(f"sims were simulated for window {sims.window} and {sims.n_draws} draws, not for "
+                              f"window {(a, T)} and {post.n_draws} draws; run plan_sims for this question")
+    need = target_wins[sims.idx] - sims.pipeline_wins
+    return PlanProblem(q=sims.q, row=sims.row, need=need - sims.baseline_wins, idx=sims.idx, weights=weights,
+                       constant=constant, max_total=max_total, window=(a, T),
+                       min_months_to_win=sims.min_months_to_win,
+                       expected_pipeline_wins=sims.expected_pipeline_wins, pipeline_need=need)
 
 
 def _normal_guess(prob: PlanProblem, confidence: float) -> int:
@@ -494,6 +533,7 @@ def leads_needed(
     sims_per_draw: int | None = None,
     start: object | None = None,
     baseline: np.ndarray | None = None,
+    sims: PlanSims | None = None,
 ) -> LeadsNeededResult:
     """Smallest number of new leads per month that hits a target with a given confidence.
 
@@ -528,6 +568,10 @@ def leads_needed(
         Inflow draws of the new leads that come anyway (from a count model); each
         simulation takes one. The plan is then the leads to add on top, and the result's
         ``baseline_probability`` is P(hit) with this uncertain inflow and no plan.
+    sims : PlanSims, optional
+        :func:`plan_sims` of this ``post`` and ``window`` (with the pipeline, seed,
+        sims_per_draw, start and baseline it was given, which are then not read again):
+        several targets or confidences share one simulation, with the same answers.
 
     Returns
     -------
@@ -546,5 +590,6 @@ def leads_needed(
     confidence = float(confidence)
     prob = plan_problem(post, target, window, pipeline=pipeline, profile=profile, target_unit=target_unit,
                         seed=seed, max_leads=max_leads, sims_per_draw=sims_per_draw, start=start,
-                        baseline=baseline)
-    return _solve(post, prob, float(target), target_unit, confidence, max_leads, profile, baseline is not None)
+                        baseline=baseline, sims=sims)
+    has_baseline = baseline is not None if sims is None else sims.has_baseline
+    return _solve(post, prob, float(target), target_unit, confidence, max_leads, profile, has_baseline)
