@@ -172,3 +172,32 @@ def test_leads_needed_with_shared_sims_gives_the_same_answers(demo, kind):
         np.testing.assert_array_equal(got.curve.to_numpy(), want.curve.to_numpy())
     with pytest.raises(SimulationError, match="plan_sims"):
         S.leads_needed(post, 30, (1, 7), sims=sims)
+
+
+def test_plan_search_finds_what_bisection_finds(demo):
+    """The secant narrowing returns the bisection's answer on real plan problems (many
+    targets, windows, confidences, posteriors) with fewer evaluations of P."""
+    truth, pipe = demo
+    rng = np.random.default_rng(0)
+    evals = []
+    for i in range(24):
+        base = aged(truth, 3) if i % 3 == 0 else truth
+        post = synthetic_posterior(base, 150, concentration=float(rng.uniform(50, 500)), seed=i)
+        window = (int(rng.integers(1, 3)), int(rng.integers(4, 10)))
+        prob = planning.plan_problem(post, float(rng.integers(5, 400)), window, pipeline=pipe, seed=i)
+        for conf in (0.55, 0.8, 0.95):
+            seen = {0: -1.0}
+
+            def P(n):
+                if n not in seen:
+                    seen[n] = float(prob.probability(n)[0])
+                return seen[n]
+            if float(prob.probability(prob.max_total)[0]) < conf or np.mean(prob.need <= 0) >= conf:
+                continue
+            guess = planning._normal_guess(prob, conf)
+            want = ref.search(P, conf, guess, prob.max_total)
+            got, p, n_evals = planning._search(prob, conf, guess)
+            assert got == want and p == P(want) and P(got - 1) < conf <= p
+            evals.append((n_evals, len(seen) - 1))
+    new, old = np.array(evals).T
+    assert len(evals) > 40 and new.sum() < 0.75 * old.sum()
