@@ -245,6 +245,7 @@ class SplitProbabilities(NamedTuple):
     rates_possible: np.ndarray
     entry: np.ndarray
     entry_possible: np.ndarray
+    stage_possible: np.ndarray        # (K, C): destinations possible from stage k in some draw and age
 
 
 def _sequential(probs: np.ndarray) -> np.ndarray:
@@ -267,18 +268,20 @@ def split_probabilities(rates: np.ndarray, entry: np.ndarray) -> SplitProbabilit
     They depend on the month's rates only: a run whose months share their rates (no
     season, no month shocks) computes them once.
     """
-    return SplitProbabilities(_sequential(rates), rates > 0, _sequential(entry), entry > 0)
+    possible = rates > 0
+    return SplitProbabilities(_sequential(rates), possible, _sequential(entry), entry > 0,
+                              possible.any(axis=(0, 2)))
 
 
 def _multinomial_rows(rng: np.random.Generator, n: np.ndarray, cond: np.ndarray, possible: np.ndarray
                       ) -> np.ndarray:
     """Multinomial counts (R, C) for counts ``n`` (R,) by sequential binomials over the
     destinations possible in some row: ``cond`` (R, C) from :func:`_sequential`,
-    ``possible`` (R, C) the positive probabilities. The last possible destination takes
-    the rest; rows run out of leads draw nothing more."""
+    ``possible`` (R, C) the positive probabilities, or (C,) already reduced over the rows.
+    The last possible destination takes the rest; rows run out of leads draw nothing more."""
     out = np.zeros(cond.shape, dtype=np.int64)
     rem = n.astype(np.int64, copy=True)
-    cols = np.flatnonzero(possible.any(axis=0))
+    cols = np.flatnonzero(possible if possible.ndim == 1 else possible.any(axis=0))
     for i, c in enumerate(cols):
         if not rem.any():
             break
@@ -314,7 +317,9 @@ def step_sampled(rng: np.random.Generator | Sequence[np.random.Generator], rates
         if not live.size:
             continue
         moved = np.zeros((D * A, C), dtype=np.int64)
+        every = live.size == D * A                           # then the stage's own possible destinations
         moved[live] = _multinomial_rows(rngs[k], n[live], sp.rates[:, k].reshape(D * A, C)[live],
+                                        sp.stage_possible[k] if every else
                                         sp.rates_possible[:, k].reshape(D * A, C)[live])
         st[:, k] = moved[:, k].reshape(D, A)
         moved[:, k] = 0

@@ -280,8 +280,8 @@ def forecast_months(start: object | None, horizon: int) -> pd.Index:
     """Labels of forecast months 1..H: month starts after ``start``'s month, or integers."""
     if start is None:
         return pd.Index(np.arange(1, horizon + 1), name="month")
-    base = _month_start(start)
-    return pd.DatetimeIndex([base + pd.DateOffset(months=m) for m in range(1, horizon + 1)], name="month")
+    first = _month_start(start) + pd.DateOffset(months=1)
+    return pd.DatetimeIndex(pd.date_range(first, periods=horizon, freq="MS"), freq=None, name="month")
 
 
 def month_rates(post: PosteriorFunnel, months: np.ndarray, m: int, rng: np.random.Generator | None = None
