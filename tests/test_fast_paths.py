@@ -201,3 +201,13 @@ def test_plan_search_finds_what_bisection_finds(demo):
             evals.append((n_evals, len(seen) - 1))
     new, old = np.array(evals).T
     assert len(evals) > 40 and new.sum() < 0.75 * old.sum()
+
+
+@pytest.mark.parametrize("start", ["2025-11-30", "2024-01-31", "2024-02-29", "1999-12-01 13:00"])
+def test_forecast_months_are_the_month_starts_after_the_cut_off(start):
+    base = pd.Timestamp(start).to_period("M").to_timestamp()
+    for H in (1, 6, 25):
+        want = pd.DatetimeIndex([base + pd.DateOffset(months=m) for m in range(1, H + 1)], name="month")
+        got = core.forecast_months(start, H)
+        pd.testing.assert_index_equal(got, want, exact=True)
+        assert got.freq == want.freq and got.name == "month"
