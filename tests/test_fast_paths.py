@@ -19,7 +19,7 @@ from funnel_models import simulate as S
 from funnel_models.data import derive
 from funnel_models.datasets.demo import demo_data
 from funnel_models.errors import ModelConfigError, SimulationError
-from funnel_models.simulate import core, planning
+from funnel_models.simulate import core, planning, plansims
 from funnel_models.simulate.core import calendar_months, pipeline_state, sampled_run, synthetic_posterior
 from simulate_oracle import aged
 from test_chain import random_rates
@@ -211,3 +211,16 @@ def test_forecast_months_are_the_month_starts_after_the_cut_off(start):
         got = core.forecast_months(start, H)
         pd.testing.assert_index_equal(got, want, exact=True)
         assert got.freq == want.freq and got.name == "month"
+
+
+def test_window_win_probabilities_in_one_block_equal_the_blocks(demo):
+    """Average months are computed for all draws at once; the numbers are those of the
+    blocks of CHUNK_DRAWS draws the recursion used to run in."""
+    truth, _ = demo
+    post = synthetic_posterior(aged(truth, 5), plansims.CHUNK_DRAWS + 300, concentration=100.0, seed=3)
+    months = calendar_months(None, 7)
+    q, r = plansims.window_win_probabilities(post, months, (2, 7))
+    blocks = [plansims.window_win_probabilities(post.take(np.arange(lo, min(lo + plansims.CHUNK_DRAWS, post.n_draws))),
+                                                months, (2, 7)) for lo in range(0, post.n_draws, plansims.CHUNK_DRAWS)]
+    np.testing.assert_array_equal(q, np.concatenate([b[0] for b in blocks]))
+    np.testing.assert_array_equal(r, np.concatenate([b[1] for b in blocks]))

@@ -34,7 +34,8 @@ __all__ = ["PlanSims", "plan_sims", "window_win_probabilities", "MIN_PLAN_SIMS",
 
 #: Default minimum number of pipeline simulations behind a plan.
 MIN_PLAN_SIMS = 2000
-#: Posterior draws per block of the backward recursion (bounds memory with many ages).
+#: Posterior draws per block of the backward recursion when month paths are drawn or
+#: seasonal (bounds memory with many ages); average months need no block.
 CHUNK_DRAWS = 512
 
 
@@ -64,8 +65,10 @@ def window_win_probabilities(post: PosteriorFunnel, months: np.ndarray, window: 
     K = post.n_stages
     qs, rs = [], []
     m = np.arange(1, T + 1)
-    for lo in range(0, post.n_draws, CHUNK_DRAWS):
-        part = post.take(np.arange(lo, min(lo + CHUNK_DRAWS, post.n_draws)))
+    materialised = post.season is not None or (post.shock_sd is not None and rng is not None)
+    chunk = CHUNK_DRAWS if materialised else max(post.n_draws, 1)     # average months: a broadcast view
+    for lo in range(0, post.n_draws, chunk):
+        part = post if chunk >= post.n_draws else post.take(np.arange(lo, min(lo + chunk, post.n_draws)))
         rates, entry = part.month_path(months[:T], rng)
         v = chain.won_to_go(rates, T)                                   # won in t+1..T
         if a > 1:                                                       # minus won in t+1..a-1
