@@ -249,11 +249,15 @@ def sims_for(n_draws: int, sims_per_draw: int | None, min_sims: int) -> int:
 
 
 # ---------------------------------------------------------------------- months
-def _month_start(start: object) -> pd.Timestamp:
+def _timestamp(start: object) -> pd.Timestamp:
     try:
-        return pd.Timestamp(start).to_period("M").to_timestamp()  # type: ignore[arg-type]
+        return pd.Timestamp(start)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise SimulationError(f"start must be the cut-off month (a date), got {start!r}") from None
+
+
+def _month_start(start: object) -> pd.Timestamp:
+    return _timestamp(start).to_period("M").to_timestamp()
 
 
 def calendar_months(start: object | None, horizon: int) -> np.ndarray:
@@ -265,7 +269,7 @@ def calendar_months(start: object | None, horizon: int) -> np.ndarray:
     H = check_horizon(horizon)
     if start is None:
         return np.ones(H, dtype=np.int64)
-    return (_month_start(start).month + np.arange(H)) % 12 + 1
+    return (_timestamp(start).month + np.arange(H)) % 12 + 1
 
 
 def season_months(post: PosteriorFunnel, start: object | None, horizon: int) -> np.ndarray:
