@@ -98,28 +98,8 @@ def pipeline_wins(rng: np.random.Generator, x0: np.ndarray, r: np.ndarray, row: 
     return rng.binomial(np.broadcast_to(x0, r[row].shape), r[row]).sum(axis=(1, 2))
 
 
-def search(P, confidence: float, guess: int, max_total: int):
-    """Smallest N in [1, max_total] with P(N) >= confidence: bracket around ``guess`` with
-    doubling steps, then bisect (``None`` when max_total falls short)."""
-    step = max(1, int(0.02 * guess))
-    if P(guess) >= confidence:
-        lo, hi = guess, guess
-        while True:
-            lo = max(0, hi - step)
-            step *= 2
-            if lo == 0 or P(lo) < confidence:
-                break
-            hi = lo
-    else:
-        lo = guess
-        while True:
-            hi = min(max_total, lo + step)
-            step *= 2
-            if P(hi) >= confidence:
-                break
-            if hi == max_total:
-                return None
-            lo = hi
+def bisect(P, lo: int, hi: int, confidence: float) -> int:
+    """Smallest N in (lo, hi] with P(N) >= confidence, given P(lo) < confidence <= P(hi)."""
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if P(mid) >= confidence:

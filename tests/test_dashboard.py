@@ -100,6 +100,7 @@ def test_target_change_reruns_only_the_plan(dash, model, data):
     assert st.plan.leads == plan.leads != before
     assert st.p_hit == pytest.approx(p_hit)
     assert "forecast" not in st.timings and "leads_needed" in st.timings
+    assert "plan_sims" not in st.timings                 # the simulations do not depend on the target
 
 
 def test_every_control_maps_to_simulator_args(dash, model, data):

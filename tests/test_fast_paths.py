@@ -46,14 +46,18 @@ def reference_run(post, x0, leads, months, rng):
     return wins, x
 
 
-@pytest.mark.parametrize("A, skip", [(1, True), (4, True), (3, False)])
-def test_step_sampled_draws_what_the_reference_draws(A, skip):
+@pytest.mark.parametrize("A, skip, empty", [(1, True, True), (1, True, False), (4, True, True), (3, False, False)])
+def test_step_sampled_draws_what_the_reference_draws(A, skip, empty):
     rng = np.random.default_rng(A)
     R, entry = random_rates(rng, D=40, K=4, A=A, skip=skip)
     R[:7, 1] = 0.0
     R[:7, 1, :, 1] = 1.0                                    # some draws never leave stage 1
-    x = rng.integers(0, 30, size=(40, 4, A))
-    x[::3, 2] = 0                                           # rows without leads are not drawn
+    R[:5, 3, :, 4] += R[:5, 3, :, 5]
+    R[:5, 3, :, 5] = 0.0                                    # draws 0-4 never lose a lead in stage 3
+    x = rng.integers(1, 30, size=(40, 4, A))                # every row holds leads ...
+    if empty:
+        x[::3, 2] = 0                                       # ... or some do not (they are not drawn)
+        x[5:, 3] = 0                                        # stage 3's leads: only where LOST is impossible
     leads = rng.integers(0, 50, size=40)
     streams = lambda: np.random.default_rng(9).spawn(5)  # noqa: E731
     got = chain.step_sampled(streams(), R, entry, x, leads)
@@ -175,11 +179,13 @@ def test_leads_needed_with_shared_sims_gives_the_same_answers(demo, kind):
 
 
 def test_plan_search_finds_what_bisection_finds(demo):
-    """The secant narrowing returns the bisection's answer on real plan problems (many
-    targets, windows, confidences, posteriors) with fewer evaluations of P."""
+    """The search (bracket, then secant steps) returns what bisection over all of
+    [0, max_total] returns, on real plan problems (many targets, windows, confidences,
+    posteriors), and the secant narrowing needs fewer evaluations of P than bisecting
+    the same brackets."""
     truth, pipe = demo
     rng = np.random.default_rng(0)
-    evals = []
+    evals, cases = [], 0
     for i in range(24):
         base = aged(truth, 3) if i % 3 == 0 else truth
         post = synthetic_posterior(base, 150, concentration=float(rng.uniform(50, 500)), seed=i)
@@ -192,15 +198,20 @@ def test_plan_search_finds_what_bisection_finds(demo):
                 if n not in seen:
                     seen[n] = float(prob.probability(n)[0])
                 return seen[n]
-            if float(prob.probability(prob.max_total)[0]) < conf or np.mean(prob.need <= 0) >= conf:
+            if P(prob.max_total) < conf or np.mean(prob.need <= 0) >= conf:
                 continue
-            guess = planning._normal_guess(prob, conf)
-            want = ref.search(P, conf, guess, prob.max_total)
-            got, p, n_evals = planning._search(prob, conf, guess)
-            assert got == want and p == P(want) and P(got - 1) < conf <= p
-            evals.append((n_evals, len(seen) - 1))
+            want = ref.bisect(P, 0, prob.max_total, conf)
+            got, p, _ = planning._search(prob, conf, planning._normal_guess(prob, conf))
+            assert got == want and p == P(want)
+            cases += 1
+            for lo, hi in ((max(0, want - 40), want + 13), (max(0, want - 3), want + 700), (want - 1, want)):
+                calls = []
+                assert planning._narrow(lambda n: calls.append(n) or P(n), lo, hi, conf, secant=True) == want
+                halved = []
+                assert ref.bisect(lambda n: halved.append(n) or P(n), lo, hi, conf) == want
+                evals.append((len(set(calls) - {lo, hi}), len(halved)))
     new, old = np.array(evals).T
-    assert len(evals) > 40 and new.sum() < 0.75 * old.sum()
+    assert cases > 40 and new.sum() < 0.75 * old.sum()
 
 
 @pytest.mark.parametrize("start", ["2025-11-30", "2024-01-31", "2024-02-29", "1999-12-01 13:00"])

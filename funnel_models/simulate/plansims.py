@@ -10,13 +10,13 @@ turns into an answer for any target, unit, confidence or plan shape.
 
 Examples
 --------
->>> import numpy as np
->>> from funnel_models.posterior import PosteriorFunnel
->>> P = np.array([[0.0, 0.5, 0.5], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
->>> post = PosteriorFunnel.from_point(["A"], P, np.array([0.0, 0.3, 0.7]))
->>> sims = plan_sims(post, 1, pipeline={"A": 10})
->>> sims.q.tolist(), sims.idx.size, sims.expected_pipeline_wins
-([[0.3]], 2000, 5.0)
+>>> from funnel_models.datasets.demo import demo_data
+>>> truth = demo_data(months=6, leads_per_month=50).truth.posterior()
+>>> sims = plan_sims(truth, 3, pipeline={"NEGO": 10})      # one draw: 2000 simulated pipelines
+>>> float(sims.q.max()), sims.idx.size                     # new leads need > 3 months to be won
+(0.0, 2000)
+>>> round(sims.expected_pipeline_wins, 2), round(float(sims.pipeline_wins.mean()), 2)
+(5.46, 5.46)
 """
 from __future__ import annotations
 
