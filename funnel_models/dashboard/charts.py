@@ -120,6 +120,7 @@ class PlotlyCharts:
         import plotly.graph_objects as go
         self.start = pd.Timestamp(start)
         self._given: dict[int, dict] = {}                  # figure -> the values last given to it
+        self._labels: dict[int, str] = {}                  # months after the cut-off -> axis label
         self.curve = go.FigureWidget(layout=_curve_layout())
         self.curve.add_scatter(name="P(hit)", mode="lines", line=dict(color=_BLUE, width=3),
                                hovertemplate="%{x:,} leads/month: P(hit) %{y:.0%}<extra></extra>")
@@ -221,12 +222,18 @@ class PlotlyCharts:
                   "name": self._fan_names + [f"target {fmt_number(q.target)}"]}
         every = max(1, int(np.ceil(len(x) / 7)))              # at most 7 month labels: never slanted
         shown = x[::every]
-        ticks = [self.start + pd.DateOffset(months=int(m)) for m in shown]
         top = max(float(s["hi_95"].max()), q.target) * 1.08
         self._apply(self.fan, traces, {
-            "xaxis.tickvals": shown, "xaxis.ticktext": [t.strftime("%b %y") for t in ticks],
+            "xaxis.tickvals": shown, "xaxis.ticktext": [self._month_label(int(m)) for m in shown],
             "xaxis.range": [0, x[-1]], "xaxis.tickangle": 0, "yaxis.range": [0, top or 1.0],
             "yaxis.title.text": f"cumulative {unit}", "title.text": f"Cumulative {unit}: forecast with the planned leads"})
+
+    def _month_label(self, m: int) -> str:
+        """``"Mar 26"``: the month ``m`` months after the cut-off (remembered: a redraw
+        asks for the same few labels again)."""
+        if m not in self._labels:
+            self._labels[m] = (self.start + pd.DateOffset(months=m)).strftime("%b %y")
+        return self._labels[m]
 
     def sync(self) -> None:
         """Copy the figures' current state into the widget state a new view renders from.
