@@ -224,9 +224,9 @@ def test_forecast_months_are_the_month_starts_after_the_cut_off(start):
         assert got.freq == want.freq and got.name == "month"
 
 
-def test_window_win_probabilities_in_one_block_equal_the_blocks(demo):
-    """Average months are computed for all draws at once; the numbers are those of the
-    blocks of CHUNK_DRAWS draws the recursion used to run in."""
+def test_window_win_probabilities_on_views_equal_the_copied_blocks(demo):
+    """Average months run on views of the posterior's arrays, block by block; the numbers
+    are those of the copied blocks of CHUNK_DRAWS draws (posterior.take) used before."""
     truth, _ = demo
     post = synthetic_posterior(aged(truth, 5), plansims.CHUNK_DRAWS + 300, concentration=100.0, seed=3)
     months = calendar_months(None, 7)

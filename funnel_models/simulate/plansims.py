@@ -34,8 +34,8 @@ __all__ = ["PlanSims", "plan_sims", "window_win_probabilities", "MIN_PLAN_SIMS",
 
 #: Default minimum number of pipeline simulations behind a plan.
 MIN_PLAN_SIMS = 2000
-#: Posterior draws per block of the backward recursion when month paths are drawn or
-#: seasonal (bounds memory with many ages); average months need no block.
+#: Posterior draws per block of the backward recursion (bounds memory with many ages and
+#: keeps the working arrays in cache).
 CHUNK_DRAWS = 512
 
 
@@ -66,10 +66,14 @@ def window_win_probabilities(post: PosteriorFunnel, months: np.ndarray, window: 
     qs, rs = [], []
     m = np.arange(1, T + 1)
     materialised = post.season is not None or (post.shock_sd is not None and rng is not None)
-    chunk = CHUNK_DRAWS if materialised else max(post.n_draws, 1)     # average months: a broadcast view
-    for lo in range(0, post.n_draws, chunk):
-        part = post if chunk >= post.n_draws else post.take(np.arange(lo, min(lo + chunk, post.n_draws)))
-        rates, entry = part.month_path(months[:T], rng)
+    for lo in range(0, post.n_draws, CHUNK_DRAWS):
+        hi = min(lo + CHUNK_DRAWS, post.n_draws)
+        if materialised:
+            rates, entry = post.take(np.arange(lo, hi)).month_path(months[:T], rng)
+        else:                                       # average months: each draw's own rates, as month_path
+            r, en = post.rates[lo:hi], post.entry[lo:hi]
+            rates = np.broadcast_to(r[:, None], (hi - lo, T) + r.shape[1:])
+            entry = np.broadcast_to(en[:, None], (hi - lo, T, en.shape[-1]))
         v = chain.won_to_go(rates, T)                                   # won in t+1..T
         if a > 1:                                                       # minus won in t+1..a-1
             v = v - np.pad(chain.won_to_go(rates, a - 1), ((0, 0), (0, T - a + 1), (0, 0), (0, 0)))
