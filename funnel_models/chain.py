@@ -236,29 +236,33 @@ def step_expected(rates: np.ndarray, entry: np.ndarray, x: np.ndarray, leads: np
 class SplitProbabilities(NamedTuple):
     """What one month's multinomial moves are drawn with (:func:`split_probabilities`).
 
-    ``rates`` (D, K, A, C) and ``entry`` (D, C) hold, per row, P(destination ``c`` | none
-    of the destinations before ``c``); ``*_possible`` mark the destinations with a
-    positive probability.
+    ``entry_cols`` are the destinations possible for a new lead and ``entry`` (D, c) the
+    conditional probabilities of :func:`_conditional` over them; ``stage_cols[k]`` and
+    ``stages[k]`` (D * A, c_k) the same for the leads in stage ``k`` (rows by draw, then age).
     """
 
-    rates: np.ndarray
-    rates_possible: np.ndarray
+    entry_cols: np.ndarray
     entry: np.ndarray
-    entry_possible: np.ndarray
-    stage_possible: np.ndarray        # (K, C): destinations possible from stage k in some draw and age
+    stage_cols: tuple[np.ndarray, ...]
+    stages: tuple[np.ndarray, ...]
 
 
-def _sequential(probs: np.ndarray) -> np.ndarray:
-    """P(destination ``c`` | not an earlier one) along the last axis, clipped to [0, 1].
+def _possible(probs: np.ndarray) -> np.ndarray:
+    """The destinations (columns) with a positive probability in some row of ``probs`` (R, C)."""
+    return np.flatnonzero((probs > 0).any(axis=0))
 
-    The share left before ``c`` is ``1 - p_0 - ... - p_{c-1}`` subtracted in that order,
-    so the binomials drawn one destination at a time get the same probabilities whether
-    they are computed here once or destination by destination.
+
+def _conditional(probs: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """P(destination ``cols[i]`` | none of ``cols[:i]``) per row of ``probs`` (R, C), clipped
+    to [0, 1]: the binomial probabilities that draw a multinomial one destination at a time.
+
+    The share left before ``cols[i]`` is ``1 - p[cols[0]] - ... - p[cols[i-1]]``,
+    subtracted in that order, as when it is updated destination by destination.
     """
-    ones = np.ones(probs.shape[:-1] + (1,))
-    left = np.subtract.accumulate(np.concatenate([ones, probs[..., :-1]], axis=-1), axis=-1)
+    sub = probs[:, cols]
+    left = np.subtract.accumulate(np.concatenate([np.ones((len(sub), 1)), sub[:, :-1]], axis=1), axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = np.where(left > _TOL, probs / np.maximum(left, _TOL), 0.0)
+        p = np.where(left > _TOL, sub / np.maximum(left, _TOL), 0.0)
     return np.clip(p, 0.0, 1.0)
 
 
@@ -266,26 +270,28 @@ def split_probabilities(rates: np.ndarray, entry: np.ndarray) -> SplitProbabilit
     """The conditional probabilities :func:`step_sampled` draws a month's moves with.
 
     They depend on the month's rates only: a run whose months share their rates (no
-    season, no month shocks) computes them once.
+    season, no month shocks) computes them once for every month.
     """
-    possible = rates > 0
-    return SplitProbabilities(_sequential(rates), possible, _sequential(entry), entry > 0,
-                              possible.any(axis=(0, 2)))
+    D, K, A, C = rates.shape
+    rows = [rates[:, k].reshape(D * A, C) for k in range(K)]
+    stage_cols = tuple(_possible(r) for r in rows)
+    ecols = _possible(entry)
+    return SplitProbabilities(ecols, _conditional(entry, ecols), stage_cols,
+                              tuple(_conditional(r, c) for r, c in zip(rows, stage_cols)))
 
 
-def _multinomial_rows(rng: np.random.Generator, n: np.ndarray, cond: np.ndarray, possible: np.ndarray
-                      ) -> np.ndarray:
+def _multinomial_rows(rng: np.random.Generator, n: np.ndarray, cond: np.ndarray, cols: np.ndarray,
+                      C: int) -> np.ndarray:
     """Multinomial counts (R, C) for counts ``n`` (R,) by sequential binomials over the
-    destinations possible in some row: ``cond`` (R, C) from :func:`_sequential`,
-    ``possible`` (R, C) the positive probabilities, or (C,) already reduced over the rows.
-    The last possible destination takes the rest; rows run out of leads draw nothing more."""
-    out = np.zeros(cond.shape, dtype=np.int64)
+    possible destinations ``cols`` with the conditional probabilities ``cond`` (R, len(cols))
+    of :func:`_conditional`. The last one takes the rest; nothing more is drawn once every
+    row has run out of leads."""
+    out = np.zeros((len(n), C), dtype=np.int64)
     rem = n.astype(np.int64, copy=True)
-    cols = np.flatnonzero(possible if possible.ndim == 1 else possible.any(axis=0))
     for i, c in enumerate(cols):
         if not rem.any():
             break
-        take = rem if i == len(cols) - 1 else rng.binomial(rem, cond[:, c])
+        take = rem if i == len(cols) - 1 else rng.binomial(rem, cond[:, i])
         out[:, c] = take
         rem = rem - take
     return out
@@ -300,7 +306,8 @@ def step_sampled(rng: np.random.Generator | Sequence[np.random.Generator], rates
     ``rng`` is one generator, or ``K + 1`` of them: one per source stage (all its ages),
     then one for the new leads. With separate streams, changing one stage's rates leaves
     the draws of every other stage unchanged (common random numbers for scenarios).
-    ``split``: :func:`split_probabilities` of ``rates`` and ``entry`` when already known.
+    ``split``: :func:`split_probabilities` of ``rates`` and ``entry``, for months that
+    share their rates; without it they are computed here for the rows holding leads.
     """
     D, K, A = x.shape
     rngs = [rng] * (K + 1) if isinstance(rng, np.random.Generator) else list(rng)
@@ -308,19 +315,23 @@ def step_sampled(rng: np.random.Generator | Sequence[np.random.Generator], rates
         raise ModelConfigError(f"step_sampled needs one generator or {K + 1} (one per stage, then new leads), "
                                f"got {len(rngs)}")
     C = K + 2
-    sp = split_probabilities(rates, entry) if split is None else split
+    ecols = _possible(entry) if split is None else split.entry_cols
+    arrivals = _multinomial_rows(rngs[K], leads, _conditional(entry, ecols) if split is None else split.entry,
+                                 ecols, C)
     st = np.zeros((D, K, A), dtype=np.int64)                 # stayers by source (stage, age)
-    arrivals = _multinomial_rows(rngs[K], leads, sp.entry, sp.entry_possible)
     for k in range(K):
         n = x[:, k].reshape(D * A)
         live = np.flatnonzero(n)                             # only rows holding leads are drawn
         if not live.size:
             continue
+        if split is not None and live.size == D * A:         # every row: the stage's own destinations
+            cond, cols = split.stages[k], split.stage_cols[k]
+        else:
+            probs = rates[:, k].reshape(D * A, C)[live]
+            cols = _possible(probs)
+            cond = _conditional(probs, cols)
         moved = np.zeros((D * A, C), dtype=np.int64)
-        every = live.size == D * A                           # then the stage's own possible destinations
-        moved[live] = _multinomial_rows(rngs[k], n[live], sp.rates[:, k].reshape(D * A, C)[live],
-                                        sp.stage_possible[k] if every else
-                                        sp.rates_possible[:, k].reshape(D * A, C)[live])
+        moved[live] = _multinomial_rows(rngs[k], n[live], cond, cols, C)
         st[:, k] = moved[:, k].reshape(D, A)
         moved[:, k] = 0
         arrivals += moved.reshape(D, A, C).sum(axis=1)

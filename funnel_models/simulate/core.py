@@ -312,7 +312,8 @@ def _run(post: PosteriorFunnel, x0: np.ndarray, leads: np.ndarray, months: np.nd
     entries = np.zeros((D, H, K + 2), dtype=dtype)
     opened = np.zeros((D, H, K + 2), dtype=dtype)
     closed = np.zeros((D, 2), dtype=dtype)
-    split, split_of = None, None
+    shared = streams is not None and post.season is None and post.shock_sd is None   # every month: post.rates
+    split = chain.split_probabilities(post.rates, post.entry) if shared else None
     for m in range(H):
         if streams is None:
             rates, entry = month_rates(post, months, m)
@@ -320,8 +321,6 @@ def _run(post: PosteriorFunnel, x0: np.ndarray, leads: np.ndarray, months: np.nd
         else:
             s = streams[m]
             rates, entry = month_rates(post, months, m, s[K + 1])
-            if rates is not split_of:                  # months without season or shocks share them
-                split, split_of = chain.split_probabilities(rates, entry), rates
             x, arrivals = chain.step_sampled(s[:K + 1], rates, entry, x, lv[:, m], split=split)
         entries[:, m] = arrivals
         closed = closed + arrivals[:, K:]
