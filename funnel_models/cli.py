@@ -1,7 +1,9 @@
 """The ``funnel`` command line.
 
-Each subcommand lives in its own module under :mod:`funnel_models.commands` and exposes
-``register(subparsers)``, which adds a parser whose ``func`` returns an exit status.
+Each subcommand lives in its own module under :mod:`funnel_models.commands` and declares
+itself as a :class:`~funnel_models.commands.Command` named ``COMMAND`` (name, help texts,
+arguments, the function it runs); :func:`build_parser` adds one parser per command, whose
+``func`` returns an exit status.
 
 Exit status (each means one thing):
 
@@ -49,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name and exc.name.endswith(f"commands.{name}"):
                 continue
             raise
-        module.register(sub)
+        module.COMMAND.register(sub)
     return parser
 
 

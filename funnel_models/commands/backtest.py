@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import add_wait_option, with_library_warnings_silenced
+from . import Command, add_parameter_file_argument, add_quick_option, add_wait_option, quick_overrides
 
-__all__ = ["register", "handler"]
+__all__ = ["COMMAND", "handler", "add_arguments"]
 
 _EXAMPLE = """\
 examples:
@@ -35,26 +35,18 @@ exit status: 0 ok; 2 bad input; 3 the data store is busy (retry, or --wait SECON
 
 
 def handler(args: argparse.Namespace) -> int:
-    """Run the command with the libraries' warnings silenced (data warnings are printed as notes)."""
-    return with_library_warnings_silenced(_run, args)
-
-
-def _run(args: argparse.Namespace) -> int:
     """Run ``funnel backtest``; returns the exit status."""
     import pandas as pd
 
-    from ..params import load_parameter_file
     from ..preflight import preflight
     from ..reports.backtest_report import run_backtest
     from ..reports.context import prepare
-    from ..reports.notebooks import DEFAULT_PARAMETERS, resolve_parameters
-    path = resolve_parameters(args.params or DEFAULT_PARAMETERS)
+    from ..reports.notebooks import load_parameters
     section = {k: v for k, v in (("horizon", args.horizon), ("n_windows", args.windows), ("output", args.output))
                if v is not None}
     overrides: dict[str, Any] = {"backtest": section} if section else {}
-    if args.quick:
-        overrides["model"] = "conjugate"
-    params, _ = load_parameter_file(path, overrides or None)
+    overrides.update(quick_overrides(args))
+    path, params, _ = load_parameters(args.params or None, overrides or None)
     preflight(params, "backtest", where=str(path), wait=args.wait)
     ctx = prepare("backtest", params)
     res = run_backtest(ctx, progress=not args.no_progress)
@@ -72,20 +64,20 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``backtest`` subcommand to ``subparsers``."""
-    p = subparsers.add_parser(
-        "backtest", help="rolling-origin backtest of the win forecast vs baselines",
-        description="Fit at monthly cut-offs, forecast the next months' wins from the open pipeline and "
-        "the new leads, and score the Bayesian model (MAE, MAPE, CRPS, interval coverage) against "
-        "trailing-rate and weighted-pipeline baselines.",
-        epilog=_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("params", nargs="?", metavar="PARAMS.yaml", help="parameter file (default default.yaml)")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the ``backtest`` arguments to its parser."""
+    add_parameter_file_argument(p)
     p.add_argument("--horizon", type=int, help="months forecast after each cut-off (backtest.horizon)")
     p.add_argument("--windows", type=int, help="number of monthly cut-offs (backtest.n_windows)")
-    p.add_argument("--quick", action="store_true", help="model: conjugate (exact, no MCMC)")
+    add_quick_option(p)
     p.add_argument("--output", metavar="CSV", help="write the long forecast/actual table here (backtest.output)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_wait_option(p)
-    p.set_defaults(func=handler)
-    return p
+
+
+COMMAND = Command(
+    "backtest", help="rolling-origin backtest of the win forecast vs baselines",
+    description="Fit at monthly cut-offs, forecast the next months' wins from the open pipeline and "
+    "the new leads, and score the Bayesian model (MAE, MAPE, CRPS, interval coverage) against "
+    "trailing-rate and weighted-pipeline baselines.",
+    epilog=_EXAMPLE, add_arguments=add_arguments, run=handler, silence_library_warnings=True)

@@ -24,7 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["register", "handler", "voila_command", "NOTEBOOK"]
+from . import Command, add_parameter_file_argument
+
+__all__ = ["COMMAND", "handler", "add_arguments", "voila_command", "NOTEBOOK"]
 
 #: The dashboard notebook's name (``notebooks/what_if.ipynb``, shipped as a template).
 NOTEBOOK = "what_if"
@@ -92,24 +94,23 @@ def handler(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``dashboard`` subcommand to ``subparsers``."""
-    p = subparsers.add_parser(
-        "dashboard", help="serve the interactive what-if dashboard (Voila)",
-        description="Serve the what-if notebook with Voila: leads needed for a target, P(hit) with the "
-        "planned leads, the forecast fan chart, where to act and the stage flows, with controls for the target, "
-        "window, confidence, planned leads, stage multipliers and segments. Reads the same parameter files as "
-        "'funnel report'. Listens on 127.0.0.1 by default.",
-        epilog=_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("params", nargs="?", metavar="PARAMS.yaml",
-                   help="parameter file (default: parameters/default.yaml, the monthly report's)")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the ``dashboard`` arguments to its parser."""
+    add_parameter_file_argument(p, help="parameter file (default: parameters/default.yaml, the monthly report's)")
     p.add_argument("--port", type=int, default=8866, help="port (default 8866)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes the dashboard to the network)")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks in the page")
     p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
-    p.set_defaults(func=handler)
-    return p
+
+
+COMMAND = Command(
+    "dashboard", help="serve the interactive what-if dashboard (Voila)",
+    description="Serve the what-if notebook with Voila: leads needed for a target, P(hit) with the "
+    "planned leads, the forecast fan chart, where to act and the stage flows, with controls for the target, "
+    "window, confidence, planned leads, stage multipliers and segments. Reads the same parameter files as "
+    "'funnel report'. Listens on 127.0.0.1 by default.",
+    epilog=_EXAMPLE, add_arguments=add_arguments, run=handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - convenience

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import add_wait_option, with_library_warnings_silenced
+from . import Command, add_parameter_file_argument, add_quick_option, add_wait_option, quick_overrides
 
-__all__ = ["register", "handler"]
+__all__ = ["COMMAND", "handler", "add_arguments"]
 
 
 def _print_choice(ctx: Any) -> None:
@@ -50,18 +50,11 @@ def _print_outlook(ctx: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    """Run the command with the libraries' warnings silenced (data warnings are printed as notes)."""
-    return with_library_warnings_silenced(_run, args)
-
-
-def _run(args: argparse.Namespace) -> int:
     """Run ``funnel fit``; returns the exit status."""
-    from ..params import load_parameter_file
     from ..preflight import preflight
     from ..reports.context import prepare
-    from ..reports.notebooks import DEFAULT_PARAMETERS, resolve_parameters
-    path = resolve_parameters(args.parameters or DEFAULT_PARAMETERS)
-    params, nb_key = load_parameter_file(path, {"model": "conjugate"} if args.quick else None)
+    from ..reports.notebooks import load_parameters
+    path, params, nb_key = load_parameters(args.params or None, quick_overrides(args) or None)
     notebook = args.notebook or nb_key or "monthly_report"
     preflight(params, notebook, where=str(path), wait=args.wait)
     t0 = time.perf_counter()
@@ -88,23 +81,23 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if diag.ok else 1
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``fit`` subcommand to ``subparsers``."""
-    p = subparsers.add_parser(
-        "fit", help="fit and cache the model of a parameter file, print the model and its diagnostics",
-        description="Load the data of PARAMS.yaml (default: default.yaml), fit the model (cached on disk "
-        "by a hash of data and settings: $FUNNEL_CACHE_DIR or ~/.cache/funnel_models), and print which "
-        "model and variant was chosen (ELPD differences), per-stage conversion, where leads are heading "
-        "and the diagnostics.",
-        epilog="example:\n  funnel fit parameters/region_north.yaml\n\nexit status: 0 ok; 1 the diagnostics "
-        "are bad; 2 bad input; 3 the data store is busy (retry, or --wait SECONDS).",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("parameters", nargs="?", metavar="PARAMS.yaml", help="parameter file (default default.yaml)")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the ``fit`` arguments to its parser."""
+    add_parameter_file_argument(p)
     p.add_argument("--notebook", default=None, metavar="NAME",
                    help="check the file for this notebook too (e.g. process_change adds its change point)")
-    p.add_argument("--quick", action="store_true", help="quick mode: model: conjugate (exact, no MCMC)")
+    add_quick_option(p)
     p.add_argument("--cache-dir", default=None, metavar="DIR", help="fit cache folder")
     p.add_argument("--progress", action="store_true", help="show the sampler's progress bar")
     add_wait_option(p)
-    p.set_defaults(func=handler)
-    return p
+
+
+COMMAND = Command(
+    "fit", help="fit and cache the model of a parameter file, print the model and its diagnostics",
+    description="Load the data of PARAMS.yaml (default: default.yaml), fit the model (cached on disk "
+    "by a hash of data and settings: $FUNNEL_CACHE_DIR or ~/.cache/funnel_models), and print which "
+    "model and variant was chosen (ELPD differences), per-stage conversion, where leads are heading "
+    "and the diagnostics.",
+    epilog="example:\n  funnel fit parameters/region_north.yaml\n\nexit status: 0 ok; 1 the diagnostics "
+    "are bad; 2 bad input; 3 the data store is busy (retry, or --wait SECONDS).",
+    add_arguments=add_arguments, run=handler, silence_library_warnings=True)

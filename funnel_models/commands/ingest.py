@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import argparse
 import warnings
-from typing import Any
 
 from ..data.readers import INPUT_SHAPES, read_any
 from ..data.spec import FunnelSpec
-from ..data.store import DEFAULT_STORE, Store
+from ..data.store import Store
 from ..errors import FunnelDataError, FunnelWarning
-from . import add_wait_option
+from . import Command, add_csv_options, add_store_option, add_wait_option
 
-__all__ = ["register", "handler", "parse_map"]
+__all__ = ["COMMAND", "handler", "add_arguments", "parse_map"]
 
 _EXAMPLE = """\
 examples:
@@ -83,28 +82,26 @@ def handler(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``ingest`` subcommand to ``subparsers``."""
-    p = subparsers.add_parser(
-        "ingest", help="read a stage history, snapshots, counts or one-row-per-deal file into the store",
-        description="Validate FILE against the funnel spec and store it in a DuckDB file. "
-        "FILE is a CSV or Parquet file, or DB.duckdb::TABLE. The shape (history: lead_id, stage, "
-        "entered_at; snapshots: month, lead_id, stage; counts: month, stage, count; opportunities: "
-        "one row per deal, when the spec gives the stages date columns) is detected from the spec "
-        "and the columns after the mapping unless --shape is given. 'funnel init FILE' writes a spec.",
-        epilog=_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the ``ingest`` arguments to its parser."""
     p.add_argument("file", metavar="FILE", help="CSV/Parquet file or DB.duckdb::TABLE")
     p.add_argument("--spec", required=True, metavar="SPEC.yaml", help="funnel spec (YAML)")
-    p.add_argument("--store", default=DEFAULT_STORE, metavar="PATH",
-                   help=f"store file (default ./{DEFAULT_STORE})")
+    add_store_option(p)
     p.add_argument("--month", metavar="YYYY-MM",
                    help="month of a snapshots/counts file without a month column; for a history, "
                    "replace only the rows entered in this month")
     p.add_argument("--shape", choices=INPUT_SHAPES, help="input shape (default: detected)")
     p.add_argument("--map", action="append", metavar="CANONICAL=COLUMN[,...]",
                    help="column mapping, e.g. lead_id=opportunity,stage=deal_stage (overrides the spec)")
-    p.add_argument("--delimiter", metavar="CHAR", help="CSV delimiter (default ','; '\\t' for tab)")
-    p.add_argument("--encoding", metavar="NAME", help="CSV text encoding (default utf-8), e.g. latin-1")
+    add_csv_options(p)
     add_wait_option(p)
-    p.set_defaults(func=handler)
-    return p
+
+
+COMMAND = Command(
+    "ingest", help="read a stage history, snapshots, counts or one-row-per-deal file into the store",
+    description="Validate FILE against the funnel spec and store it in a DuckDB file. "
+    "FILE is a CSV or Parquet file, or DB.duckdb::TABLE. The shape (history: lead_id, stage, "
+    "entered_at; snapshots: month, lead_id, stage; counts: month, stage, count; opportunities: "
+    "one row per deal, when the spec gives the stages date columns) is detected from the spec "
+    "and the columns after the mapping unless --shape is given. 'funnel init FILE' writes a spec.",
+    epilog=_EXAMPLE, add_arguments=add_arguments, run=handler)

@@ -25,9 +25,10 @@ from ..data.store import DEFAULT_STORE
 from ..errors import FunnelDataError, FunnelError, FunnelWarning
 from ..params import load_parameter_file
 from ..yamlio import read_yaml
+from . import Command, add_csv_options, add_store_option
 from .output import atomic_write
 
-__all__ = ["register", "handler", "spec_text", "params_text"]
+__all__ = ["COMMAND", "handler", "add_arguments", "spec_text", "params_text"]
 
 _EXAMPLE = """\
 examples:
@@ -169,22 +170,20 @@ def handler(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``init`` subcommand to ``subparsers``."""
-    p = subparsers.add_parser(
-        "init", help="recognise a CRM export and write a commented spec and parameters file",
-        description="Read DATA (CSV, Parquet or DB.duckdb::TABLE), recognise its shape (stage history, "
-        "monthly snapshots, aggregate counts, or one row per deal), guess the column roles and the "
-        "stage order, write NAME.spec.yaml and NAME.params.yaml, and print the assumptions and the "
-        "next two commands.",
-        epilog=_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the ``init`` arguments to its parser."""
     p.add_argument("data", metavar="DATA", help="CSV/Parquet file or DB.duckdb::TABLE")
     p.add_argument("--out-dir", default=".", metavar="DIR", help="where to write the two files (default .)")
     p.add_argument("--name", metavar="NAME", help="file name stem (default: the data file's name)")
-    p.add_argument("--store", default=DEFAULT_STORE, metavar="PATH",
-                   help=f"the store the parameters point at (default {DEFAULT_STORE})")
-    p.add_argument("--delimiter", metavar="CHAR", help="CSV delimiter (default ','; '\\t' for tab)")
-    p.add_argument("--encoding", metavar="NAME", help="CSV text encoding (default utf-8), e.g. latin-1")
+    add_store_option(p, help=f"the store the parameters point at (default {DEFAULT_STORE})")
+    add_csv_options(p)
     p.add_argument("--force", action="store_true", help="overwrite existing spec and parameters files")
-    p.set_defaults(func=handler)
-    return p
+
+
+COMMAND = Command(
+    "init", help="recognise a CRM export and write a commented spec and parameters file",
+    description="Read DATA (CSV, Parquet or DB.duckdb::TABLE), recognise its shape (stage history, "
+    "monthly snapshots, aggregate counts, or one row per deal), guess the column roles and the "
+    "stage order, write NAME.spec.yaml and NAME.params.yaml, and print the assumptions and the "
+    "next two commands.",
+    epilog=_EXAMPLE, add_arguments=add_arguments, run=handler)

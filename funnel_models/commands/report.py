@@ -15,9 +15,9 @@ import sys
 import threading
 from typing import Any, Callable
 
-from . import add_wait_option
+from . import Command, add_wait_option
 
-__all__ = ["register", "handler"]
+__all__ = ["COMMAND", "handler", "add_arguments"]
 
 _EXAMPLE = """\
 examples:
@@ -128,14 +128,8 @@ def handler(args: argparse.Namespace) -> int:
     return _batch(args, log)
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``report`` subcommand to ``subparsers``."""
-    p = subparsers.add_parser(
-        "report", help="run report notebooks (papermill) and publish notebook, HTML and summary.json",
-        description="Execute a report notebook for each parameter file and publish "
-        "OUTPUT-DIR/<name>/<date>/ (executed .ipynb, .html without code, summary.json), then point "
-        "OUTPUT-DIR/<name>/latest at it. With no PARAMS.yaml: the demo data (default.yaml).",
-        epilog=_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the ``report`` arguments to its parser."""
     p.add_argument("parameters", nargs="*", metavar="PARAMS.yaml", help="parameter files (default: default.yaml)")
     p.add_argument("--notebook", metavar="NAME", default=None,
                    help="monthly_report (default), lead_planning, process_change, backtest, or a .ipynb path")
@@ -146,5 +140,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help="append one line per report (status, folder, error) and the kernel's warnings")
     p.add_argument("--date", metavar="YYYY-MM-DD", help="date of the report folder (default today)")
     add_wait_option(p)
-    p.set_defaults(func=handler)
-    return p
+
+
+COMMAND = Command(
+    "report", help="run report notebooks (papermill) and publish notebook, HTML and summary.json",
+    description="Execute a report notebook for each parameter file and publish "
+    "OUTPUT-DIR/<name>/<date>/ (executed .ipynb, .html without code, summary.json), then point "
+    "OUTPUT-DIR/<name>/latest at it. With no PARAMS.yaml: the demo data (default.yaml).",
+    epilog=_EXAMPLE, add_arguments=add_arguments, run=handler)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..data.store import DEFAULT_STORE, Store
+from ..data.store import Store
 from ..errors import FunnelDataError
-from . import add_wait_option
+from . import Command, add_store_option, add_wait_option
 
-__all__ = ["register", "handler", "format_status"]
+__all__ = ["COMMAND", "handler", "add_arguments", "format_status"]
 
 _EXAMPLE = """\
 examples:
@@ -70,15 +70,14 @@ def handler(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``status`` subcommand to ``subparsers``."""
-    p = subparsers.add_parser(
-        "status", help="show the months, leads and stages stored",
-        description="Print, per stored table (history, snapshots, counts), the rows, leads, "
-        "months, stages and attributes in the store.",
-        epilog=_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--store", default=DEFAULT_STORE, metavar="PATH",
-                   help=f"store file (default ./{DEFAULT_STORE})")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the ``status`` arguments to its parser."""
+    add_store_option(p)
     add_wait_option(p)
-    p.set_defaults(func=handler)
-    return p
+
+
+COMMAND = Command(
+    "status", help="show the months, leads and stages stored",
+    description="Print, per stored table (history, snapshots, counts), the rows, leads, "
+    "months, stages and attributes in the store.",
+    epilog=_EXAMPLE, add_arguments=add_arguments, run=handler)

@@ -24,12 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..params import ParameterFile, load_parameter_file
+from ..params import ParameterFile
+from ..reports.notebooks import load_parameters
 
-__all__ = ["DashboardSettings", "dashboard_settings", "load_dashboard_parameters", "DEFAULT_PARAMETERS"]
-
-#: The parameter file the bare ``funnel dashboard`` (and ``funnel report``) reads.
-DEFAULT_PARAMETERS = "default.yaml"
+__all__ = ["DashboardSettings", "dashboard_settings", "load_dashboard_parameters"]
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,5 @@ def load_dashboard_parameters(path: str | Path | None = None) -> tuple[Parameter
     ParameterError
         Missing file, unknown key (with the closest valid key), bad value.
     """
-    from ..reports.runner import resolve_parameters
-    found = resolve_parameters(path if path is not None else DEFAULT_PARAMETERS)
-    params, _notebook = load_parameter_file(found)
+    found, params, _notebook = load_parameters(path)
     return params, found

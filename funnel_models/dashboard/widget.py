@@ -47,10 +47,8 @@ class WhatIfDashboard:
 
     Parameters
     ----------
-    model : BaseFunnelModel
-        A fitted model (only its interface is used).
-    data : LoadedData
-        The data it was fitted on.
+    model, data :
+        The fitted model and the data it was fitted on, passed to :class:`WhatIfEngine`.
     target : float, optional
         Starting target in ``target_unit``; None: :func:`funnel_models.simulate.default_target`.
     target_unit : {"wins", "revenue"}

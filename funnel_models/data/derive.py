@@ -20,7 +20,7 @@ Examples
 from __future__ import annotations
 
 import warnings
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -302,6 +302,20 @@ def _history_states(history: pd.DataFrame, spec: FunnelSpec) -> pd.DataFrame:
     return h.sort_values(["lead_id", "entered_at", "r"], kind="stable")
 
 
+def _history_through(history: pd.DataFrame, spec: FunnelSpec,
+                     cutoff: str | pd.Timestamp | None) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """The history with states (:func:`_history_states`) through the cut-off day, and that day
+    (default: the latest ``entered_at``)."""
+    h = _history_states(history, spec)
+    cut = cutoff_day(cutoff) if cutoff is not None else h["entered_at"].max()
+    return through_cutoff(h, "entered_at", cut), cut
+
+
+def _is_snapshots(frame: pd.DataFrame) -> bool:
+    """Monthly snapshots (``month, lead_id, stage``) rather than a stage history."""
+    return "entered_at" not in frame.columns and {"month", "lead_id", "stage"} <= set(frame.columns)
+
+
 def time_in_stage(history: pd.DataFrame, spec: FunnelSpec, *, cutoff: str | pd.Timestamp | None = None) -> pd.DataFrame:
     """Time each lead spent in each open stage it entered.
 
@@ -313,9 +327,7 @@ def time_in_stage(history: pd.DataFrame, spec: FunnelSpec, *, cutoff: str | pd.T
         ``months`` counts month ends spent in the stage (0 if left within the month).
         Rows after the cut-off day are ignored.
     """
-    h = _history_states(history, spec)
-    cut = cutoff_day(cutoff) if cutoff is not None else h["entered_at"].max()
-    h = through_cutoff(h, "entered_at", cut)
+    h, cut = _history_through(history, spec, cutoff)
     nxt = h.groupby("lead_id", sort=False)["entered_at"].shift(-1)
     h = h.assign(left_at=nxt)
     h = h[h["r"] < spec.n_stages].copy()
@@ -350,11 +362,9 @@ def open_pipeline(frame: pd.DataFrame, spec: FunnelSpec, *, cutoff: str | pd.Tim
         month gets the months seen (its age is left-censored). Leads unchanged for
         ``spec.stale_after`` months or more count as lost and are left out.
     """
-    if "entered_at" not in frame.columns and {"month", "lead_id", "stage"} <= set(frame.columns):
+    if _is_snapshots(frame):
         return _pipeline_from_snapshots(frame, spec, cutoff)
-    h = _history_states(frame, spec)
-    cut = cutoff_day(cutoff) if cutoff is not None else h["entered_at"].max()
-    h = through_cutoff(h, "entered_at", cut)
+    h, cut = _history_through(frame, spec, cutoff)
     last = h.groupby("lead_id", sort=False).tail(1)
     last = last[last["r"] < spec.n_stages].copy()
     last["age_days"] = (cut - last["entered_at"]).dt.total_seconds() / 86400.0
@@ -435,9 +445,8 @@ def cohorts(frame: pd.DataFrame, spec: FunnelSpec, *, cutoff: str | pd.Timestamp
     ----------
     frame : DataFrame
         Canonical stage history, or monthly snapshots.
-    spec : FunnelSpec
-    cutoff : date-like, optional
-        The cut-off day (default: the latest date in the data).
+    spec, cutoff :
+        As in :func:`open_pipeline`.
 
     Returns
     -------
@@ -446,7 +455,7 @@ def cohorts(frame: pd.DataFrame, spec: FunnelSpec, *, cutoff: str | pd.Timestamp
         first month at a closing state), months_to_close, censored`` + attributes.
         ``censored`` is True for leads still open at the cut-off: their outcome is not yet known.
     """
-    if "entered_at" not in frame.columns and {"month", "lead_id", "stage"} <= set(frame.columns):
+    if _is_snapshots(frame):
         snaps = through_cutoff(frame, "month", cutoff).sort_values(["lead_id", "month"], kind="stable")
     else:
         snaps = snapshots_from_history(frame, spec, cutoff=cutoff)

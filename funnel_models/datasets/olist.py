@@ -91,9 +91,11 @@ def _files(directory: str | os.PathLike[str] | None) -> tuple[Path, Path]:
 
 
 def _query(directory: str | os.PathLike[str] | None, select: str) -> pd.DataFrame:
-    """Run ``select`` over the leads file as ``l`` and the closed deals as ``d`` (all text)."""
+    """Run ``select`` over the leads file as ``l`` and the closed deals as ``d`` (all text; a
+    blank ``origin`` reads ``"unknown"``)."""
     leads, deals = _files(directory)
-    sql = ("WITH l AS (SELECT * FROM read_csv(?, all_varchar=true, header=true)), "
+    sql = ("WITH l AS (SELECT * REPLACE (coalesce(NULLIF(trim(origin), ''), 'unknown') AS origin) "
+           "FROM read_csv(?, all_varchar=true, header=true)), "
            "d AS (SELECT * FROM read_csv(?, all_varchar=true, header=true)) " + select)
     with duckdb.connect(":memory:") as con:
         return con.execute(sql, [str(leads), str(deals)]).df()
@@ -121,8 +123,7 @@ def olist_opportunities(directory: str | os.PathLike[str] | None = None) -> pd.D
         If a file is missing.
     """
     df = _query(directory, """
-        SELECT l.mql_id, l.first_contact_date, d.won_date,
-               coalesce(NULLIF(trim(l.origin), ''), 'unknown') AS origin, l.landing_page_id,
+        SELECT l.mql_id, l.first_contact_date, d.won_date, l.origin, l.landing_page_id,
                d.business_segment, d.lead_type
         FROM l LEFT JOIN d USING (mql_id)
         ORDER BY l.mql_id""")
@@ -154,12 +155,11 @@ def olist_stage_history(directory: str | os.PathLike[str] | None = None) -> pd.D
         If a file is missing.
     """
     df = _query(directory, """
-        SELECT mql_id, 'MQL' AS status, CAST(first_contact_date AS TIMESTAMP) AS changed_on,
-               coalesce(NULLIF(trim(origin), ''), 'unknown') AS origin, landing_page_id
+        SELECT mql_id, 'MQL' AS status, CAST(first_contact_date AS TIMESTAMP) AS changed_on, origin,
+               landing_page_id
         FROM l
         UNION ALL
-        SELECT d.mql_id, 'WON', CAST(d.won_date AS TIMESTAMP),
-               coalesce(NULLIF(trim(l.origin), ''), 'unknown'), l.landing_page_id
+        SELECT d.mql_id, 'WON', CAST(d.won_date AS TIMESTAMP), l.origin, l.landing_page_id
         FROM d JOIN l USING (mql_id)
         ORDER BY mql_id, changed_on, status DESC""")
     for c in ("mql_id", "status", "origin", "landing_page_id"):

@@ -48,12 +48,24 @@ PAD_LOGIT = -1e4
 
 def _pad_last(xp: ModuleType, a: Any) -> Any:
     """Append one zero along the last axis (the padding slot)."""
-    return xp.concatenate([a, xp.zeros_like(a[..., :1])], axis=-1)
+    return xp.concatenate([a, 0.0 * a[..., :1]], axis=-1)
 
 
 def _pad_second_last(xp: ModuleType, a: Any) -> Any:
     """Append one zero row along the second-last axis (the padding slot of an effect)."""
-    return xp.concatenate([a, xp.zeros_like(a[..., :1, :])], axis=-2)
+    return xp.concatenate([a, 0.0 * a[..., :1, :]], axis=-2)
+
+
+def _gather(xp: ModuleType, table: Any, rows: Any, cols: Any) -> Any:
+    """``table[..., rows, cols]`` through one flat index.
+
+    PyTensor turns a take with one flat index into a compiled 1-D gather (and its gradient
+    into a 1-D scatter-add); two paired index arrays fall back to a slow Python op.
+    """
+    flat = rows * table.shape[-1] + cols
+    if xp is np:
+        return table.reshape(table.shape[:-2] + (-1,))[..., flat]
+    return table.flatten()[flat]
 
 
 def linear_predictor(theta: Mapping[str, Any], design: Mapping[str, Any], *, n_slots: int,
@@ -84,12 +96,12 @@ def linear_predictor(theta: Mapping[str, Any], design: Mapping[str, Any], *, n_s
     eta = _pad_last(xp, theta["intercept"])[..., slot]
     for f in factors:
         eff = _pad_second_last(xp, theta[f"effect_{f}"])
-        eta = eta + eff[..., slot, design[f"level_{f}"][:, None]]
+        eta = eta + _gather(xp, eff, slot, design[f"level_{f}"][:, None])
     for c in range(n_change):
         eta = eta + design["active"][:, c][:, None] * _pad_last(xp, theta[f"change_{c}"])[..., slot]
     for name, index in (("walk", "month"), ("age", "age"), ("month", "month"), ("season", "season")):
         if theta.get(name) is not None:
-            eta = eta + _pad_last(xp, theta[name])[..., design[index][:, None], slot]
+            eta = eta + _gather(xp, _pad_last(xp, theta[name]), design[index][:, None], slot)
     if design.get("offset") is not None:
         eta = eta + design["offset"]
     return xp.where(xp.equal(slot, n_slots), PAD_LOGIT, eta)
@@ -99,7 +111,7 @@ def log_probabilities(theta: Mapping[str, Any], design: Mapping[str, Any], *, n_
                       factors: Sequence[str] = (), n_change: int = 0, xp: ModuleType = np) -> Any:
     """Log destination probabilities, shape (..., n_obs, Dmax): log-softmax of ``[0, eta]``."""
     eta = linear_predictor(theta, design, n_slots=n_slots, factors=factors, n_change=n_change, xp=xp)
-    logits = xp.concatenate([xp.zeros_like(eta[..., :1]), eta], axis=-1)
+    logits = xp.concatenate([0.0 * eta[..., :1], eta], axis=-1)
     if xp is np:
         m = logits.max(-1, keepdims=True)
         return logits - m - np.log(np.exp(logits - m).sum(-1, keepdims=True))

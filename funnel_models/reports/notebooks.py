@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from ..errors import ParameterError
-from ..params import closest
+from ..params import ParameterFile, closest, load_parameter_file
 
-__all__ = ["TEMPLATES", "NOTEBOOKS", "DEFAULT_PARAMETERS", "resolve_notebook", "resolve_parameters",
+__all__ = ["TEMPLATES", "NOTEBOOKS", "DEFAULT_PARAMETERS", "resolve_notebook", "resolve_parameters", "load_parameters",
            "declared_parameters", "check_declared"]
 
 #: Templates shipped inside the package (copies of notebooks/*.ipynb and parameters/*.yaml).
@@ -61,6 +61,32 @@ def resolve_parameters(path: str | os.PathLike[str]) -> Path:
         raise ParameterError(f"{path}: is a folder, not a parameter file. Fix: pass a .yaml file")
     raise ParameterError(f"{path}: parameter file not found. Fix: check the path (bare names are looked up in "
                          "./parameters and the package templates)")
+
+
+def load_parameters(path: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any] | None = None
+                    ) -> tuple[Path, ParameterFile, str | None]:
+    """Find a parameter file as :func:`resolve_parameters` does and load it.
+
+    Parameters
+    ----------
+    path : path or bare name, optional
+        The parameter file; None: :data:`DEFAULT_PARAMETERS` (the demo).
+    overrides : mapping, optional
+        Values layered on top of the file (:func:`funnel_models.params.load_parameter_file`).
+
+    Returns
+    -------
+    (Path, ParameterFile, notebook)
+        The file found, its validated parameters and its ``notebook`` key (None when absent).
+
+    Raises
+    ------
+    ParameterError
+        File not found, unknown key, bad value.
+    """
+    found = resolve_parameters(path if path is not None else DEFAULT_PARAMETERS)
+    params, notebook = load_parameter_file(found, overrides)
+    return found, params, notebook
 
 
 def declared_parameters(notebook_path: str | Path) -> dict[str, dict[str, Any]]:

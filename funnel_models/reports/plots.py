@@ -33,6 +33,13 @@ def _fig(height: float) -> tuple[Figure, Any]:
     return fig, ax
 
 
+def _rows_fig(n: int, row_height: float, extra: float) -> tuple[Figure, Any, np.ndarray]:
+    """A figure with one horizontal row per item, ``row_height`` inches each plus ``extra``,
+    and the rows' y positions (the first item on top)."""
+    fig, ax = _fig(row_height * n + extra)
+    return fig, ax, np.arange(n)[::-1]
+
+
 def _err(m: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:
     """Error-bar lengths below and above ``m`` (never negative: a skewed posterior's mean can
     lie outside its central interval)."""
@@ -55,9 +62,8 @@ def _fmt_change(x: float) -> str:
 def funnel_chart(table: pd.DataFrame, month: str, entries: bool = False) -> Figure:
     """Horizontal bars: leads per stage this month with the change since last month
     (``entries``: the data are monthly entries into each stage, not month-end counts)."""
-    fig, ax = _fig(0.55 * len(table) + 1.4)
+    fig, ax, y = _rows_fig(len(table), 0.55, 1.4)
     labels = [f"{s} – {n}" if n != s else s for s, n in zip(table["stage"], table["name"])]
-    y = np.arange(len(table))[::-1]
     colors = [BLUE] * (len(table) - 2) + [GREEN, GREY]
     vals = table["leads"].to_numpy(float)
     ax.barh(y, vals, color=colors[:len(table)], height=0.65)
@@ -74,8 +80,7 @@ def funnel_chart(table: pd.DataFrame, month: str, entries: bool = False) -> Figu
 
 def conversion_chart(st: pd.DataFrame, benchmarks: Mapping[str, float], level: float) -> Figure:
     """Stage conversion (posterior mean and interval) with benchmark markers."""
-    fig, ax = _fig(0.5 * len(st) + 1.6)
-    y = np.arange(len(st))[::-1]
+    fig, ax, y = _rows_fig(len(st), 0.5, 1.6)
     m = st["conversion_mean"].to_numpy(float)
     lo, hi = st["conversion_lo"].to_numpy(float), st["conversion_hi"].to_numpy(float)
     ok = np.isfinite(m)
@@ -113,8 +118,7 @@ def _share_range(values: np.ndarray) -> tuple[float, float]:
 
 def stall_chart(sr: pd.DataFrame, level: float) -> Figure:
     """Expected months in each stage, ranked."""
-    fig, ax = _fig(0.5 * len(sr) + 1.4)
-    y = np.arange(len(sr))[::-1]
+    fig, ax, y = _rows_fig(len(sr), 0.5, 1.4)
     m = sr["expected_months_mean"].to_numpy()
     ax.barh(y, m, color=ORANGE, height=0.6,
             xerr=_err(m, sr["expected_months_lo"], sr["expected_months_hi"]),
@@ -132,8 +136,7 @@ def stall_chart(sr: pd.DataFrame, level: float) -> Figure:
 
 def segment_chart(seg: pd.DataFrame, overall: float, level: float) -> Figure:
     """Lead win rate per segment: model estimate with interval beside the raw rate."""
-    fig, ax = _fig(0.42 * len(seg) + 1.8)
-    y = np.arange(len(seg))[::-1]
+    fig, ax, y = _rows_fig(len(seg), 0.42, 1.8)
     m = seg["model"].to_numpy()
     ax.errorbar(m, y, xerr=_err(m, seg["lo"], seg["hi"]), fmt="o", color=BLUE,
                 capsize=4, ms=7, label=f"model estimate ({level:.0%} interval)")
@@ -149,8 +152,7 @@ def segment_chart(seg: pd.DataFrame, overall: float, level: float) -> Figure:
 
 def warning_chart(st: pd.DataFrame, level: float, month: str) -> Figure:
     """Observed counts this month against the predictive interval, per stage."""
-    fig, ax = _fig(0.45 * len(st) + 1.5)
-    y = np.arange(len(st))[::-1]
+    fig, ax, y = _rows_fig(len(st), 0.45, 1.5)
     lo, hi = st["lo"].to_numpy(float), st["hi"].to_numpy(float)
     ax.hlines(y, lo, hi, color=GREY, lw=6, alpha=0.5, label=f"expected range ({level:.0%})")
     ax.scatter(st["expected"], y, color=GREY, marker="|", s=200, label="expected")
@@ -214,8 +216,7 @@ def leads_curve(res: Any, today: tuple[float, float] | None = None) -> Figure:
 
 def bottleneck_chart(lev: pd.DataFrame, level: float) -> Figure:
     """Extra wins per month from each lever, ranked; the top one marked 'focus here'."""
-    fig, ax = _fig(0.45 * len(lev) + 1.5)
-    y = np.arange(len(lev))[::-1]
+    fig, ax, y = _rows_fig(len(lev), 0.45, 1.5)
     m = lev["extra_wins_mean"].to_numpy()
     colors = [GREEN if f else BLUE for f in lev["focus"]]
     ax.barh(y, m, color=colors, height=0.6, xerr=_err(m, lev["extra_wins_lo"], lev["extra_wins_hi"]), capsize=3)
@@ -282,8 +283,7 @@ def change_history_chart(monthly: pd.DataFrame, change_month: pd.Timestamp, stag
 def pipeline_chart(out: pd.DataFrame, new_lead: tuple[float, float, float], level: float) -> Figure:
     """Open leads per stage split into active and cold, labelled with their eventual win rate."""
     rows = out[out["stage"] != "TOTAL"].reset_index(drop=True)
-    fig, ax = _fig(0.5 * len(rows) + 1.8)
-    y = np.arange(len(rows))[::-1]
+    fig, ax, y = _rows_fig(len(rows), 0.5, 1.8)
     n = rows["open"].to_numpy(float)
     cold = np.nan_to_num(rows["cold"].to_numpy(float))
     ax.barh(y, n - cold, color=BLUE, height=0.6, label="open, still moving")

@@ -44,9 +44,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
 
 from ..errors import ParameterError, ReportError
-from ..params import NOTEBOOK_SECTIONS, ParameterFile, load_parameter_file, notebook_parameters
+from ..params import NOTEBOOK_SECTIONS, ParameterFile, notebook_parameters
 from . import publish
-from .notebooks import DEFAULT_PARAMETERS, check_declared, resolve_notebook, resolve_parameters
+from .notebooks import DEFAULT_PARAMETERS, check_declared, load_parameters, resolve_notebook, resolve_parameters
 from .summary import plain_summary
 
 __all__ = ["ReportResult", "RunPlan", "run_report", "plan_run", "execute", "batch", "report_name", "kernel_name",
@@ -184,8 +184,7 @@ def plan_run(notebook: str | os.PathLike[str] | None, parameters: str | os.PathL
     """
     from ..preflight import preflight
     date = _date(date)
-    ppath = resolve_parameters(parameters if parameters is not None else DEFAULT_PARAMETERS)
-    params, nb_key = load_parameter_file(ppath, overrides)
+    ppath, params, nb_key = load_parameters(parameters, overrides)
     name = Path(str(notebook or nb_key or "monthly_report")).stem
     nb_path = resolve_notebook(notebook or name)
     values = notebook_parameters(params, name)

@@ -49,8 +49,8 @@ from ..posterior import PosteriorFunnel
 __all__ = [
     "SeedLike", "PipelineLike", "LeadsLike",
     "make_rng", "check_horizon", "pipeline_state", "observed_counts", "new_leads_vector", "mean_leads",
-    "round_leads", "sims_for", "calendar_months", "season_months", "forecast_months", "month_rates",
-    "expected_run", "sampled_run", "synthetic_posterior", "aged_posterior",
+    "round_leads", "sims_for", "simulation_draws", "calendar_months", "season_months", "forecast_months",
+    "expected_inputs", "month_rates", "expected_run", "sampled_run", "synthetic_posterior", "aged_posterior",
 ]
 
 #: Anything :func:`numpy.random.default_rng` accepts.
@@ -248,6 +248,11 @@ def sims_for(n_draws: int, sims_per_draw: int | None, min_sims: int) -> int:
     return int(sims_per_draw)
 
 
+def simulation_draws(n_draws: int, sims_per_draw: int | None, min_sims: int) -> np.ndarray:
+    """The posterior draw behind each simulation: every draw :func:`sims_for` times, in order."""
+    return np.repeat(np.arange(n_draws), sims_for(n_draws, sims_per_draw, min_sims))
+
+
 # ---------------------------------------------------------------------- months
 def _timestamp(start: object) -> pd.Timestamp:
     try:
@@ -278,6 +283,22 @@ def season_months(post: PosteriorFunnel, start: object | None, horizon: int) -> 
         raise SimulationError("this posterior has a seasonal pattern (post.season), so forecast months need a "
                               "calendar: pass start= the cut-off month, e.g. start='2025-12'")
     return calendar_months(start, horizon)
+
+
+def expected_inputs(post: PosteriorFunnel, pipeline: PipelineLike, new_leads: LeadsLike, horizon: int,
+                    start: object | None) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """The checked inputs of an exact expected run (:func:`expected_run`) over months 1..horizon.
+
+    Returns
+    -------
+    (H, state, leads, months)
+        The horizon, the pipeline by stage and age (:func:`pipeline_state`, not rounded),
+        the expected new leads per month (inflow draws count by their mean) and the
+        calendar months (:func:`season_months`).
+    """
+    H = check_horizon(horizon)
+    x0 = pipeline_state(post, pipeline, integer=False)
+    return H, x0, mean_leads(new_leads_vector(new_leads, H)), season_months(post, start, H)
 
 
 def forecast_months(start: object | None, horizon: int) -> pd.Index:

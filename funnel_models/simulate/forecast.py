@@ -28,8 +28,9 @@ from ..data.spec import ENTRY
 from ..errors import SimulationError
 from ..intervals import INTERVAL_LEVELS, interval_table
 from ..posterior import PosteriorFunnel
-from .core import (LeadsLike, PipelineLike, SeedLike, check_horizon, expected_run, forecast_months, make_rng,
-                   mean_leads, new_leads_vector, pipeline_state, round_leads, sampled_run, season_months, sims_for)
+from .core import (LeadsLike, PipelineLike, SeedLike, check_horizon, expected_inputs, expected_run, forecast_months,
+                   make_rng, new_leads_vector, pipeline_state, round_leads, sampled_run, season_months,
+                   simulation_draws)
 
 __all__ = ["ForecastResult", "forecast", "leads_from_history", "check_window", "expected_wins", "default_target"]
 
@@ -175,10 +176,8 @@ def expected_wins(post: PosteriorFunnel, pipeline: PipelineLike, new_leads: Lead
     The pipeline enters by age; months are the average months (seasonal offsets of the
     calendar months after ``start``, no shocks); inflow draws (n, H) count by their mean.
     """
-    H = check_horizon(horizon)
-    x0 = pipeline_state(post, pipeline, integer=False)
-    leads = mean_leads(new_leads_vector(new_leads, H))
-    ent, _, _ = expected_run(post, x0, leads, season_months(post, start, H))
+    _, x0, leads, months = expected_inputs(post, pipeline, new_leads, horizon, start)
+    ent, _, _ = expected_run(post, x0, leads, months)
     return ent[..., post.n_stages]
 
 
@@ -274,16 +273,16 @@ def forecast(
         raise SimulationError("nothing to forecast: the pipeline is empty and new_leads is 0 in every "
                               "month; pass the open pipeline (derive.open_pipeline) or new_leads > 0.")
     months = season_months(post, start, H)
-    reps = sims_for(post.n_draws, sims_per_draw, MIN_FORECAST_SIMS)
-    idx = np.repeat(np.arange(post.n_draws), reps)
+    idx = simulation_draws(post.n_draws, sims_per_draw, MIN_FORECAST_SIMS)
     lead_rng, run_rng = make_rng(seed).spawn(2)
     sim_leads = _simulated_leads(leads, idx.size, lead_rng)
-    entries, opened, _ = sampled_run(post if reps == 1 else post.take(idx), x0, sim_leads, months, run_rng)
+    entries, opened, _ = sampled_run(post if idx.size == post.n_draws else post.take(idx), x0, sim_leads, months,
+                                     run_rng)
     plan = round_leads(leads) if leads.ndim == 1 else sim_leads.mean(axis=0)
     exp_entries, _, _ = expected_run(post, x0, plan.astype(float), months)
     K = post.n_stages
     wins = entries[..., K]
-    meta: dict = {"sims_per_draw": reps, "inflow": leads.ndim == 2}
+    meta: dict = {"sims_per_draw": idx.size // post.n_draws, "inflow": leads.ndim == 2}
     if isinstance(pipeline, pd.DataFrame) and "age_months" in pipeline.columns:
         age = pd.to_numeric(pipeline["age_months"], errors="coerce").groupby(pipeline["stage"].astype(str)).mean()
         meta["pipeline_mean_age_months"] = {s: float(age[s]) for s in post.stages if s in age.index}

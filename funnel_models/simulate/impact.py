@@ -29,8 +29,7 @@ import pandas as pd
 from ..errors import SimulationError
 from ..intervals import check_levels, interval_table
 from ..posterior import PosteriorFunnel
-from .core import (LeadsLike, PipelineLike, check_horizon, expected_run, mean_leads, new_leads_vector,
-                   pipeline_state, season_months)
+from .core import LeadsLike, PipelineLike, expected_inputs, expected_run
 
 __all__ = ["ImpactResult", "process_change_impact"]
 
@@ -119,10 +118,7 @@ def process_change_impact(
         raise SimulationError(f"before has {before.n_ages} ages in stage and after {after.n_ages}; pass "
                               "posteriors of the same model (same age buckets)")
     k = before.stage_index(stage)
-    H = check_horizon(horizon)
-    leads = mean_leads(new_leads_vector(new_leads, H))
-    x0 = pipeline_state(before, pipeline, integer=False)
-    months = season_months(before, start, H)
+    _, x0, leads, months = expected_inputs(before, pipeline, new_leads, horizon, start)
     rb = before.conversion()[:, k]
     ra = after.conversion()[:, k]
     up = ra - rb

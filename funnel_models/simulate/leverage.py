@@ -25,7 +25,7 @@ from .. import chain
 from ..errors import SimulationError
 from ..intervals import central_interval, check_levels
 from ..posterior import PosteriorFunnel, scale_forward, scale_leaving
-from .core import (LeadsLike, PipelineLike, SeedLike, check_horizon, expected_run, mean_leads, new_leads_vector,
+from .core import (LeadsLike, PipelineLike, SeedLike, check_horizon, expected_inputs, expected_run, new_leads_vector,
                    pipeline_state, season_months)
 from .plansims import window_win_probabilities
 
@@ -108,15 +108,12 @@ def leverage(
         ``"focus here"`` on the top row.
     """
     del seed
-    H = check_horizon(horizon)
+    _, x0, leads, months = expected_inputs(post, pipeline, new_leads, horizon, start)
     (lv,) = check_levels(level)
     if not np.isfinite(improvement) or improvement <= -1:
         raise SimulationError(f"improvement must be > -1 (0.10 = +10%), got {improvement!r}")
     if not np.isfinite(stall_reduction_months) or stall_reduction_months < 0:
         raise SimulationError(f"stall_reduction_months must be >= 0, got {stall_reduction_months!r}")
-    x0 = pipeline_state(post, pipeline, integer=False)
-    leads = mean_leads(new_leads_vector(new_leads, H))
-    months = season_months(post, start, H)
     base = _mean_wins(post, x0, leads, months)
     stall = post.expected_stall()
     rows = []

@@ -27,7 +27,7 @@ import numpy as np
 from .. import chain
 from ..errors import SimulationError
 from ..posterior import PosteriorFunnel
-from .core import PipelineLike, SeedLike, make_rng, pipeline_state, round_leads, season_months, sims_for
+from .core import PipelineLike, SeedLike, make_rng, pipeline_state, round_leads, season_months, simulation_draws
 from .forecast import check_window
 
 __all__ = ["PlanSims", "plan_sims", "window_win_probabilities", "MIN_PLAN_SIMS", "CHUNK_DRAWS"]
@@ -144,8 +144,7 @@ def plan_sims(post: PosteriorFunnel, window: int | tuple[int, int], *, pipeline:
     a, T = check_window(window)
     x0 = pipeline_state(post, pipeline).astype(np.int64)
     months = season_months(post, start, T)
-    reps = sims_for(post.n_draws, sims_per_draw, MIN_PLAN_SIMS)
-    idx = np.repeat(np.arange(post.n_draws), reps)
+    idx = simulation_draws(post.n_draws, sims_per_draw, MIN_PLAN_SIMS)
     path_rng, pipe_rng, base_rng = make_rng(seed).spawn(3)
     if post.shock_sd is not None and np.any(post.shock_sd > 0):     # one shocked path per simulation
         q, r = window_win_probabilities(post.take(idx), months, (a, T), path_rng)

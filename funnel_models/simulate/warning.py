@@ -39,7 +39,7 @@ from ..errors import SimulationError
 from ..intervals import central_interval, check_levels
 from ..posterior import PosteriorFunnel
 from .core import (PipelineLike, SeedLike, check_horizon, expected_run, forecast_months, make_rng, observed_counts,
-                   pipeline_state, sampled_run, season_months, sims_for)
+                   pipeline_state, sampled_run, season_months, simulation_draws)
 
 __all__ = ["WarningResult", "early_warning", "inflow_effect"]
 
@@ -170,8 +170,7 @@ def early_warning(
     if not np.isfinite(L) or L < 0:
         raise SimulationError(f"new_leads_this_month must be a number >= 0, got {new_leads_this_month!r}")
     months = season_months(post, start, H + 1)
-    reps = sims_for(post.n_draws, sims_per_draw, MIN_WARNING_SIMS)
-    idx = np.repeat(np.arange(post.n_draws), reps)
+    idx = simulation_draws(post.n_draws, sims_per_draw, MIN_WARNING_SIMS)
     ent, opened, _ = sampled_run(post.take(idx), prev, np.full((idx.size, 1), round(L)), months[:1],
                                  make_rng(seed))
     pred = np.concatenate([opened[:, 0, :K], ent[:, 0, K:]], axis=1).astype(float)
