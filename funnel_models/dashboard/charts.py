@@ -1,8 +1,8 @@
 """The dashboard's two live charts as Plotly ``FigureWidget`` objects.
 
 :class:`PlotlyCharts` owns the P(hit) curve and the forecast fan chart. Both are built
-once; a control change only replaces trace data, labels and axes with one
-``plotly_update`` per figure (one message to the browser each, only what changed), which
+once; a control change only replaces trace data and axis ranges inside one
+``batch_update`` per figure (one message to the browser each), which
 ``benchmarks/bench_dashboard.py`` times against the hand-written SVG charts of the first
 release. The widgets load Plotly's JavaScript from the installed package (anywidget), so
 the dashboard works without internet access.
@@ -28,7 +28,6 @@ PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "
 _BLUE, _NAVY = "#0072B2", "#1e3a8a"
 #: Width and height of each live chart in pixels: two side by side beside the controls at 1366 px.
 CHART_SIZE = (470, 380)
-_UNSET = object()
 _MARK_COLORS = {"needed": "#009E73", "planned": "#D55E00", "spreadsheet": "#CC79A7", "today": "#7b8794"}
 
 
@@ -119,8 +118,6 @@ class PlotlyCharts:
     def __init__(self, start: pd.Timestamp) -> None:
         import plotly.graph_objects as go
         self.start = pd.Timestamp(start)
-        self._given: dict[int, dict] = {}                  # figure -> the values last given to it
-        self._labels: dict[int, str] = {}                  # months after the cut-off -> axis label
         self.curve = go.FigureWidget(layout=_curve_layout())
         self.curve.add_scatter(name="P(hit)", mode="lines", line=dict(color=_BLUE, width=3),
                                hovertemplate="%{x:,} leads/month: P(hit) %{y:.0%}<extra></extra>")
@@ -145,7 +142,6 @@ class PlotlyCharts:
                              marker=dict(size=5), hovertemplate="%{y:,.0f}<extra>expected</extra>")
         self.fan.add_scatter(name="target", mode="lines", line=dict(color="#D55E00", dash="dash", width=1.5),
                              hovertemplate="%{y:,.0f}<extra>target</extra>")
-        self._fan_names = [tr.name for tr in self.fan.data[:-1]]
 
     @property
     def widgets(self) -> tuple[Any, Any]:
@@ -163,77 +159,59 @@ class PlotlyCharts:
     def clear(self) -> None:
         """Empty both charts."""
         for fig in self.widgets:
-            self._apply(fig, {"x": [[]] * len(fig.data), "y": [[]] * len(fig.data)}, {})
-
-    def _apply(self, fig: Any, traces: dict[str, list], layout: dict[str, Any],
-               annotations: list[dict] | None = None) -> None:
-        """Show new values with one ``plotly_update`` (one message to the browser).
-
-        ``traces`` maps a trace property to its value for every trace in order, ``layout``
-        maps property paths to values. Only what differs from the values last given is
-        passed on (axis ranges always: zooming in the browser changes them behind our
-        back). The values are plain lists built here, so Plotly does not validate them
-        again (that validation cost more than the rest of a redraw). ``annotations``, a
-        compound array, go through Plotly's validated setter when they change.
-        """
-        last = self._given.setdefault(id(fig), {})
-        restyle = {k: v for k, v in traces.items() if last.get(("trace", k), _UNSET) != v}
-        relayout = {k: v for k, v in layout.items() if k.endswith(".range") or last.get(k, _UNSET) != v}
-        fig.plotly_update(restyle_data=restyle, relayout_data=relayout, trace_indexes=list(range(len(fig.data))))
-        last.update({("trace", k): v for k, v in restyle.items()}, **relayout)
-        if annotations is not None and annotations != last.get("annotations", _UNSET):
-            fig.layout.annotations = annotations
-            last["annotations"] = annotations
+            with fig.batch_update():
+                for tr in fig.data:
+                    tr.x, tr.y = [], []
 
     def _show_curve(self, a: Answer) -> None:
         q, c, dom = a.question, a.curve, float(a.domain)
         marks = {m.kind: m for m in curve_marks(a)}
-        t: dict[str, list] = {"x": [c["leads"].tolist(), [0, dom]], "y": [c["probability"].tolist(),
-                                                                         [q.confidence, q.confidence]],
-                              "name": ["P(hit)", f"required {q.confidence:.0%}"], "text": [[], []],
-                              "showlegend": [True, True]}
-        for kind in ("needed", "planned", "spreadsheet"):
-            m = marks.get(kind)
-            show = m is not None and m.inside
-            for prop, value in (("x", [m.x] if show else []), ("y", [m.y] if show else []),
-                                ("text", [m.label] if show else []),
-                                ("name", m.label if m is not None else kind), ("showlegend", m is not None)):
-                t[prop].append(value)
-        today = marks.get("today")
-        show = today is not None and today.inside
-        for prop, value in (("x", [today.x, today.x] if show else []), ("y", [0, 1] if show else []), ("text", []),
-                            ("name", today.label if today is not None else "today's volume"), ("showlegend", True)):
-            t[prop].append(value)
-        self._apply(self.curve, t, {"xaxis.range": [0, dom]}, annotations=[
-            dict(x=1, xref="paper", y=0.08 + 0.1 * j, yref="paper", xanchor="right", showarrow=False,
-                 text=f"{m.label} (off the chart) →", font=dict(color=_MARK_COLORS[m.kind], size=11))
-            for j, m in enumerate(m for m in marks.values() if not m.inside)])
+        with self.curve.batch_update():
+            d = self.curve.data
+            d[0].x, d[0].y = c["leads"].to_numpy(), c["probability"].to_numpy()
+            d[1].x, d[1].y, d[1].name = [0, dom], [q.confidence, q.confidence], f"required {q.confidence:.0%}"
+            for i, kind in enumerate(("needed", "planned", "spreadsheet"), start=2):
+                m = marks.get(kind)
+                show = m is not None and m.inside
+                d[i].x, d[i].y = ([m.x], [m.y]) if show else ([], [])
+                d[i].text = [m.label] if show else []
+                d[i].name = m.label if m is not None else kind
+                d[i].showlegend = m is not None
+            today = marks.get("today")
+            show = today is not None and today.inside
+            d[5].x, d[5].y = ([today.x, today.x], [0, 1]) if show else ([], [])
+            d[5].name = today.label if today is not None else "today's volume"
+            self.curve.layout.xaxis.range = [0, dom]
+            self.curve.layout.annotations = [
+                dict(x=1, xref="paper", y=0.08 + 0.1 * j, yref="paper", xanchor="right", showarrow=False,
+                     text=f"{m.label} (off the chart) →", font=dict(color=_MARK_COLORS[m.kind], size=11))
+                for j, m in enumerate(m for m in marks.values() if not m.inside)]
 
     def _show_fan(self, a: Answer) -> None:
         q = a.question
         unit = "revenue" if q.target_unit == "revenue" else "wins"
-        if a.fan is None:
-            self._apply(self.fan, {"x": [[]] * len(self.fan.data), "y": [[]] * len(self.fan.data)}, {})
-            return
-        s = fan_series(a.fan)
-        x = s["month"].tolist()
-        ys = [s[f"{side}_{100 * lv:g}"].tolist() for lv in FAN_LEVELS[::-1] for side in ("hi", "lo")]
-        traces = {"x": [x] * (len(ys) + 1) + [[0, x[-1]]], "y": ys + [s["mean"].tolist(), [q.target, q.target]],
-                  "name": self._fan_names + [f"target {fmt_number(q.target)}"]}
-        every = max(1, int(np.ceil(len(x) / 7)))              # at most 7 month labels: never slanted
-        shown = x[::every]
-        top = max(float(s["hi_95"].max()), q.target) * 1.08
-        self._apply(self.fan, traces, {
-            "xaxis.tickvals": shown, "xaxis.ticktext": [self._month_label(int(m)) for m in shown],
-            "xaxis.range": [0, x[-1]], "xaxis.tickangle": 0, "yaxis.range": [0, top or 1.0],
-            "yaxis.title.text": f"cumulative {unit}", "title.text": f"Cumulative {unit}: forecast with the planned leads"})
-
-    def _month_label(self, m: int) -> str:
-        """``"Mar 26"``: the month ``m`` months after the cut-off (remembered: a redraw
-        asks for the same few labels again)."""
-        if m not in self._labels:
-            self._labels[m] = (self.start + pd.DateOffset(months=m)).strftime("%b %y")
-        return self._labels[m]
+        with self.fan.batch_update():
+            d = self.fan.data
+            if a.fan is None:
+                for tr in d:
+                    tr.x, tr.y = [], []
+                return
+            s = fan_series(a.fan)
+            x = s["month"]
+            for j, lv in enumerate(FAN_LEVELS[::-1]):
+                tag = f"{100 * lv:g}"
+                d[2 * j].x, d[2 * j].y = x, s[f"hi_{tag}"]
+                d[2 * j + 1].x, d[2 * j + 1].y = x, s[f"lo_{tag}"]
+            d[6].x, d[6].y = x, s["mean"]
+            d[7].x, d[7].y, d[7].name = [0, x[-1]], [q.target, q.target], f"target {fmt_number(q.target)}"
+            every = max(1, int(np.ceil(len(x) / 7)))          # at most 7 month labels: never slanted
+            shown = x[::every]
+            ticks = [self.start + pd.DateOffset(months=int(m)) for m in shown]
+            self.fan.layout.xaxis.update(tickvals=list(shown), ticktext=[t.strftime("%b %y") for t in ticks],
+                                         range=[0, x[-1]], tickangle=0)
+            top = max(float(s["hi_95"].max()), q.target) * 1.08
+            self.fan.layout.yaxis.update(range=[0, top or 1.0], title=f"cumulative {unit}")
+            self.fan.layout.title.text = f"Cumulative {unit}: forecast with the planned leads"
 
     def sync(self) -> None:
         """Copy the figures' current state into the widget state a new view renders from.
