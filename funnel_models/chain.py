@@ -29,7 +29,7 @@ Examples
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from .errors import ModelConfigError
 
 __all__ = ["check_rates", "stay", "survival", "absorption", "absorption_by_age", "expected_months",
            "months_quantile", "forward_share", "reach_next", "won_to_go", "step_expected",
-           "step_sampled", "age_index"]
+           "step_sampled", "split_probabilities", "SplitProbabilities", "age_index"]
 
 _TOL = 1e-12
 
@@ -51,13 +51,18 @@ def check_rates(rates: np.ndarray, entry: np.ndarray) -> None:
         raise ModelConfigError(f"rates must have shape (..., K, A, K+2), got {rates.shape}")
     if entry.shape[-1] != C:
         raise ModelConfigError(f"entry must end in {C} destinations, got {entry.shape}")
-    if not np.allclose(rates.sum(-1), 1.0, atol=1e-6) or not np.allclose(entry.sum(-1), 1.0, atol=1e-6):
+    if not (_sums_to_one(rates) and _sums_to_one(entry)):
         raise ModelConfigError("transition rows and entry distributions must sum to 1")
     if np.any(rates < -1e-12) or np.any(entry < -1e-12):
         raise ModelConfigError("transition probabilities must be >= 0")
-    back = np.tril(np.ones((K, K), dtype=bool), k=-1)            # destination j < source k
-    if np.any(rates[..., :K][..., back[:, None, :].repeat(A, axis=1)] > 1e-9):
+    back = np.tril(np.ones((K, K), dtype=bool), k=-1)[:, None, :]   # destination j < source k
+    if np.any((rates[..., :K] > 1e-9) & back):
         raise ModelConfigError("the chain must be monotone: no moves back to an earlier open stage")
+
+
+def _sums_to_one(probs: np.ndarray) -> bool:
+    """Every row along the last axis sums to 1 (within ``1e-6 + 1e-5``, as ``np.allclose``)."""
+    return bool(np.all(np.abs(np.einsum("...c->...", probs) - 1.0) <= 1e-6 + 1e-5))
 
 
 def age_index(age_months: np.ndarray, n_ages: int) -> np.ndarray:
@@ -222,43 +227,87 @@ def step_expected(rates: np.ndarray, entry: np.ndarray, x: np.ndarray, leads: np
     K = x.shape[-2]
     flows = x[..., None] * rates                                    # (D, K, A, C)
     st = np.einsum("dkak->dka", flows[..., :K])                     # staying
-    arrivals = flows.sum(axis=(1, 2)) - np.pad(st.sum(-1), ((0, 0), (0, 2)))
-    arrivals = arrivals + leads[:, None] * entry
+    arrivals = np.einsum("dkac->dc", flows)
+    arrivals[:, :K] -= st.sum(-1)                                   # stayers arrive nowhere
+    arrivals += leads[:, None] * entry
     return _age_one_month(st, arrivals, K), arrivals
 
 
-def _multinomial_rows(rng: np.random.Generator, n: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Multinomial counts for counts ``n`` (D, R) and probabilities ``probs`` (D, R, C)
-    by sequential conditional binomials over the destinations that are possible."""
-    D, R, C = probs.shape
-    out = np.zeros((D, R, C), dtype=np.int64)
+class SplitProbabilities(NamedTuple):
+    """What one month's multinomial moves are drawn with (:func:`split_probabilities`).
+
+    ``entry_cols`` are the destinations possible for a new lead and ``entry`` (D, c) the
+    conditional probabilities of :func:`_conditional` over them; ``stage_cols[k]`` and
+    ``stages[k]`` (D * A, c_k) the same for the leads in stage ``k`` (rows by draw, then age).
+    """
+
+    entry_cols: np.ndarray
+    entry: np.ndarray
+    stage_cols: tuple[np.ndarray, ...]
+    stages: tuple[np.ndarray, ...]
+
+
+def _possible(probs: np.ndarray) -> np.ndarray:
+    """The destinations (columns) with a positive probability in some row of ``probs`` (R, C)."""
+    return np.flatnonzero((probs > 0).any(axis=0))
+
+
+def _conditional(probs: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """P(destination ``cols[i]`` | none of ``cols[:i]``) per row of ``probs`` (R, C), clipped
+    to [0, 1]: the binomial probabilities that draw a multinomial one destination at a time.
+
+    The share left before ``cols[i]`` is ``1 - p[cols[0]] - ... - p[cols[i-1]]``,
+    subtracted in that order, as when it is updated destination by destination.
+    """
+    sub = probs[:, cols]
+    left = np.subtract.accumulate(np.concatenate([np.ones((len(sub), 1)), sub[:, :-1]], axis=1), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(left > _TOL, sub / np.maximum(left, _TOL), 0.0)
+    return np.clip(p, 0.0, 1.0)
+
+
+def split_probabilities(rates: np.ndarray, entry: np.ndarray) -> SplitProbabilities:
+    """The conditional probabilities :func:`step_sampled` draws a month's moves with.
+
+    They depend on the month's rates only: a run whose months share their rates (no
+    season, no month shocks) computes them once for every month.
+    """
+    D, K, A, C = rates.shape
+    rows = [rates[:, k].reshape(D * A, C) for k in range(K)]
+    stage_cols = tuple(_possible(r) for r in rows)
+    ecols = _possible(entry)
+    return SplitProbabilities(ecols, _conditional(entry, ecols), stage_cols,
+                              tuple(_conditional(r, c) for r, c in zip(rows, stage_cols)))
+
+
+def _multinomial_rows(rng: np.random.Generator, n: np.ndarray, cond: np.ndarray, cols: np.ndarray,
+                      C: int) -> np.ndarray:
+    """Multinomial counts (R, C) for counts ``n`` (R,) by sequential binomials over the
+    possible destinations ``cols`` with the conditional probabilities ``cond`` (R, len(cols))
+    of :func:`_conditional`. The last one takes the rest; nothing more is drawn once every
+    row has run out of leads."""
+    out = np.zeros((len(n), C), dtype=np.int64)
     rem = n.astype(np.int64, copy=True)
-    left = np.ones((D, R))
-    possible = (probs > 0).any(axis=(0, 1))
-    cols = np.flatnonzero(possible)
     for i, c in enumerate(cols):
         if not rem.any():
             break
-        if i == len(cols) - 1:
-            take = rem
-        else:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                p = np.where(left > _TOL, probs[..., c] / np.maximum(left, _TOL), 0.0)
-            take = rng.binomial(rem, np.clip(p, 0.0, 1.0))
-            left = left - probs[..., c]
-        out[..., c] = take
+        take = rem if i == len(cols) - 1 else rng.binomial(rem, cond[:, i])
+        out[:, c] = take
         rem = rem - take
     return out
 
 
 def step_sampled(rng: np.random.Generator | Sequence[np.random.Generator], rates: np.ndarray,
-                 entry: np.ndarray, x: np.ndarray, leads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                 entry: np.ndarray, x: np.ndarray, leads: np.ndarray, *,
+                 split: SplitProbabilities | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One month of random moves (same arguments and outputs as :func:`step_expected`,
     whole counts instead of expectations).
 
     ``rng`` is one generator, or ``K + 1`` of them: one per source stage (all its ages),
     then one for the new leads. With separate streams, changing one stage's rates leaves
     the draws of every other stage unchanged (common random numbers for scenarios).
+    ``split``: :func:`split_probabilities` of ``rates`` and ``entry``, for months that
+    share their rates; without it they are computed here for the rows holding leads.
     """
     D, K, A = x.shape
     rngs = [rng] * (K + 1) if isinstance(rng, np.random.Generator) else list(rng)
@@ -266,21 +315,26 @@ def step_sampled(rng: np.random.Generator | Sequence[np.random.Generator], rates
         raise ModelConfigError(f"step_sampled needs one generator or {K + 1} (one per stage, then new leads), "
                                f"got {len(rngs)}")
     C = K + 2
+    ecols = _possible(entry) if split is None else split.entry_cols
+    arrivals = _multinomial_rows(rngs[K], leads, _conditional(entry, ecols) if split is None else split.entry,
+                                 ecols, C)
     st = np.zeros((D, K, A), dtype=np.int64)                 # stayers by source (stage, age)
-    arrivals = _multinomial_rows(rngs[K], leads[:, None], entry[:, None, :])[:, 0, :]
     for k in range(K):
         n = x[:, k].reshape(D * A)
         live = np.flatnonzero(n)                             # only rows holding leads are drawn
         if not live.size:
             continue
-        got = _multinomial_rows(rngs[k], n[live][None], rates[:, k].reshape(D * A, C)[live][None])[0]
-        stay_k = np.zeros(D * A, dtype=np.int64)
-        stay_k[live] = got[:, k]
-        st[:, k] = stay_k.reshape(D, A)
-        got[:, k] = 0
-        draw = live // A                                     # rows are sorted by draw
-        first = np.flatnonzero(np.r_[True, draw[1:] != draw[:-1]])
-        arrivals[draw[first]] += np.add.reduceat(got, first, axis=0)
+        if split is not None and live.size == D * A:         # every row: the stage's own destinations
+            cond, cols = split.stages[k], split.stage_cols[k]
+        else:
+            probs = rates[:, k].reshape(D * A, C)[live]
+            cols = _possible(probs)
+            cond = _conditional(probs, cols)
+        moved = np.zeros((D * A, C), dtype=np.int64)
+        moved[live] = _multinomial_rows(rngs[k], n[live], cond, cols, C)
+        st[:, k] = moved[:, k].reshape(D, A)
+        moved[:, k] = 0
+        arrivals += moved.reshape(D, A, C).sum(axis=1)
     return _age_one_month(st, arrivals, K), arrivals
 
 
@@ -292,12 +346,10 @@ def stack_path(rates: Sequence[np.ndarray]) -> np.ndarray:
 def _age_one_month(stayed: np.ndarray, arrivals: np.ndarray, K: int) -> np.ndarray:
     """Next month's (D, K, A) state: the leads that stayed grow one month older (the last
     age bucket keeps its own), the month's arrivals in each open stage start at age 0."""
-    A = stayed.shape[-1]
-    x_next = np.zeros_like(stayed)
-    if A == 1:
-        x_next[..., 0] = stayed[..., 0]
-    else:
-        x_next[..., 1:] += stayed[..., :-1]
-        x_next[..., -1] += stayed[..., -1]
-    x_next[..., 0] += arrivals[:, :K]
+    if stayed.shape[-1] == 1:
+        return stayed + arrivals[:, :K, None]
+    x_next = np.empty_like(stayed)
+    x_next[..., 0] = arrivals[:, :K]
+    x_next[..., 1:] = stayed[..., :-1]
+    x_next[..., -1] += stayed[..., -1]
     return x_next

@@ -38,9 +38,13 @@ def central_interval(draws: np.ndarray, level: float = 0.9, axis: int = 0) -> tu
     """Equal-tailed central interval of ``draws`` along ``axis``: the (1-level)/2 and
     (1+level)/2 quantiles."""
     (lv,) = check_levels(level)
-    tail = (1.0 - lv) / 2.0
-    q = np.quantile(np.asarray(draws, dtype=float), [tail, 1.0 - tail], axis=axis)
+    q = np.quantile(np.asarray(draws, dtype=float), _tails((lv,)), axis=axis)
     return q[0], q[1]
+
+
+def _tails(levels: tuple[float, ...]) -> list[float]:
+    """The quantiles of central intervals: ``(1 - level) / 2`` and its complement, per level."""
+    return [x for lv in levels for x in ((1.0 - lv) / 2.0, 1.0 - (1.0 - lv) / 2.0)]
 
 
 def level_tag(level: float) -> str:
@@ -75,9 +79,8 @@ def interval_table(draws: np.ndarray, levels: Sequence[float] | float = INTERVAL
     if d.ndim != 2 or d.shape[0] == 0:
         raise SimulationError(f"intervals need a non-empty (draws,) or (draws, items) array, got shape {d.shape}")
     labels = list(range(d.shape[1])) if index is None else list(index)
-    out = pd.DataFrame({name: labels, "mean": d.mean(0), "sd": d.std(0, ddof=1) if d.shape[0] > 1 else 0.0})
-    for level in lv:
-        lo, hi = central_interval(d, level)
-        out[f"lo_{level_tag(level)}"] = lo
-        out[f"hi_{level_tag(level)}"] = hi
-    return out
+    cols = {name: labels, "mean": d.mean(0), "sd": d.std(0, ddof=1) if d.shape[0] > 1 else np.zeros(d.shape[1])}
+    q = np.quantile(d, _tails(lv), axis=0)                 # one sort for every level
+    for i, level in enumerate(lv):
+        cols[f"lo_{level_tag(level)}"], cols[f"hi_{level_tag(level)}"] = q[2 * i], q[2 * i + 1]
+    return pd.DataFrame(cols)

@@ -100,6 +100,7 @@ def test_target_change_reruns_only_the_plan(dash, model, data):
     assert st.plan.leads == plan.leads != before
     assert st.p_hit == pytest.approx(p_hit)
     assert "forecast" not in st.timings and "leads_needed" in st.timings
+    assert "plan_sims" not in st.timings                 # the simulations do not depend on the target
 
 
 def test_every_control_maps_to_simulator_args(dash, model, data):
@@ -263,6 +264,28 @@ def test_fan_geometry(dash):
         assert all(0 <= y <= top for y in tr.y)
     assert np.all(s["lo_95"] <= s["lo_50"]) and np.all(s["hi_50"] <= s["hi_95"])
     assert fig.data[7].y[0] == a.question.target
+
+
+def test_charts_updated_in_place_equal_charts_drawn_afresh(dash):
+    """Only changed properties are sent to the figures; after any sequence of answers
+    they must hold exactly what new charts drawing the last answer hold."""
+    from funnel_models.dashboard.charts import PlotlyCharts
+    first = dash.state
+    dash.window.value = 6                         # fewer months, other ticks and ranges
+    dash.stall[dash.engine.stages[2]].value = 1.5
+    dash.charts.show(first)
+    dash.charts.show(dash.state)
+    dash.charts.fan.layout.xaxis.range = [2, 3]   # a zoom in the browser comes back as a relayout
+    dash.charts.show(dash.state)
+    fresh = PlotlyCharts(dash.engine.start)
+    fresh.show(dash.state)
+    def state(fig):
+        js = fig.to_plotly_json()
+        return [{k: v for k, v in tr.items() if k != "uid"} for tr in js["data"]], js["layout"]
+    for got, want in zip(dash.charts.widgets, fresh.widgets):
+        assert state(got) == state(want)
+    dash.charts.clear()
+    assert all(len(tr.x or ()) == 0 for fig in dash.charts.widgets for tr in fig.data)
 
 
 def test_explanation_states_the_answer_s_numbers(dash):

@@ -159,6 +159,11 @@ def test_dashboard_in_chromium(served, shots):
             page.wait_for_function(f"() => document.querySelector('.funnel-p-hit .kpi-note')?.textContent"
                                    f".startsWith('{exp['east_leads']:,} new leads')", timeout=60_000)
             assert exp["east_leads"] < 250
+            # the forecast fan follows too: its target line is the segment's target (it once stayed stale)
+            page.wait_for_function("() => { const t = document.querySelector('.funnel-target input')?.value;"
+                                   " return !!t && [...document.querySelectorAll('.funnel-fan .legendtext')]"
+                                   ".some(e => e.textContent.replace(/,/g, '') === 'target ' + t); }",
+                                   timeout=60_000)
             page.screenshot(path=str(shots / "dashboard_segment_east.png"), full_page=True)
 
             page.locator(".lm-TabBar-tabLabel", has_text="Where to act").click()

@@ -17,7 +17,7 @@ from funnel_models.errors import FunnelWarning, ModelConfigError
 from funnel_models.models import ConjugateFunnel, FunnelModel, make_model
 from funnel_models.models.graph import build_graph, theta_names
 from funnel_models.models.predictor import log_probabilities, probabilities
-from funnel_models.models.structure import ChangePoint, build_design, safe_name
+from funnel_models.models.structure import build_design, safe_name
 
 POOLED = {"time_in_stage": "off", "month_effects": "off"}
 
@@ -104,6 +104,20 @@ def test_fit_is_cached_and_tampered_cache_is_a_miss(demo, demo_transitions, pool
         FunnelModel.load(path)
 
 
+def test_a_fit_of_another_model_revision_is_refitted_not_reused(demo, demo_transitions, pooled_fit, tmp_path,
+                                                                monkeypatch):
+    import funnel_models.models.markov as markov
+    path = pooled_fit.save(tmp_path / "old.nc")
+    old_key = pooled_fit.fit_hash()
+    monkeypatch.setattr(markov, "_FORMAT_VERSION", "next")
+    with pytest.raises(ModelConfigError, match="another version of the model"):
+        FunnelModel.load(path)
+    tr = demo_transitions.groupby(["month", "from_stage", "to_stage", "age"], as_index=False)["n"].sum()
+    fresh = FunnelModel(demo.spec, POOLED, {"progress": False, "seed": 3}, cache_dir=pooled_fit.cache.folder)
+    fresh._set_data(tr)
+    assert fresh.fit_hash() != old_key                   # another key: the cached fit is not found
+
+
 def test_config_errors_name_the_key(demo):
     with pytest.raises(ModelConfigError, match="did you mean 'factors'"):
         FunnelModel(demo.spec, {"factor": ["region"]})
@@ -119,7 +133,6 @@ def test_one_linear_predictor_for_graph_likelihood_and_posterior_funnel(demo, de
     """A draw gives the same log-probabilities in the PyMC graph's likelihood and in NumPy, and
     posterior_funnel's rates equal the predictor's probabilities of the matching observation,
     with segment factors, a random walk, a change point and time in stage all on."""
-    import pymc as pm
     import pytensor
     from pymc.testing import mock_sample
 

@@ -7,8 +7,9 @@ controls) maps to simulator calls:
 answer                                 simulator call
 =====================================  =================================================
 leads needed, spreadsheet plan         ``simulate.leads_needed(post, target, window,
-                                       pipeline=, confidence=, target_unit=, seed=,
-                                       start=cut-off month)``
+                                       confidence=, target_unit=, sims=)`` with
+                                       ``sims = simulate.plan_sims(post, window,
+                                       pipeline=, seed=, start=cut-off month)``
 P(hit) with the planned leads, curve   ``plan.problem.probability(leads)``: the
                                        computation behind the answer, so the planned
                                        point lies on the curve
@@ -21,9 +22,9 @@ months from lead to win                ``post.median_cycle_time()``
 where ``post = model.posterior_funnel(segment, draws=draws).adjust(conversion=, stall=)``.
 Every result is cached by its own arguments, so a control change reruns only the calls
 whose arguments changed (the planned leads never rerun the leads-needed search; the
-target never reruns the forecast). The open pipeline enters as counts by (stage, age in
-months), which gives the simulator exactly what the per-lead frame gives, at a fraction
-of the cost.
+target never reruns the forecast). The open pipeline enters as the array of counts by
+(stage, chain age) that :func:`funnel_models.simulate.pipeline_state` makes of the
+per-lead frame, computed once per segment.
 
 A segment's planned leads are the company's scaled by the segment's recent share of new
 leads (:meth:`WhatIfEngine.lead_share`); its target is the same rule applied to the
@@ -46,7 +47,8 @@ from ..data import derive
 from ..errors import ParameterError
 from ..posterior import PosteriorFunnel
 
-__all__ = ["Question", "Answer", "WhatIfEngine", "FAN_LEVELS", "CURVE_POINTS", "curve_domain", "nice_ceil"]
+__all__ = ["Question", "Answer", "WhatIfEngine", "FAN_LEVELS", "CURVE_POINTS", "ANSWER_CACHES", "curve_domain",
+           "nice_ceil"]
 
 #: Interval levels of the fan chart (innermost first).
 FAN_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.95)
@@ -58,6 +60,10 @@ WIN_SHARE_MONTHS = 12
 VOLUME_MONTHS = 3
 #: Draws behind the months-from-lead-to-win figure.
 CYCLE_DRAWS = 100
+#: Kinds of cached results that depend on control values; the other cache entries are the
+#: per-segment inputs (posterior draws, open pipeline, recent volume, stage flows).
+ANSWER_CACHES = frozenset({"adjust", "plan_sims", "leads_needed", "p_hit", "curve", "forecast", "cycle",
+                           "leverage"})
 
 Pairs = tuple[tuple[str, Any], ...]
 
@@ -258,6 +264,11 @@ class WhatIfEngine:
             return rows.groupby(keys).size().rename("count").reset_index()
         return self._get(("pipeline", segment), make)
 
+    def pipeline_counts(self, segment: Pairs) -> np.ndarray:
+        """The segment's open leads by (stage, age) as the simulator reads them (cached)."""
+        return self._get(("pipeline_counts", segment), lambda: S.pipeline_state(
+            self.posterior(segment), self.pipeline(segment)))
+
     def volume(self, segment: Pairs) -> float:
         """Today's new leads per month of the segment: the mean of the last 3 months."""
         if self.transitions is None:
@@ -290,7 +301,7 @@ class WhatIfEngine:
         """:func:`funnel_models.simulate.default_target` for the segment (in ``unit``), on the
         model's full posterior as the report computes it."""
         full = self._get(("full_posterior", segment), lambda: self.model.posterior_funnel(dict(segment) or None))
-        wins = S.default_target(full, self.pipeline(segment), leads, window, start=self.start)
+        wins = S.default_target(full, self.pipeline_counts(segment), leads, window, start=self.start)
         return wins * self.mean_deal_value(segment) if unit == "revenue" else wins
 
     def segment_target(self, segment: Pairs, company_target: float, *, derived: bool, leads: float,
@@ -305,11 +316,13 @@ class WhatIfEngine:
 
     # ------------------------------------------------------------------ answers
     def plan(self, q: Question, timings: dict | None = None) -> Any:
-        """``simulate.leads_needed`` for the question (cached)."""
+        """``simulate.leads_needed`` for the question (cached); its simulations, which do
+        not depend on the target or the confidence, are cached by scenario and window."""
         post = self.scenario_posterior(q, timings)
+        sims = self._get(("plan_sims", q.scenario, q.window), lambda: S.plan_sims(
+            post, q.window, pipeline=self.pipeline_counts(q.segment), seed=self.seed, start=self.start), timings)
         return self._get(("leads_needed", q.plan_key, q.confidence), lambda: S.leads_needed(
-            post, q.target, q.window, pipeline=self.pipeline(q.segment), confidence=q.confidence,
-            target_unit=q.target_unit, seed=self.seed, start=self.start), timings)
+            post, q.target, q.window, confidence=q.confidence, target_unit=q.target_unit, sims=sims), timings)
 
     def curve(self, q: Question, plan: Any, domain: float, timings: dict | None = None) -> pd.DataFrame:
         """P(hit) over ``CURVE_POINTS`` plans from 0 to ``domain`` (plus the answer)."""
@@ -322,8 +335,8 @@ class WhatIfEngine:
 
     def fan(self, q: Question, timings: dict | None = None) -> pd.DataFrame | None:
         """Intervals of cumulative wins (revenue for a revenue target) per month (cached)."""
-        pipe = self.pipeline(q.segment)
-        if q.leads <= 0 and float(pipe["count"].sum()) <= 0:
+        pipe = self.pipeline_counts(q.segment)
+        if q.leads <= 0 and float(pipe.sum()) <= 0:
             return None
         post = self.scenario_posterior(q, timings)
 
@@ -339,7 +352,7 @@ class WhatIfEngine:
         """``simulate.leverage``: extra wins per month from improving each stage (cached)."""
         post = self.scenario_posterior(q, timings)
         return self._get(("leverage", q.scenario, q.leads, q.window), lambda: S.leverage(
-            post.thin(self.leverage_draws, seed=self.seed), self.pipeline(q.segment), q.leads, q.window,
+            post.thin(self.leverage_draws, seed=self.seed), self.pipeline_counts(q.segment), q.leads, q.window,
             level=self.level, start=self.start), timings)
 
     def cycle_months(self, q: Question, timings: dict | None = None) -> float:

@@ -91,9 +91,12 @@ class ModelConfig(_Strict):
         Smooth drift of every move over months (non-centered random walk).
     change_points : list of ChangePointConfig
     parameterization : "auto", "centered" or "non_centered"
-        Of the segment effects. ``auto`` picks centered for factors whose smallest level
-        has at least ``centered_min_count`` transitions out of every stage, and refits in
-        the other geometry when the sampler reports problems.
+        Of every hierarchical effect: segment effects, each row's time-in-stage walk and
+        each row's month effects. ``auto`` picks centered where the data pin the effects
+        down: factors whose smallest cell has at least ``centered_min_count`` moves out of
+        a stage, rows with at least ``centered_min_count`` moves in every age bucket, rows
+        whose months differ by more than their sampling noise; non-centered elsewhere. It
+        refits the first stage in the other geometry when the sampler reports problems.
     centered_min_count : int
     priors : Priors
     """

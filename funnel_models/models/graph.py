@@ -8,7 +8,8 @@ Priors (scales in :class:`~funnel_models.models.config.Priors`):
   (``effect_<f> = sigma_<f> * ZeroSumNormal(1)``), ``sigma_<f> ~ HalfNormal(segment_sigma)``;
 - time in stage: ``age[0] = 0``, ``age[b] = age[b-1] + sigma_age[row] * z[b]``, a random
   walk over age buckets that shrinks toward the memoryless chain (``sigma_age ~
-  HalfNormal(age_sigma)``);
+  HalfNormal(age_sigma)``), sampled per row centered (the steps themselves) or
+  non-centered (``z``) as the fit's parameterization says (:func:`scaled_normal`);
 - smooth drift: ``walk[t] = sum of sigma_rw * z`` up to month ``t``;
 - change points: ``change_c ~ Normal(0, change_sigma)`` on the slots of the changed row.
 
@@ -35,7 +36,8 @@ from .predictor import log_probabilities
 from .structure import Design, safe_name
 from .idata_access import quiet_import
 
-__all__ = ["Variant", "build_graph", "theta_names", "graph_data", "VARIANT_LABELS", "DATA_PREFIX"]
+__all__ = ["Variant", "build_graph", "theta_names", "graph_data", "VARIANT_LABELS", "DATA_PREFIX", "age_key",
+           "scaled_normal"]
 
 #: Prefix of the graph's data containers (``d_counts``, ``d_slot``, ...).
 DATA_PREFIX = "d_"
@@ -44,6 +46,24 @@ DATA_PREFIX = "d_"
 def graph_data(design: Design) -> dict[str, np.ndarray]:
     """Values of every data container of the graph for a design."""
     return {DATA_PREFIX + k: v for k, v in design.arrays().items()}
+
+
+def age_key(source: str) -> str:
+    """Key of a row's time-in-stage walk in a fit's parameterization mapping."""
+    return f"time in stage: {source}"
+
+
+def scaled_normal(pm: Any, pt: Any, name: str, scale: Any, centered: np.ndarray, dims: tuple[str, ...]) -> Any:
+    """``scale * z`` with ``z ~ Normal(0, 1)``, sampled centered where ``centered`` is True.
+
+    Centered, the sampler moves the product itself (``Normal(0, scale)``), which suits
+    effects the data pin down; non-centered it moves ``z``, which suits effects the data
+    barely inform. ``centered`` is a boolean mask broadcast against ``scale`` (for example
+    one value per parameter slot), so one variable can mix both geometries.
+    """
+    c = pt.as_tensor(np.asarray(centered, dtype=bool))
+    raw = pm.Normal(name, 0.0, pt.switch(c, scale, 1.0), dims=dims)
+    return raw * pt.switch(c, 1.0, scale)
 
 
 @dataclass(frozen=True)
@@ -89,14 +109,16 @@ def _segment_effects(pm: Any, pt: Any, design: Design, config: ModelConfig, para
     return out
 
 
-def _time_components(pm: Any, pt: Any, design: Design, config: ModelConfig, with_age: bool) -> dict:
+def _time_components(pm: Any, pt: Any, design: Design, config: ModelConfig, param: Mapping[str, str],
+                     with_age: bool) -> dict:
     pri = config.priors
     out: dict[str, Any] = {}
     slot_row = design.slot_row
     if with_age and design.n_buckets > 1:
         sig = pm.HalfNormal("sigma_age", pri.age_sigma, dims="row")
-        z = pm.Normal("agez", 0.0, 1.0, dims=("age_step", "move"))
-        steps = pt.cumsum(z * sig[slot_row][None, :], axis=0)
+        centered = np.array([param.get(age_key(design.rows[r].source)) == "centered" for r in slot_row])
+        steps = pt.cumsum(scaled_normal(pm, pt, "agez", sig[slot_row][None, :], centered[None, :],
+                                        ("age_step", "move")), axis=0)
         walk = pt.concatenate([pt.zeros((1, design.n_slots)), steps], axis=0)
         out["age"] = pm.Deterministic("age", walk, dims=("age_bucket", "move"))
     if config.time_varying and design.by_month and len(design.months) > 1:
@@ -115,7 +137,7 @@ def build_graph(design: Design, config: ModelConfig, parameterization: Mapping[s
     ----------
     design : Design
     config : ModelConfig
-    parameterization : mapping factor -> "centered" | "non_centered"
+    parameterization : mapping factor or :func:`age_key` -> "centered" | "non_centered"
     with_age : bool
         Put the time-in-stage component in the graph.
     """
@@ -142,7 +164,7 @@ def build_graph(design: Design, config: ModelConfig, parameterization: Mapping[s
                 delta = pm.Normal(f"delta_{c}", 0.0, config.priors.change_sigma, shape=slots.size)
                 full = pt.set_subtensor(full[slots], delta)
             theta[f"change_{c}"] = pm.Deterministic(f"change_{c}", full, dims="move")
-        theta.update(_time_components(pm, pt, design, config, with_age))
+        theta.update(_time_components(pm, pt, design, config, parameterization, with_age))
         logp = log_probabilities(theta, data, n_slots=design.n_slots,
                                  factors=[safe_name(f) for f in design.factors], n_change=n_change, xp=pt)
         pm.Potential("transition_loglik", pt.sum(data["counts"] * logp))

@@ -101,8 +101,6 @@ class LagModel(BaseFunnelModel):
         """Fit on monthly entry counts per stage (``month, stage, count``, or a loaded
         counts source); returns self."""
         pm = quiet_import("pymc")
-        import pytensor.tensor as pt
-
         counts = getattr(data, "counts", data)
         print(LEAD_LEVEL_NOTE, file=sys.stderr)
         n = self._matrix(counts)

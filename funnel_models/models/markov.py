@@ -25,7 +25,6 @@ validates and samples nothing; ``.fit(data)`` returns self and sets ``.idata``.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import time
 import warnings
@@ -44,7 +43,7 @@ from . import selection
 from .base import BaseFunnelModel, Diagnostics, check_diagnostics
 from .config import ModelConfig, SamplerConfig, parse_config
 from .fitcache import FitCache, default_cache_dir, digest_arrays, stable_hash
-from .graph import VARIANT_LABELS, Variant, build_graph, graph_data, theta_names
+from .graph import VARIANT_LABELS, Variant, age_key, build_graph, graph_data, theta_names
 from .inputs import FunnelData, deal_value_draws, prepare
 from .monthfx import MONTH_LABELS, fit_month_effects
 from .predictor import pointwise_loglik, probabilities
@@ -53,7 +52,11 @@ from .structure import ChangePoint, Design, build_design, bucket_of, choose_cold
 
 __all__ = ["FunnelModel", "default_cache_dir"]
 
-_FORMAT_VERSION = "3"
+#: Revision of what a fit computes; part of the cache key and of every saved fit. Bump it
+#: whenever a change makes the same data and settings give a different fit (4: geometry by
+#: data for every hierarchical effect), so caches and saved files of older revisions are
+#: refitted, never silently reused (5: month effects non-centered first).
+_FORMAT_VERSION = "5"
 #: Keep every n-th draw of each chain for the leave-one-out comparisons (PSIS needs hundreds, not thousands).
 LOO_THIN = 4
 
@@ -156,18 +159,25 @@ class FunnelModel(BaseFunnelModel):
             build_design(tr, self.spec, by_month=True, season=mc.seasonality, levels=self.design.factors, **common)
 
     def _choose_parameterization(self) -> dict[str, str]:
+        """Centered or non-centered, per segment factor and per row's time-in-stage walk.
+
+        ``auto``: centered where the data pin the effects down (the smallest cell of a
+        factor, or the fewest moves out of a row in any age bucket, reaches
+        ``centered_min_count``), non-centered elsewhere.
+        """
         d = self.design
         assert d is not None
-        mode = self.model_config.parameterization
-        out = {}
+        mode, enough = self.model_config.parameterization, self.model_config.centered_min_count
+        smallest = {}
         for f in d.factors:
-            if mode != "auto":
-                out[f] = mode
-                continue
             cells = [v for k, v in d.cell_counts.items() if k.endswith(f"|{f}") and not k.startswith(ENTRY)]
-            smallest = min(int(v.min()) for v in cells) if cells else 0
-            out[f] = "centered" if smallest >= self.model_config.centered_min_count else "non_centered"
-        return out
+            smallest[f] = min(int(v.min()) for v in cells) if cells else 0
+        if d.n_buckets > 1:
+            moves = np.zeros((len(d.rows), d.n_buckets))
+            np.add.at(moves, (d.row, d.age), d.counts.sum(1))
+            smallest.update({age_key(r.source): int(moves[i].min()) for i, r in enumerate(d.rows)})
+        return {k: mode if mode != "auto" else ("centered" if n >= enough else "non_centered")
+                for k, n in smallest.items()}
 
     # ------------------------------------------------------------------ fitting
     def fit(self, data: Any, *, progress: bool | None = None) -> "FunnelModel":
@@ -265,6 +275,7 @@ class FunnelModel(BaseFunnelModel):
         mean = self._mean_probabilities(self.idata, self.fine)
         n_thin = next(iter(self._theta_draws(self.idata, self.fine, thin=LOO_THIN).values())).shape[0]
         fx, timing = fit_month_effects(self.fine, mean, n_thin, mc, self.sampler_config, cands, show)
+        self.notes.extend(fx.notes)
         for k, s in timing.items():
             self.timings[k] = self.timings.get(k, 0.0) + s
         chosen = cands[0]
@@ -294,9 +305,9 @@ class FunnelModel(BaseFunnelModel):
         better = (new.divergences, new.r_hat_max) < (diag.divergences, diag.r_hat_max)
         if not better:
             self.idata, self.parameterization = old_idata, first
-        self.notes.append(f"the first fit did not converge ({diag.message}); refitted with segment effects "
-                          f"{self.parameterization if better else {f: 'other' for f in first}} and kept the "
-                          f"{'refit' if better else 'first fit'}")
+        flipped = {f: "non_centered" if p == "centered" else "centered" for f, p in first.items()}
+        self.notes.append(f"the first fit did not converge ({diag.message}); refitted with every hierarchical "
+                          f"effect in the other geometry ({flipped}) and kept the {'refit' if better else 'first fit'}")
 
     # ------------------------------------------------------------------ posterior
     def _require_fit(self) -> None:
@@ -332,7 +343,7 @@ class FunnelModel(BaseFunnelModel):
                 raise ModelConfigError(f"segment factor {f!r} is not in the model; factors: {list(d.factors)}")
             if level not in d.factors[f]:
                 raise ModelConfigError(f"unknown level {level!r} of {f!r}; levels: {d.factors[f]}")
-        rows, slot, age, active, keys = [], [], [], [], []
+        slot, age, active, keys = [], [], [], []
         dmax = d.slot.shape[1]
         for i, r in enumerate(d.rows):
             ages = [0] if r.source == ENTRY else list(range(n_ages))
@@ -361,11 +372,13 @@ class FunnelModel(BaseFunnelModel):
         month : date-like, optional
             Which month's rates (random walk and change points); default the last fitted
             month. Month shocks and seasonality are not in the rates (the average month):
-            they are carried as ``shock_sd`` and ``season`` for forecasts.
+            they are carried as ``shock_sd`` and ``season`` for forecasts. With month
+            effects, the average month itself is known only to within ``sigma_month /
+            sqrt(months observed)`` per row, and each draw's rates carry that error too.
         draws : int, optional
             Thin to this many draws (default: all).
         seed : int
-            Seed of the thinning and of the deal-value draws.
+            Seed of the thinning, of the average month's error and of the deal-value draws.
         """
         self._require_fit()
         d = self.design
@@ -380,6 +393,9 @@ class FunnelModel(BaseFunnelModel):
             s = acc.draws(self.idata, "m2_season")
             theta["season"] = s if idx is None else s[idx]
         q_theta = {k: v for k, v in theta.items() if k not in ("month", "season")}
+        level = self._level_error(idx, seed)
+        if level is not None:
+            q_theta["intercept"] = q_theta["intercept"] + level
         for f in d.factors:
             if f not in (segment or {}):
                 q_theta[f"effect_{safe_name(f)}"] = np.zeros_like(theta[f"effect_{safe_name(f)}"])
@@ -411,6 +427,24 @@ class FunnelModel(BaseFunnelModel):
         assert d is not None
         K = self.spec.n_stages
         return [K if r.source == ENTRY else self.spec.codes.index(r.source) for r in d.rows]
+
+    def _level_error(self, idx: np.ndarray | None, seed: int) -> np.ndarray | None:
+        """Error of the average month's log-odds per draw and slot, (draws, n_slots), or None.
+
+        The first stage reads every month as the average month, so its rates are as sure
+        as binomial noise allows. With month shocks of scale ``sigma`` (per row) seen in
+        ``T`` months, the average month is only known to within ``sigma / sqrt(T)``: the
+        error a joint fit of both stages would carry, drawn here per posterior draw.
+        """
+        if not (self.variant.month_effects and acc.has(self.idata, "m2_sigma_month")):
+            return None
+        d = self.fine
+        assert d is not None
+        sig = acc.draws(self.idata, "m2_sigma_month")
+        sig = sig if idx is None else sig[idx]
+        months = np.array([max(np.unique(d.month[d.row == r]).size, 1) for r in range(len(d.rows))])
+        scale = (sig / np.sqrt(months))[:, d.slot_row]
+        return scale * np.random.default_rng([seed, 1]).standard_normal(scale.shape)
 
     def _shock_sd(self, idx: np.ndarray | None, n: int) -> np.ndarray | None:
         if not (self.variant.month_effects and acc.has(self.idata, "m2_sigma_month")):
@@ -521,6 +555,9 @@ class FunnelModel(BaseFunnelModel):
         if not need <= set(attrs):
             raise ModelConfigError(f"{path}: not a fit saved by this version of funnel_models; refit")
         cfg = json.loads(attrs["funnel_config"])
+        if cfg.get("format") != _FORMAT_VERSION:
+            raise ModelConfigError(f"{path}: saved by another version of the model (revision {cfg.get('format')}; "
+                                   f"this version fits revision {_FORMAT_VERSION}); refit")
         state = json.loads(attrs["funnel_state"])
         m = cls(cfg["spec"], cfg["model_config"], cfg["sampler_config"], cache_dir=False)
         start = pd.Timestamp(state["recorded_from"]) if state.get("recorded_from") else None

@@ -8,6 +8,9 @@ offset on the log-odds::
 
     y[t, r] ~ Multinomial(N[t, r], softmax(offset[t, r] + [0, month[t, s] + season[pos(t), s]]))
     month[t, s] = sigma_month[r] * z[t, s],  z ~ Normal(0, 1),  sigma_month ~ HalfNormal(month_sigma)
+    (sampled non-centered; when that fails the sampler checks under ``parameterization:
+    auto``, again with the rows whose months differ by more than their sampling noise
+    centered, see :func:`centered_rows`, and the better fit is kept)
     season = sigma_season * ZeroSumNormal(1) over the seasonal positions
 
 with ``s`` the slots of row ``r`` (the same linear predictor as the first stage). Forecasts
@@ -28,9 +31,10 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
 
+from .base import check_diagnostics
 from .config import ModelConfig, SamplerConfig
+from .graph import scaled_normal
 from .predictor import log_probabilities, pointwise_loglik
 from .sampling import sample_compiled
 from .structure import SEASON_LENGTH, Design, season_index
@@ -95,18 +99,47 @@ class MonthEffects:
         draws, or None when the candidate has no parameters (no month effects, no season).
     loglik : dict
         Pointwise log-likelihood of the month-row totals per candidate label, (draws, n_tr).
+    notes : tuple of str
+        What the fit did on its own (a second try in the other geometry).
     """
 
     fits: Mapping[bool, Any]
     loglik: Mapping[str, np.ndarray]
+    notes: tuple[str, ...] = ()
 
 
 #: Labels of the second-stage candidates.
 MONTH_LABELS = {False: "no month effects", True: "month effects"}
 
 
-def _graph(totals: MonthTotals, offset: np.ndarray, config: ModelConfig, n_rows: int, season_kind: str,
-           n_months: int, with_month: bool) -> Any:
+def centered_rows(totals: MonthTotals, expected: np.ndarray, config: ModelConfig, n_rows: int) -> np.ndarray:
+    """Rows whose month effects are sampled centered, (n_rows,) bool.
+
+    Under ``parameterization: auto`` a row is centered when its months differ by more than
+    their sampling noise: on the log-odds of leaving the reference destination, observed
+    against the first stage's expectation, the spread between months beyond the noise
+    (a method-of-moments estimate, as in random-effects meta-analysis) exceeds the mean
+    sampling variance. Then the totals pin every month's effect down and the centered
+    geometry mixes well; where the months barely differ (a scale near zero) the
+    non-centered one does.
+    """
+    if config.parameterization != "auto":
+        return np.full(n_rows, config.parameterization == "centered")
+    n = totals.counts.sum(-1) + 1.0
+    y = totals.counts[:, 1:].sum(-1) + 0.5
+    e = np.clip(expected[:, 1:].sum(-1), 1e-6, 1 - 1e-6)
+    dev = np.log(y / (n - y)) - np.log(e / (1 - e))
+    noise = 1.0 / (n * e * (1 - e))
+    out = np.zeros(n_rows, dtype=bool)
+    for r in range(n_rows):
+        mine = totals.row == r
+        if mine.sum() > 1:
+            out[r] = dev[mine].var(ddof=1) - noise[mine].mean() > noise[mine].mean()
+    return out
+
+
+def _graph(totals: MonthTotals, offset: np.ndarray, centered: np.ndarray, config: ModelConfig, n_rows: int,
+           season_kind: str, n_months: int, with_month: bool) -> Any:
     pm = quiet_import("pymc")
     import pytensor.tensor as pt
     pri = config.priors
@@ -119,8 +152,9 @@ def _graph(totals: MonthTotals, offset: np.ndarray, config: ModelConfig, n_rows:
         theta: dict[str, Any] = {"intercept": pt.zeros((totals.n_slots,))}
         if with_month:
             sig = pm.HalfNormal("sigma_month", pri.month_sigma, dims="row_m")
-            z = pm.Normal("monthz", 0.0, 1.0, dims=("mt", "slot_m"))
-            theta["month"] = pm.Deterministic("month", z * sig[slot_row][None, :], dims=("mt", "slot_m"))
+            month = scaled_normal(pm, pt, "monthz", sig[slot_row][None, :], centered[slot_row][None, :],
+                                  ("mt", "slot_m"))
+            theta["month"] = pm.Deterministic("month", month, dims=("mt", "slot_m"))
         if season_kind != "none":
             sig_s = pm.HalfNormal("sigma_season", pri.season_sigma)
             zs = pm.ZeroSumNormal("seasonz", sigma=1.0, dims=("season_pos", "slot_m"), n_zerosum_axes=1)
@@ -154,12 +188,14 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
     from . import idata_access as acc
     totals = month_totals(fine)
     expected = _expected(totals, fine, mean_probs)
+    centered = centered_rows(totals, expected, config, len(fine.rows))
     offset = _offset(expected)
     n = totals.counts.sum(-1)
     coef = gammaln(n + 1.0) - gammaln(totals.counts + 1.0).sum(-1)
     fits: dict[bool, Any] = {}
     loglik: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
+    notes: list[str] = []
     for with_month in candidates:
         if not with_month and fine.season_kind == "none":
             # the same plug-in offset as the fitted candidates, so the comparison is fair
@@ -168,14 +204,23 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
             loglik[MONTH_LABELS[False]] = np.broadcast_to(ll, (n_draws, ll.size)).copy()
             fits[False] = None
             continue
-        key = f"month;{fine.signature()};{with_month}"
-        # a small model on monthly totals: a careful sampler costs little here
-        careful = sampler.model_copy(update={"tune": max(sampler.tune, 1000), "target_accept": 0.95})
-        idata, t = sample_compiled(key, lambda wm=with_month: _graph(totals, offset, config, len(fine.rows),
-                                                                      fine.season_kind, len(fine.months), wm),
-                                   {"m_offset": offset, "m_counts": totals.counts}, careful, progress)
-        for k, v in t.items():
-            timings[k] = timings.get(k, 0.0) + v
+        idata = None
+        for geometry in _geometries(centered, config):
+            key = f"month;{fine.signature()};{with_month};{geometry.tolist()}"
+            # a small model on monthly totals: a careful sampler costs little here
+            careful = sampler.model_copy(update={"tune": max(sampler.tune, 1000), "target_accept": 0.95})
+            other, t = sample_compiled(key, lambda wm=with_month, g=geometry: _graph(
+                totals, offset, g, config, len(fine.rows), fine.season_kind, len(fine.months), wm),
+                {"m_offset": offset, "m_counts": totals.counts}, careful, progress)
+            for k, v in t.items():
+                timings[k] = timings.get(k, 0.0) + v
+            idata = _better(idata, other)
+            if check_diagnostics(acc.diagnostics(idata)).ok:
+                break
+            notes.append(f"month effects did not converge with rows {np.flatnonzero(geometry).tolist()} centered; "
+                         + ("kept the better fit" if geometry is centered else "sampled again with rows "
+                            f"{np.flatnonzero(centered).tolist()} centered"))
+        assert idata is not None
         theta = {"intercept": np.zeros((acc.n_draws(idata), totals.n_slots))}
         for name in ("month", "season"):
             if acc.has(idata, name):
@@ -183,4 +228,22 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
         loglik[MONTH_LABELS[with_month]] = pointwise_loglik(theta, totals.design(offset), totals.counts,
                                                             n_slots=totals.n_slots)
         fits[with_month] = idata
-    return MonthEffects(fits=fits, loglik=loglik), timings
+    return MonthEffects(fits=fits, loglik=loglik, notes=tuple(notes)), timings
+
+
+def _geometries(centered: np.ndarray, config: ModelConfig) -> list[np.ndarray]:
+    """The geometries to try in turn: every row non-centered first (few months leave the
+    scale weakly identified, where centered sampling struggles), then, if that fails the
+    sampler checks, the rows :func:`centered_rows` picks centered; a fixed setting only."""
+    if config.parameterization != "auto" or not centered.any():
+        return [centered]
+    return [np.zeros_like(centered), centered]
+
+
+def _better(first: Any, second: Any) -> Any:
+    """Of two fits of the same graph, the one with fewer divergences, then the lower r_hat."""
+    from . import idata_access as acc
+    if first is None:
+        return second
+    a, b = acc.diagnostics(first), acc.diagnostics(second)
+    return second if (b["divergences"], b["r_hat_max"]) < (a["divergences"], a["r_hat_max"]) else first

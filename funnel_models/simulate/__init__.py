@@ -25,13 +25,13 @@ from .core import expected_run, pipeline_state, sampled_run, synthetic_posterior
 from .forecast import ForecastResult, check_window, default_target, expected_wins, forecast, leads_from_history
 from .impact import ImpactResult, process_change_impact
 from .leverage import benchmark_gaps, leverage, pipeline_coverage, pipeline_outlook, stall_ranking
-from .planning import LeadsNeededResult, leads_needed, naive_win_rate
+from .planning import LeadsNeededResult, PlanSims, leads_needed, naive_win_rate, plan_sims
 from .warning import WarningResult, early_warning, inflow_effect
 from .whatif import WhatIfResult, what_if
 
 __all__ = [
     "forecast", "ForecastResult", "leads_from_history", "expected_wins", "check_window", "default_target",
-    "leads_needed", "LeadsNeededResult", "naive_win_rate",
+    "leads_needed", "LeadsNeededResult", "naive_win_rate", "plan_sims", "PlanSims",
     "what_if", "WhatIfResult",
     "leverage", "stall_ranking", "pipeline_coverage", "pipeline_outlook", "benchmark_gaps",
     "process_change_impact", "ImpactResult",

@@ -55,8 +55,9 @@ __all__ = [
 
 #: Anything :func:`numpy.random.default_rng` accepts.
 SeedLike = Union[int, np.random.Generator, np.random.SeedSequence, None]
-#: An open pipeline: ``derive.open_pipeline`` frame, stage/count frame, stage -> count mapping/Series, or None.
-PipelineLike = Union[pd.DataFrame, pd.Series, Mapping[str, float], None]
+#: An open pipeline: ``derive.open_pipeline`` frame, stage/count frame, stage -> count mapping/Series,
+#: counts by (stage, age) as :func:`pipeline_state` returns them, or None.
+PipelineLike = Union[pd.DataFrame, pd.Series, Mapping[str, float], np.ndarray, None]
 #: New leads: one number, one number per month, or inflow draws (n, H).
 LeadsLike = Union[float, int, Sequence[float], np.ndarray]
 
@@ -121,6 +122,18 @@ def _state_vector(post: PosteriorFunnel, mapping: Mapping[str, object], name: st
     return out
 
 
+def _state_array(counts: np.ndarray, shape: tuple[int, int], name: str, integer: bool) -> np.ndarray:
+    """A (stage, age) count array, validated (a float copy)."""
+    out = np.array(counts, dtype=float)
+    if out.shape != shape:
+        raise SimulationError(f"{name} as an array must hold counts by stage and age, shape {shape} "
+                              f"(K open stages, A ages); got shape {out.shape}")
+    if not np.all(np.isfinite(out)) or np.any(out < 0) or (integer and not np.allclose(out, np.round(out))):
+        raise SimulationError(f"{name} counts must be finite{', whole' if integer else ''} and >= 0; "
+                              f"got {out.tolist()}")
+    return out
+
+
 def pipeline_state(post: PosteriorFunnel, pipeline: PipelineLike, *, name: str = "pipeline",
                    integer: bool = True) -> np.ndarray:
     """Open leads by stage and chain age, shape (K, A).
@@ -139,6 +152,8 @@ def pipeline_state(post: PosteriorFunnel, pipeline: PipelineLike, *, name: str =
 
         Counts without ages are all put at age 0 (just arrived), the only reading such
         counts allow: with age-dependent hazards that treats old leads as fresh ones;
+        - an array (K, A) of counts by stage and chain age, as this function returns
+          (e.g. computed once and reused);
         - ``None``: no open leads.
     name : str
         Argument name used in error messages.
@@ -154,6 +169,8 @@ def pipeline_state(post: PosteriorFunnel, pipeline: PipelineLike, *, name: str =
     out = np.zeros((K, A))
     if pipeline is None:
         return out
+    if isinstance(pipeline, np.ndarray):
+        return _state_array(pipeline, (K, A), name, integer)
     mapping = _stage_mapping(pipeline, name)
     totals = _state_vector(post, mapping, name, allow_closed=False, integer=integer)
     if isinstance(pipeline, pd.DataFrame) and "age_months" in pipeline.columns:
@@ -237,11 +254,15 @@ def simulation_draws(n_draws: int, sims_per_draw: int | None, min_sims: int) -> 
 
 
 # ---------------------------------------------------------------------- months
-def _month_start(start: object) -> pd.Timestamp:
+def _timestamp(start: object) -> pd.Timestamp:
     try:
-        return pd.Timestamp(start).to_period("M").to_timestamp()  # type: ignore[arg-type]
+        return pd.Timestamp(start)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise SimulationError(f"start must be the cut-off month (a date), got {start!r}") from None
+
+
+def _month_start(start: object) -> pd.Timestamp:
+    return _timestamp(start).to_period("M").to_timestamp()
 
 
 def calendar_months(start: object | None, horizon: int) -> np.ndarray:
@@ -253,7 +274,7 @@ def calendar_months(start: object | None, horizon: int) -> np.ndarray:
     H = check_horizon(horizon)
     if start is None:
         return np.ones(H, dtype=np.int64)
-    return (_month_start(start).month + np.arange(H)) % 12 + 1
+    return (_timestamp(start).month + np.arange(H)) % 12 + 1
 
 
 def season_months(post: PosteriorFunnel, start: object | None, horizon: int) -> np.ndarray:
@@ -284,8 +305,8 @@ def forecast_months(start: object | None, horizon: int) -> pd.Index:
     """Labels of forecast months 1..H: month starts after ``start``'s month, or integers."""
     if start is None:
         return pd.Index(np.arange(1, horizon + 1), name="month")
-    base = _month_start(start)
-    return pd.DatetimeIndex([base + pd.DateOffset(months=m) for m in range(1, horizon + 1)], name="month")
+    first = _month_start(start) + pd.DateOffset(months=1)
+    return pd.DatetimeIndex(pd.date_range(first, periods=horizon, freq="MS"), freq=None, name="month")
 
 
 def month_rates(post: PosteriorFunnel, months: np.ndarray, m: int, rng: np.random.Generator | None = None
@@ -312,6 +333,8 @@ def _run(post: PosteriorFunnel, x0: np.ndarray, leads: np.ndarray, months: np.nd
     entries = np.zeros((D, H, K + 2), dtype=dtype)
     opened = np.zeros((D, H, K + 2), dtype=dtype)
     closed = np.zeros((D, 2), dtype=dtype)
+    shared = streams is not None and post.season is None and post.shock_sd is None   # every month: post.rates
+    split = chain.split_probabilities(post.rates, post.entry) if shared else None
     for m in range(H):
         if streams is None:
             rates, entry = month_rates(post, months, m)
@@ -319,7 +342,7 @@ def _run(post: PosteriorFunnel, x0: np.ndarray, leads: np.ndarray, months: np.nd
         else:
             s = streams[m]
             rates, entry = month_rates(post, months, m, s[K + 1])
-            x, arrivals = chain.step_sampled(s[:K + 1], rates, entry, x, lv[:, m])
+            x, arrivals = chain.step_sampled(s[:K + 1], rates, entry, x, lv[:, m], split=split)
         entries[:, m] = arrivals
         closed = closed + arrivals[:, K:]
         opened[:, m, :K] = x.sum(-1)

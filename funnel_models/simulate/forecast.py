@@ -276,7 +276,8 @@ def forecast(
     idx = simulation_draws(post.n_draws, sims_per_draw, MIN_FORECAST_SIMS)
     lead_rng, run_rng = make_rng(seed).spawn(2)
     sim_leads = _simulated_leads(leads, idx.size, lead_rng)
-    entries, opened, _ = sampled_run(post.take(idx), x0, sim_leads, months, run_rng)
+    entries, opened, _ = sampled_run(post if idx.size == post.n_draws else post.take(idx), x0, sim_leads, months,
+                                     run_rng)
     plan = round_leads(leads) if leads.ndim == 1 else sim_leads.mean(axis=0)
     exp_entries, _, _ = expected_run(post, x0, plan.astype(float), months)
     K = post.n_stages

@@ -27,7 +27,7 @@ from ..intervals import central_interval, check_levels
 from ..posterior import PosteriorFunnel, scale_forward, scale_leaving
 from .core import (LeadsLike, PipelineLike, SeedLike, check_horizon, expected_inputs, expected_run, new_leads_vector,
                    pipeline_state, season_months)
-from .planning import window_win_probabilities
+from .plansims import window_win_probabilities
 
 __all__ = ["leverage", "stall_ranking", "pipeline_coverage", "pipeline_outlook", "benchmark_gaps",
            "stall_factor"]

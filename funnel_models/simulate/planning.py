@@ -15,7 +15,8 @@ Method (exact per draw where it can be, fast everywhere):
    r[k, age])`` per simulated future, seeded, with at least ``min_sims`` simulations
    (draws are reused when the posterior has few). With ``baseline`` inflow draws (leads
    that come anyway), each future also takes one inflow path and its wins are
-   ``Binomial(baseline_m, q[m])`` per month.
+   ``Binomial(baseline_m, q[m])`` per month. Steps 1-3 do not depend on the target:
+   :func:`~funnel_models.simulate.plansims.plan_sims` runs them once for many questions.
 4. Given a plan ``v_m`` (leads entering in months ``1..T``), new-lead wins are a sum of
    independent binomials ``Binomial(v_m, q[m])``. They are replaced by one binomial
    with ``n = sum of v_m`` over the months whose leads can still be won (``q > 0``) and
@@ -27,9 +28,12 @@ Method (exact per draw where it can be, fast everywhere):
 5. ``P(hit | plan) = mean over futures of binom.sf(needed - 1, n, p)``. For a constant
    plan ``L`` per month it increases with ``L`` (the binomial survival function
    increases with ``n`` at fixed ``p``), so the smallest ``L`` is found by bracketing
-   and bisection over integers. With a ``profile`` the plan is ``round(s * profile[m])``;
-   the search runs over the integer total ``N`` with ``s = N / sum(profile[:T])``
-   (monotone up to rounding of the monthly split).
+   around a normal approximation and narrowing the bracket over integers: by secant
+   steps on the probit scale, each checked against its neighbour (a smooth rise needs
+   two or three evaluations), with bisection whenever a step fails to halve the
+   bracket. With a ``profile`` the plan is ``round(s * profile[m])``; the search runs
+   over the integer total ``N`` with ``s = N / sum(profile[:T])`` (monotone up to
+   rounding of the monthly split, so the bracket is only bisected).
 
 Examples
 --------
@@ -46,28 +50,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 from scipy.stats import binom
 
-from .. import chain
 from ..errors import SimulationError
 from ..posterior import PosteriorFunnel
-from .core import PipelineLike, SeedLike, make_rng, pipeline_state, round_leads, season_months, simulation_draws
+from .core import PipelineLike, SeedLike
 from .forecast import check_window
+from .plansims import MIN_PLAN_SIMS, PlanSims, plan_sims, window_win_probabilities
 
-__all__ = ["LeadsNeededResult", "leads_needed", "naive_win_rate", "PlanProblem", "plan_problem",
-           "window_win_probabilities"]
+__all__ = ["LeadsNeededResult", "leads_needed", "naive_win_rate", "PlanProblem", "plan_problem", "PlanSims",
+           "plan_sims", "window_win_probabilities", "MIN_PLAN_SIMS"]
 
-#: Default minimum number of pipeline simulations behind a plan.
-MIN_PLAN_SIMS = 2000
 #: Number of points of the probability curve.
 CURVE_POINTS = 25
-#: Posterior draws per block of the backward recursion (bounds memory with many ages).
-CHUNK_DRAWS = 512
 
 
 @dataclass(frozen=True)
@@ -210,63 +210,6 @@ class PlanProblem:
         return float(np.mean(np.where(can, 1.0, self.need <= 0)))
 
 
-def window_win_probabilities(post: PosteriorFunnel, months: np.ndarray, window: tuple[int, int],
-                             rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """P(won inside the window) for new leads by entry month and for open leads by (stage, age).
-
-    Parameters
-    ----------
-    post : PosteriorFunnel
-        One month path per draw (repeat draws for several paths).
-    months : ndarray (T,)
-        Calendar months of forecast months 1..T (:func:`~funnel_models.simulate.core.season_months`).
-    window : (first, last)
-        Forecast months ``a..T``.
-    rng : Generator, optional
-        Draws month shocks (:meth:`PosteriorFunnel.month_path`); None: average months.
-
-    Returns
-    -------
-    q : ndarray (draws, T)
-        For a lead entering in month m = 1..T.
-    r : ndarray (draws, K, A)
-        For a lead open at (stage, age) at the cut-off.
-    """
-    a, T = window
-    K = post.n_stages
-    qs, rs = [], []
-    m = np.arange(1, T + 1)
-    for lo in range(0, post.n_draws, CHUNK_DRAWS):
-        part = post.take(np.arange(lo, min(lo + CHUNK_DRAWS, post.n_draws)))
-        rates, entry = part.month_path(months[:T], rng)
-        v = chain.won_to_go(rates, T)                                   # won in t+1..T
-        if a > 1:                                                       # minus won in t+1..a-1
-            v = v - np.pad(chain.won_to_go(rates, a - 1), ((0, 0), (0, T - a + 1), (0, 0), (0, 0)))
-        v = np.clip(v, 0.0, 1.0)
-        q = np.einsum("dmk,dmk->dm", entry[..., :K], v[:, 1:, :, 0]) + entry[..., K] * (m >= a)
-        qs.append(np.where(q > 1e-12, np.clip(q, 0.0, 1.0), 0.0))     # rounding noise is no chance to win
-        rs.append(v[:, 0])
-    return np.concatenate(qs), np.concatenate(rs)
-
-
-def _min_months_to_win(post: PosteriorFunnel) -> int | None:
-    """Fewest months after the entry month in which a new lead can be won (breadth-first
-    over the (stage, age) states possible in any draw); None if never."""
-    K, A = post.n_stages, post.n_ages
-    rates = (post.rates > 0).any(axis=0, keepdims=True).astype(float)
-    entry = (post.entry > 0).any(axis=0, keepdims=True).astype(float)
-    if entry[0, K] > 0:
-        return 0
-    x = np.zeros((1, K, A))
-    x[0, :, 0] = entry[0, :K]
-    for months in range(1, K * A + 2):
-        x, arrivals = chain.step_expected(rates, entry, x, np.zeros(1))
-        if arrivals[0, K] > 0:
-            return months
-        x = (x > 0).astype(float)
-    return None
-
-
 def _target_wins(post: PosteriorFunnel, target: float, target_unit: str) -> np.ndarray:
     """The target in wins, per draw."""
     if not np.isfinite(target) or target < 0:
@@ -300,45 +243,27 @@ def _plan_weights(profile: Sequence[float] | None, T: int, max_leads: int) -> tu
     return weights, False, int(math.floor(max_leads / weights.max()))
 
 
-def _baseline_wins(baseline: np.ndarray | None, q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Wins of the baseline inflow in the window per simulation: one inflow draw each."""
-    S, T = q.shape
-    if baseline is None:
-        return np.zeros(S)
-    b = np.asarray(baseline, dtype=float)
-    if b.ndim != 2 or b.shape[1] < T or b.shape[0] < 1 or not np.all(np.isfinite(b)) or np.any(b < 0):
-        raise SimulationError(f"baseline must be inflow draws of shape (draws, months >= {T}) with counts >= 0 "
-                              f"(one column per forecast month from month 1); got shape {b.shape}")
-    leads = round_leads(b[rng.integers(0, b.shape[0], S), :T])
-    return rng.binomial(leads, q).sum(axis=1).astype(float)
-
-
 def plan_problem(post: PosteriorFunnel, target: float, window: int | tuple[int, int], *,
                  pipeline: PipelineLike = None, profile: Sequence[float] | None = None,
                  target_unit: str = "wins", seed: SeedLike = 0, max_leads: int = 1_000_000,
                  sims_per_draw: int | None = None, start: object | None = None,
-                 baseline: np.ndarray | None = None) -> PlanProblem:
-    """Validate a leads-needed question and pre-compute what the search needs."""
+                 baseline: np.ndarray | None = None, sims: PlanSims | None = None) -> PlanProblem:
+    """Validate a leads-needed question and pre-compute what the search needs (``sims``:
+    :func:`plan_sims` already run for this posterior and window)."""
     target_wins = _target_wins(post, target, target_unit)
     a, T = check_window(window)
     weights, constant, max_total = _plan_weights(profile, T, max_leads)
-    x0 = pipeline_state(post, pipeline).astype(np.int64)
-    months = season_months(post, start, T)
-    idx = simulation_draws(post.n_draws, sims_per_draw, MIN_PLAN_SIMS)
-    path_rng, pipe_rng, base_rng = make_rng(seed).spawn(3)
-    if post.shock_sd is not None and np.any(post.shock_sd > 0):     # one shocked path per simulation
-        q, r = window_win_probabilities(post.take(idx), months, (a, T), path_rng)
-        row = np.arange(idx.size)
-    else:                                                              # average months: one per draw
-        q, r = window_win_probabilities(post, months, (a, T))
-        row = idx
-    pipe = pipe_rng.binomial(np.broadcast_to(x0, r[row].shape), r[row]).sum(axis=(1, 2))
-    need = target_wins[idx] - pipe
-    return PlanProblem(q=q, row=row, need=need - _baseline_wins(baseline, q[row], base_rng), idx=idx,
-                       weights=weights, constant=constant, max_total=max_total, window=(a, T),
-                       min_months_to_win=_min_months_to_win(post),
-                       expected_pipeline_wins=float((r * x0[None]).sum(axis=(1, 2)).mean()),
-                       pipeline_need=need)
+    if sims is None:
+        sims = plan_sims(post, (a, T), pipeline=pipeline, seed=seed, sims_per_draw=sims_per_draw, start=start,
+                         baseline=baseline)
+    elif sims.window != (a, T) or sims.n_draws != post.n_draws:
+        raise SimulationError(f"sims were simulated for window {sims.window} and {sims.n_draws} draws, not for "
+                              f"window {(a, T)} and {post.n_draws} draws; run plan_sims for this question")
+    need = target_wins[sims.idx] - sims.pipeline_wins
+    return PlanProblem(q=sims.q, row=sims.row, need=need - sims.baseline_wins, idx=sims.idx, weights=weights,
+                       constant=constant, max_total=max_total, window=(a, T),
+                       min_months_to_win=sims.min_months_to_win,
+                       expected_pipeline_wins=sims.expected_pipeline_wins, pipeline_need=need)
 
 
 def _normal_guess(prob: PlanProblem, confidence: float) -> int:
@@ -394,13 +319,33 @@ def _search(prob: PlanProblem, confidence: float, guess: int) -> tuple[int | Non
             if hi == prob.max_total:
                 return None, P(hi), len(cache) - 1
             lo = hi
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if P(mid) >= confidence:
-            hi = mid
-        else:
-            lo = mid
+    hi = _narrow(P, lo, hi, confidence, secant=prob.constant)
     return hi, P(hi), len(cache) - 1
+
+
+def _narrow(P: Callable[[int], float], lo: int, hi: int, confidence: float, secant: bool) -> int:
+    """Smallest integer N in (lo, hi] with P(N) >= confidence, given P(lo) < confidence <=
+    P(hi) and P non-decreasing: bisection, or (``secant``) a secant step on the probit
+    scale whose point and neighbour are both evaluated, with bisection whenever a step
+    leaves more than half of the bracket. For a non-decreasing P both give the same N."""
+    def z(p: float) -> float:
+        return float(ndtri(min(max(p, 1e-12), 1.0 - 1e-12)))
+
+    bisect = not secant
+    while hi - lo > 1:
+        width = hi - lo
+        if bisect:
+            mid = (lo + hi) // 2
+        else:
+            z_lo, z_hi = z(P(lo)), z(P(hi))
+            frac = (z(confidence) - z_lo) / (z_hi - z_lo) if z_hi > z_lo else 0.5
+            mid = min(max(int(round(lo + frac * width)), lo + 1), hi - 1)
+        nxt = mid - 1 if P(mid) >= confidence else mid + 1      # the neighbour on the other side
+        lo, hi = (lo, mid) if P(mid) >= confidence else (mid, hi)
+        if not bisect and lo < nxt < hi:
+            lo, hi = (lo, nxt) if P(nxt) >= confidence else (nxt, hi)
+        bisect = not secant or hi - lo > width / 2
+    return hi
 
 
 def _naive_plan(post: PosteriorFunnel, prob: PlanProblem, target: float, target_unit: str
@@ -492,6 +437,7 @@ def leads_needed(
     sims_per_draw: int | None = None,
     start: object | None = None,
     baseline: np.ndarray | None = None,
+    sims: PlanSims | None = None,
 ) -> LeadsNeededResult:
     """Smallest number of new leads per month that hits a target with a given confidence.
 
@@ -526,6 +472,10 @@ def leads_needed(
         Inflow draws of the new leads that come anyway (from a count model); each
         simulation takes one. The plan is then the leads to add on top, and the result's
         ``baseline_probability`` is P(hit) with this uncertain inflow and no plan.
+    sims : PlanSims, optional
+        :func:`plan_sims` of this ``post`` and ``window`` (with the pipeline, seed,
+        sims_per_draw, start and baseline it was given, which are then not read again):
+        several targets or confidences share one simulation, with the same answers.
 
     Returns
     -------
@@ -544,5 +494,6 @@ def leads_needed(
     confidence = float(confidence)
     prob = plan_problem(post, target, window, pipeline=pipeline, profile=profile, target_unit=target_unit,
                         seed=seed, max_leads=max_leads, sims_per_draw=sims_per_draw, start=start,
-                        baseline=baseline)
-    return _solve(post, prob, float(target), target_unit, confidence, max_leads, profile, baseline is not None)
+                        baseline=baseline, sims=sims)
+    has_baseline = baseline is not None if sims is None else sims.has_baseline
+    return _solve(post, prob, float(target), target_unit, confidence, max_leads, profile, has_baseline)
