@@ -57,3 +57,12 @@ def test_scaled_normal_has_the_same_prior_in_both_geometries():
     # the free variable is the effect itself where centered, a standard normal elsewhere
     free = pm.draw(model["z"], draws=20_000, random_seed=np.random.default_rng(6))
     assert np.allclose(free.std(axis=(0, 1)), [0.3, 1.0], rtol=0.03)
+
+
+def test_the_better_fit_has_fewer_divergences_then_a_lower_r_hat():
+    from funnel_models.models.base import Diagnostics
+    def d(div, rhat):
+        return Diagnostics(ok=False, message="", divergences=div, r_hat_max=rhat)
+    assert d(0, 1.05).better_than(d(1, 1.00))
+    assert d(1, 1.01).better_than(d(1, 1.02))
+    assert not d(1, 1.02).better_than(d(1, 1.02))        # a tie keeps the first fit

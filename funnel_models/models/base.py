@@ -62,6 +62,10 @@ class Diagnostics:
     draws: int = 0
     notes: tuple[str, ...] = ()
 
+    def better_than(self, other: "Diagnostics") -> bool:
+        """Whether this fit sampled better than ``other``: fewer divergences, then a lower r_hat."""
+        return (self.divergences, self.r_hat_max) < (other.divergences, other.r_hat_max)
+
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (for summary.json)."""
         d = asdict(self)

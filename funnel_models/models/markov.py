@@ -298,14 +298,13 @@ class FunnelModel(BaseFunnelModel):
         if diag.ok or self.model_config.parameterization != "auto" or not self.parameterization:
             return
         first = dict(self.parameterization)
-        self.parameterization = {f: "non_centered" if p == "centered" else "centered" for f, p in first.items()}
+        flipped = {f: "non_centered" if p == "centered" else "centered" for f, p in first.items()}
+        self.parameterization = flipped
         other = self._sample([self.variant], show)[self.variant]
         old_idata, self.idata = self.idata, other
-        new = self.diagnostics(warn=False)
-        better = (new.divergences, new.r_hat_max) < (diag.divergences, diag.r_hat_max)
+        better = self.diagnostics(warn=False).better_than(diag)
         if not better:
             self.idata, self.parameterization = old_idata, first
-        flipped = {f: "non_centered" if p == "centered" else "centered" for f, p in first.items()}
         self.notes.append(f"the first fit did not converge ({diag.message}); refitted with every hierarchical "
                           f"effect in the other geometry ({flipped}) and kept the {'refit' if better else 'first fit'}")
 

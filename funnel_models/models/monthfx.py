@@ -196,6 +196,8 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
     loglik: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
     notes: list[str] = []
+    # a small model on monthly totals: a careful sampler costs little here
+    careful = sampler.model_copy(update={"tune": max(sampler.tune, 1000), "target_accept": 0.95})
     for with_month in candidates:
         if not with_month and fine.season_kind == "none":
             # the same plug-in offset as the fitted candidates, so the comparison is fair
@@ -204,23 +206,24 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
             loglik[MONTH_LABELS[False]] = np.broadcast_to(ll, (n_draws, ll.size)).copy()
             fits[False] = None
             continue
-        idata = None
+        best: tuple[Any, Any] | None = None                  # (fit, its diagnostics)
         for geometry in _geometries(centered, config):
             key = f"month;{fine.signature()};{with_month};{geometry.tolist()}"
-            # a small model on monthly totals: a careful sampler costs little here
-            careful = sampler.model_copy(update={"tune": max(sampler.tune, 1000), "target_accept": 0.95})
             other, t = sample_compiled(key, lambda wm=with_month, g=geometry: _graph(
                 totals, offset, g, config, len(fine.rows), fine.season_kind, len(fine.months), wm),
                 {"m_offset": offset, "m_counts": totals.counts}, careful, progress)
             for k, v in t.items():
                 timings[k] = timings.get(k, 0.0) + v
-            idata = _better(idata, other)
-            if check_diagnostics(acc.diagnostics(idata)).ok:
+            diag = check_diagnostics(acc.diagnostics(other))
+            if best is None or diag.better_than(best[1]):
+                best = (other, diag)
+            if best[1].ok:
                 break
             notes.append(f"month effects did not converge with rows {np.flatnonzero(geometry).tolist()} centered; "
                          + ("kept the better fit" if geometry is centered else "sampled again with rows "
                             f"{np.flatnonzero(centered).tolist()} centered"))
-        assert idata is not None
+        assert best is not None
+        idata = best[0]
         theta = {"intercept": np.zeros((acc.n_draws(idata), totals.n_slots))}
         for name in ("month", "season"):
             if acc.has(idata, name):
@@ -239,11 +242,3 @@ def _geometries(centered: np.ndarray, config: ModelConfig) -> list[np.ndarray]:
         return [centered]
     return [np.zeros_like(centered), centered]
 
-
-def _better(first: Any, second: Any) -> Any:
-    """Of two fits of the same graph, the one with fewer divergences, then the lower r_hat."""
-    from . import idata_access as acc
-    if first is None:
-        return second
-    a, b = acc.diagnostics(first), acc.diagnostics(second)
-    return second if (b["divergences"], b["r_hat_max"]) < (a["divergences"], a["r_hat_max"]) else first

@@ -48,12 +48,12 @@ PAD_LOGIT = -1e4
 
 def _pad_last(xp: ModuleType, a: Any) -> Any:
     """Append one zero along the last axis (the padding slot)."""
-    return xp.concatenate([a, 0.0 * a[..., :1]], axis=-1)
+    return xp.concatenate([a, xp.zeros_like(a[..., :1])], axis=-1)
 
 
 def _pad_second_last(xp: ModuleType, a: Any) -> Any:
     """Append one zero row along the second-last axis (the padding slot of an effect)."""
-    return xp.concatenate([a, 0.0 * a[..., :1, :]], axis=-2)
+    return xp.concatenate([a, xp.zeros_like(a[..., :1, :])], axis=-2)
 
 
 def _gather(xp: ModuleType, table: Any, rows: Any, cols: Any) -> Any:
@@ -111,7 +111,7 @@ def log_probabilities(theta: Mapping[str, Any], design: Mapping[str, Any], *, n_
                       factors: Sequence[str] = (), n_change: int = 0, xp: ModuleType = np) -> Any:
     """Log destination probabilities, shape (..., n_obs, Dmax): log-softmax of ``[0, eta]``."""
     eta = linear_predictor(theta, design, n_slots=n_slots, factors=factors, n_change=n_change, xp=xp)
-    logits = xp.concatenate([0.0 * eta[..., :1], eta], axis=-1)
+    logits = xp.concatenate([xp.zeros_like(eta[..., :1]), eta], axis=-1)
     if xp is np:
         m = logits.max(-1, keepdims=True)
         return logits - m - np.log(np.exp(logits - m).sum(-1, keepdims=True))
