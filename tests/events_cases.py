@@ -25,6 +25,9 @@ def n_examples(default: int) -> int:
 _event = st.tuples(st.integers(0, 8), st.sampled_from(["a", "b", "c", "x"]),
                    st.sampled_from(["g", "h", None]))
 _log = st.lists(_event, min_size=1, max_size=12)
+#: Logs within three seconds: most events tie on time with another one.
+tied_logs = st.lists(st.tuples(st.integers(0, 2), st.sampled_from(["a", "b", "c", "x"]),
+                               st.sampled_from(["g", "h", None])), min_size=1, max_size=12)
 
 
 @st.composite
@@ -53,10 +56,21 @@ def configs(draw, order: str) -> Config:
 
 
 @st.composite
-def batches(draw, order: str) -> tuple[Config, list[tuple]]:
+def distinct_step_configs(draw, order: str = "ordered") -> Config:
+    """Funnels whose steps are distinct events, without exclusions or optional steps: the
+    hot case of the tuned DuckDB path (funnel_models.events.scan)."""
+    steps = draw(st.permutations(["a", "b", "c", "x"]))[:draw(st.integers(2, 4))]
+    n = len(steps)
+    attrs = ["first_touch", "last_touch", "step:0", f"step:{draw(st.integers(1, n - 1))}"]
+    return Config(steps=steps, window=draw(st.integers(1, 5)), order=order,
+                  attribution=draw(st.sampled_from(attrs)))
+
+
+@st.composite
+def batches(draw, order: str, configs=configs, logs=_log) -> tuple[Config, list[tuple]]:
     """A funnel definition and LOGS_PER_EXAMPLE logs, flattened with per-log user ids."""
     cfg = draw(configs(order))
-    logs = draw(st.lists(_log, min_size=LOGS_PER_EXAMPLE, max_size=LOGS_PER_EXAMPLE))
+    logs = draw(st.lists(logs, min_size=LOGS_PER_EXAMPLE, max_size=LOGS_PER_EXAMPLE))
     users = st.sampled_from(["u1", "u2"])
     events = [(f"L{i:03d}{draw(users)}", t, e, v) for i, log in enumerate(logs)
               for (t, e, v) in log]

@@ -19,14 +19,19 @@ from funnel_models.events import plots  # noqa: E402
 from funnel_models.events.synth import write_events_parquet  # noqa: E402
 from funnel_models.data.spec import FunnelSpec  # noqa: E402
 from funnel_models.events import engine as _engine  # noqa: E402
+from funnel_models.events import scan as _scan  # noqa: E402
 from conftest import spark_table  # noqa: E402
 
 T0 = pd.Timestamp("2024-01-01")
 
 
-@pytest.fixture(params=["duckdb", pytest.param("spark", marks=pytest.mark.spark)], autouse=True)
+@pytest.fixture(params=["duckdb", "duckdb-ibis", pytest.param("spark", marks=pytest.mark.spark)],
+                autouse=True)
 def engine(request, monkeypatch):
-    """Every test runs on DuckDB and on Spark (DataFrame inputs become Spark tables)."""
+    """Every test runs on DuckDB (the tuned path where it applies), on DuckDB through the
+    portable Ibis path only, and on Spark (DataFrame inputs become Spark tables)."""
+    if request.param == "duckdb-ibis":
+        monkeypatch.setattr(_scan, "supports", lambda q, backend: False)
     if request.param == "spark":
         spark = request.getfixturevalue("spark")
 

@@ -34,7 +34,7 @@ def check(events, cfg, source=None):
     diff = got.merge(want, how="outer", indicator=True).query("_merge != 'both'")
     if len(diff):
         bad = set(diff["user_id"])
-        mine = sorted(e for e in events if e[0] in bad)
+        mine = sorted((e for e in events if e[0] in bad), key=str)
         raise AssertionError(f"{cfg}\nengine vs reference:\n{diff}\nevents: {mine}")
     return res
 

