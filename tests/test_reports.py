@@ -250,6 +250,9 @@ def test_batch_runs_each_file_into_its_own_folder(tmp_path):
                        capture_output=True, text=True, timeout=400)
     assert r.returncode == 1, r.stderr
     assert "1 of 2 report(s) ok" in r.stderr and "FAILED" in r.stderr and "reports:" in r.stderr   # progress bar
+    # the models are fitted first, in one process (so fits of one structure share the compiled graph)
+    assert "fit 1/2 monthly_report-north: fitted without a sampler" in r.stderr
+    assert "fit 2/2 monthly_report-nowhere: failed (FunnelDataError); its report will say why" in r.stderr
     s = json.loads((out / "monthly_report-north" / DATE / "summary.json").read_text())
     assert s["parameters"]["segment_filters"] == {"region": "North"} and s["data"]["factors"] == ["channel"]
     assert (out / "monthly_report-nowhere" / f"{DATE}.failed").is_dir()

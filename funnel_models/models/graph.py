@@ -153,7 +153,7 @@ def build_graph(design: Design, config: ModelConfig, parameterization: Mapping[s
     coords["age_step"] = coords["age_bucket"][1:]
     n_change = len(design.change_points)
     with pm.Model(coords=coords) as model:
-        data = {k: pm.Data(DATA_PREFIX + k, v) for k, v in design.arrays().items()}
+        data = {k: pm.Data(DATA_PREFIX + k, v, shape=v.shape) for k, v in design.arrays().items()}
         theta: dict[str, Any] = {"intercept": pm.Normal("intercept", 0.0, config.priors.intercept_sigma, dims="move")}
         theta.update(_segment_effects(pm, pt, design, config, parameterization))
         for c, cp in enumerate(design.change_points):

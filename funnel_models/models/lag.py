@@ -113,8 +113,8 @@ class LagModel(BaseFunnelModel):
 
         def build() -> Any:
             with pm.Model(coords={"move": list(self.spec.codes), "lag": list(range(L))}) as model:
-                src = pm.Data("lagged", lagged)
-                obs = pm.Data("entries_observed", n[L - 1:, 1:])
+                src = pm.Data("lagged", lagged, shape=lagged.shape)
+                obs = pm.Data("entries_observed", n[L - 1:, 1:], shape=(T - L + 1, S - 1))
                 p = pm.Beta("conversion", 2.0, 2.0, dims="move")
                 w = pm.Dirichlet("lag_weights", np.ones(L), dims=("move", "lag"))
                 alpha = pm.HalfNormal("alpha", 50.0, dims="move")

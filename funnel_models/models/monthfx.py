@@ -138,6 +138,13 @@ def centered_rows(totals: MonthTotals, expected: np.ndarray, config: ModelConfig
     return out
 
 
+def _month_data(totals: MonthTotals, offset: np.ndarray) -> dict[str, np.ndarray]:
+    """The data containers of the month graph (a compiled graph serves other totals of the
+    same shapes)."""
+    return {"m_offset": offset, "m_counts": totals.counts, "m_slot": totals.slot, "m_month": totals.month,
+            "m_season": totals.season}
+
+
 def _graph(totals: MonthTotals, offset: np.ndarray, centered: np.ndarray, config: ModelConfig, n_rows: int,
            season_kind: str, n_months: int, with_month: bool) -> Any:
     pm = quiet_import("pymc")
@@ -159,8 +166,8 @@ def _graph(totals: MonthTotals, offset: np.ndarray, centered: np.ndarray, config
             sig_s = pm.HalfNormal("sigma_season", pri.season_sigma)
             zs = pm.ZeroSumNormal("seasonz", sigma=1.0, dims=("season_pos", "slot_m"), n_zerosum_axes=1)
             theta["season"] = pm.Deterministic("season", zs * sig_s, dims=("season_pos", "slot_m"))
-        data = totals.design(pm.Data("m_offset", offset))
-        data["counts"] = pm.Data("m_counts", totals.counts)
+        data = {k[2:]: pm.Data(k, v, shape=v.shape) for k, v in _month_data(totals, offset).items()}
+        data.update(age=np.zeros(len(totals.row), np.int64), active=np.zeros((len(totals.row), 0)))
         lp = log_probabilities(theta, data, n_slots=totals.n_slots, xp=pt)
         pm.Potential("month_loglik", pt.sum(data["counts"] * lp))
     return model
@@ -211,7 +218,7 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
             key = f"month;{fine.signature()};{with_month};{geometry.tolist()}"
             other, t = sample_compiled(key, lambda wm=with_month, g=geometry: _graph(
                 totals, offset, g, config, len(fine.rows), fine.season_kind, len(fine.months), wm),
-                {"m_offset": offset, "m_counts": totals.counts}, careful, progress)
+                _month_data(totals, offset), careful, progress)
             for k, v in t.items():
                 timings[k] = timings.get(k, 0.0) + v
             diag = check_diagnostics(acc.diagnostics(other))

@@ -1,11 +1,12 @@
 """Sampling a PyMC graph with nutpie (default) or PyMC's NUTS.
 
-nutpie compiles the graph with JAX by default: the data are frozen into the compiled
-function, which compiles in seconds (ARCHITECTURE.md has the measurements against the
-Numba backend, whose compile took most of a fit's time). With ``backend: numba`` the
-compiled model is kept in this process by a key that changes whenever the graph would,
-and later fits with other data of the same shape only swap the data in
-(``CompiledModel.with_data``).
+nutpie compiles the graph with JAX by default (ARCHITECTURE.md has the measurements
+against the Numba backend, whose compile took most of a fit's time). With either backend
+the compiled model is kept in this process by a key that changes whenever the graph
+would, and later fits of the same graph only swap their data in
+(``CompiledModel.with_data``; the data are arguments of the compiled function, and JAX
+retraces only when their shapes change). A batch of reports fits in one process for this
+reason (:func:`funnel_models.reports.runner.batch`).
 """
 from __future__ import annotations
 
@@ -18,47 +19,65 @@ import numpy as np
 from .config import SamplerConfig
 from .idata_access import quiet_import
 
-__all__ = ["sample_compiled", "compiled_count"]
+__all__ = ["sample_compiled"]
 
-#: Compiled nutpie models of this process, by graph key.
-_COMPILED: dict[str, Any] = {}
-
-
-def compiled_count() -> int:
-    """How many graphs this process has compiled (progress output reports reuse with it)."""
-    return len(_COMPILED)
+#: Compiled nutpie models of this process and the names of their data, by backend and graph key.
+_COMPILED: dict[tuple[str, str], tuple[Any, frozenset[str]]] = {}
 
 
 def sample_compiled(key: str, build: Callable[[], Any], values: Mapping[str, np.ndarray],
                     config: SamplerConfig, progress: bool) -> tuple[Any, dict[str, float]]:
     """Sample the graph ``build()`` with data ``values``; returns (idata, timings).
 
+    ``key`` must change whenever the graph would, except for the values of its data
+    containers (``pm.Data`` with static shapes, named as in ``values``); the shapes and
+    types of ``values`` are added to it here.
+
     Timings: ``compile`` (0 when the compiled graph was reused) and ``sampling`` seconds,
-    plus ``reused`` (1.0 when no compilation was needed).
+    ``graphs`` (1.0) and ``reused`` (1.0 when no compilation was needed); a fit that
+    samples several graphs sums them.
     """
     t0 = time.perf_counter()
     if config.sampler == "pymc":
         return _sample_pymc(build(), values, config, progress, t0)
     import nutpie
-    if config.backend == "jax":
-        model = build()
-        with model:
-            pm = quiet_import("pymc")
-            pm.set_data({k: v for k, v in values.items() if k in model.named_vars})
-        compiled, reused = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax"), False
-    else:
-        compiled = _COMPILED.get(key)
-        reused = compiled is not None
-        if compiled is None:
-            compiled = nutpie.compile_pymc_model(build())
-            _COMPILED[key] = compiled
-        compiled = compiled.with_data(**{k: v for k, v in values.items() if k in compiled.shared_data})
+    full_key = (config.backend, key + ";" + _shapes(values))
+    cached = _COMPILED.get(full_key)
+    reused = cached is not None
+    if cached is None:
+        # the data stay arguments of the compiled functions (not frozen in), so other data of
+        # the same shapes can be swapped in; the graphs declare static shapes, which JAX needs
+        options = {"backend": "jax", "gradient_backend": "jax", "freeze_model": False} \
+            if config.backend == "jax" else {}
+        compiled = nutpie.compile_pymc_model(build(), **options)
+        cached = _COMPILED[full_key] = (compiled, _data_names(compiled, values))
+    compiled, names = cached
+    compiled = compiled.with_data(**{k: v for k, v in values.items() if k in names})
     t1 = time.perf_counter()
     idata = nutpie.sample(compiled, draws=config.draws, tune=config.tune, chains=config.chains,
                           cores=min(2, config.chains), seed=config.seed, progress_bar=progress,
                           low_rank_modified_mass_matrix=config.low_rank, target_accept=config.target_accept,
                           save_warmup=False)
-    return idata, {"compile": t1 - t0, "sampling": time.perf_counter() - t1, "reused": float(reused)}
+    return idata, {"compile": t1 - t0, "sampling": time.perf_counter() - t1, "graphs": 1.0,
+                   "reused": float(reused)}
+
+
+def _shapes(values: Mapping[str, np.ndarray]) -> str:
+    """Names, shapes and types of the data: a compiled graph serves data that match them."""
+    return ";".join(f"{k}{np.shape(v)}{np.asarray(v).dtype}" for k, v in sorted(values.items()))
+
+
+def _data_names(compiled: Any, values: Mapping[str, np.ndarray]) -> frozenset[str]:
+    """The names in ``values`` that the compiled functions read (a data container the
+    graph does not use is not an argument of them, and ``with_data`` refuses it)."""
+    names = set()
+    for name, value in values.items():
+        try:
+            compiled.with_data(**{name: value})
+        except (KeyError, ValueError):
+            continue
+        names.add(name)
+    return frozenset(names)
 
 
 def _sample_pymc(model: Any, values: Mapping[str, np.ndarray], config: SamplerConfig, progress: bool,
@@ -72,4 +91,4 @@ def _sample_pymc(model: Any, values: Mapping[str, np.ndarray], config: SamplerCo
                               cores=min(2, config.chains), random_seed=config.seed,
                               target_accept=config.target_accept, progressbar=progress,
                               compute_convergence_checks=False)
-    return idata, {"compile": 0.0, "sampling": time.perf_counter() - t0, "reused": 0.0}
+    return idata, {"compile": 0.0, "sampling": time.perf_counter() - t0, "graphs": 1.0, "reused": 0.0}

@@ -16,6 +16,7 @@ draws of the coming months' new leads, so forecasts carry the inflow's uncertain
 from __future__ import annotations
 
 import datetime as _dt
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,7 +31,7 @@ from ..params import NOTEBOOK_SECTIONS, ParameterFile, notebook_parameters
 from ..posterior import PosteriorFunnel
 from .render import capture, month_label, public_text
 
-__all__ = ["Context", "prepare", "notebook_values"]
+__all__ = ["Context", "prepare", "prefit", "notebook_values"]
 
 #: Notebooks that fit the funnel model (the backtest fits its own, per cut-off).
 _NO_MODEL = ("backtest",)
@@ -174,13 +175,18 @@ def _model_settings(params: ParameterFile, notebook: str) -> Any:
     return settings
 
 
+def _fit_funnel(notebook: str, params: ParameterFile, data: Any, factors: list[str], progress: bool,
+                cache_dir: Any) -> Any:
+    from ..workflow import fit_model
+    return fit_model(data, model=params.model, factors=factors, model_config=_model_settings(params, notebook),
+                     sampler_config=params.sampler_settings(progress=progress), cache_dir=cache_dir,
+                     progress=progress)
+
+
 def _fit(ctx: Context, progress: bool, cache_dir: Any, inflow: bool) -> None:
-    from ..workflow import fit_inflow, fit_model
+    from ..workflow import fit_inflow
     p = ctx.params
-    ctx.model = fit_model(ctx.data, model=p.model, factors=ctx.factors,
-                          model_config=_model_settings(p, ctx.notebook),
-                          sampler_config=p.sampler_settings(progress=progress), cache_dir=cache_dir,
-                          progress=progress)
+    ctx.model = _fit_funnel(ctx.notebook, p, ctx.data, ctx.factors, progress, cache_dir)
     ctx.pipeline = ctx.model.pipeline(ctx.data)
     ctx.post = ctx.posterior()
     if inflow and p.new_leads is None:
@@ -222,6 +228,26 @@ def prepare(notebook: str, params: ParameterFile, *, progress: bool = False,
         ctx.notes.extend(n for n in ctx.model.diagnostics(warn=False).notes if n not in ctx.notes)
     ctx.summary = _summary_start(ctx)
     return ctx
+
+
+def prefit(notebook: str, params: ParameterFile, *, cache_dir: str | Path | None = None) -> dict[str, Any] | None:
+    """Fit the model a report of ``notebook`` fits (or find it in the fit cache), in this process.
+
+    A batch of reports fits here first, one file after the other, so fits of one model
+    structure reuse this process's compiled graph; the notebooks then load the fits from
+    the fit cache. Returns the model's :meth:`fit_info` (timings, ``graphs``, ``reused``,
+    ``cache_load``), or None when the notebook fits no model here.
+    """
+    from ..workflow import load_data
+    if notebook in _NO_MODEL:
+        return None
+    p = params
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")        # the notebook run reports them
+        data = load_data(p.source, spec=p.spec, mapping=p.mapping or None, filters=p.segment_filters or None,
+                         start=p.start, end=p.end, cutoff=p.cutoff)
+        model = _fit_funnel(notebook, p, data, _kept_factors(p, data, []), False, cache_dir)
+    return model.fit_info()
 
 
 def _summary_start(ctx: Context) -> dict[str, Any]:

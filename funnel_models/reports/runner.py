@@ -49,7 +49,7 @@ from . import publish
 from .notebooks import DEFAULT_PARAMETERS, check_declared, load_parameters, resolve_notebook, resolve_parameters
 from .summary import plain_summary
 
-__all__ = ["ReportResult", "RunPlan", "run_report", "plan_run", "execute", "batch", "report_name", "kernel_name",
+__all__ = ["ReportResult", "RunPlan", "run_report", "plan_run", "execute", "batch", "fit_line", "report_name", "kernel_name",
            "export_html", "plain_summary", "resolve_notebook", "resolve_parameters"]
 
 
@@ -383,6 +383,41 @@ def run_report(
     return res.output
 
 
+def fit_line(info: Mapping[str, float]) -> str:
+    """What one fit did, in words (a model's ``fit_info()``): loaded from the fit cache,
+    or how many graphs it compiled and reused, and the seconds spent."""
+    if "cache_load" in info:
+        return "loaded from the fit cache"
+    graphs, reused = int(info.get("graphs", 0)), int(info.get("reused", 0))
+    if not graphs:
+        return "fitted without a sampler"
+    done = [f"compiled {graphs - reused} graph(s) in {info.get('compile', 0.0):.1f} s"] if graphs > reused else []
+    done += [f"reused {reused} compiled graph(s)"] if reused else []
+    return f"{', '.join(done)}; sampled {info.get('sampling', 0.0):.0f} s"
+
+
+def _prefit(plans: Sequence[RunPlan], progress: bool, log: Callable[[str], None] | None,
+            cancelled: Callable[[], bool]) -> None:
+    """Fit every plan's model in this process, saying for each what was compiled or reused."""
+    from .context import prefit
+    for i, plan in enumerate(plans, 1):
+        if cancelled():
+            return
+        t0 = time.perf_counter()
+        try:
+            info = prefit(plan.notebook, plan.params)
+        except Exception as exc:  # noqa: BLE001 - the report run fails on it and names the cell
+            msg = f"fit {i}/{len(plans)} {plan.name}: failed ({type(exc).__name__}); its report will say why"
+        else:
+            if info is None:
+                continue
+            msg = f"fit {i}/{len(plans)} {plan.name}: {fit_line(info)} ({time.perf_counter() - t0:.0f} s)"
+        if progress:
+            print(msg, file=sys.stderr, flush=True)
+        if log:
+            log(msg)
+
+
 def batch(
     files: Sequence[str | os.PathLike[str]],
     *,
@@ -398,8 +433,10 @@ def batch(
     """Run several parameter files one after the other with a progress bar.
 
     Every file is planned (validated and preflighted) first; invalid files are reported
-    (``bad_input=True``) and not run. A failing report does not stop the batch. Returns
-    one result per file, in order.
+    (``bad_input=True``) and not run. Then the models are fitted here, one file after the
+    other, so that fits of one model structure compile it once (:func:`_prefit`); the
+    notebooks load the fits from the fit cache. A failing report does not stop the batch.
+    Returns one result per file, in order.
     """
     from tqdm.auto import tqdm
     plans: list[RunPlan | ReportResult] = []
@@ -409,6 +446,7 @@ def batch(
         except ParameterError as exc:
             plans.append(ReportResult(notebook=notebook or "?", name=Path(f).stem, parameters=Path(f),
                                       error=str(exc), bad_input=True))
+    _prefit([p for p in plans if isinstance(p, RunPlan)], progress, log, cancelled)
     results: list[ReportResult] = []
     bar = tqdm(plans, desc="reports", unit="report", disable=not progress, file=sys.stderr)
     for p in bar:
