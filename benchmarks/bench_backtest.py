@@ -1,18 +1,18 @@
-"""Benchmark and scorecard of the rolling-origin backtest.
+"""Benchmark of the rolling-origin backtest: how long 6 windows take, and what was reused.
 
-1. Demo, MCMC (nutpie, default sampler config, fit cache off): wall time of a 6-window,
-   horizon-3 backtest that reuses the compiled model (target < 3 minutes on 2 cores),
-   per-window compile vs sampling seconds, against two baselines run in this process:
-   (a) the same MCMC backtest with a fresh compile per window (the compiled-model cache
-   emptied before every fit), (b) the same backtest with quick=True conjugate fits.
-2. Olist (``load_data("olist")``, read in place; skipped if absent): monthly cut-offs over
-   its last 6 usable months (horizon 3), quick and MCMC models, coverage and MAE against
-   the baselines.
+The demo, 6 cut-offs, horizon 3, conditional mode, the default model (``model: auto``,
+default sampler settings), fit cache off, all in this process:
 
-Usage::
+1. ``backend auto`` (what ``funnel backtest`` does): the windows sample with nutpie's
+   Numba backend, and later windows reuse the graphs compiled for earlier ones;
+2. baseline ``backend jax``: what the windows would cost fitted one by one the way a
+   single ``funnel fit`` is (JAX, every window compiles its own graph);
+3. baseline ``quick``: conjugate fits (no sampler).
 
-    python benchmarks/bench_backtest.py            # everything
-    python benchmarks/bench_backtest.py --skip-fresh --skip-olist-mcmc
+Prints per window: fit, compile and sampling seconds, graphs sampled and reused, and the
+sampler checks; then the wall times and their ratios. Usage::
+
+    python benchmarks/bench_backtest.py [--windows 6] [--horizon 3] [--skip-jax] [--source demo]
 """
 from __future__ import annotations
 
@@ -24,76 +24,46 @@ import warnings
 import pandas as pd
 
 from funnel_models.evaluation.backtest import backtest
-from funnel_models.models import FunnelModel
-from funnel_models.models import markov as fm
-from funnel_models.workflow import OLIST_DIR, load_data
+from funnel_models.workflow import load_data
 
 warnings.simplefilter("ignore")
 pd.set_option("display.width", 200)
-pd.set_option("display.max_columns", 20)
 
 
-def _run(label: str, data, **kw):
+def run(label: str, data, **kw) -> float:
+    """One backtest; prints its windows and returns the wall time."""
     t0 = time.perf_counter()
-    res = backtest(data, progress=False, cache_dir=False, **kw)
+    res = backtest(data, progress=False, cache_dir=False, modes=("conditional",), **kw)
     wall = time.perf_counter() - t0
     w = res.windows
-    print(f"\n== {label}: {wall:.1f} s wall, {len(w)} windows")
-    cols = [c for c in ("cutoff", "fit_s", "compile_s", "sampling_s", "forecast_s", "compiled_new") if c in w]
-    print(w[cols].round(2).to_string(index=False))
-    print(res.metrics().round(3).to_string())
-    return res, wall
+    cols = [c for c in ("cutoff", "fit_s", "compile_s", "sampling_s", "graphs", "reused", "ok", "r_hat_max",
+                        "ess_bulk_min", "divergences") if c in w]
+    print(f"\n== {label}: {wall:.1f} s wall, {len(w)} windows", flush=True)
+    print(w[cols].round(3).to_string(index=False))
+    m = res.metrics(mode="conditional")
+    print(f"bayes MAE {m.loc['bayes', 'MAE']:.2f}, 80% coverage {m.loc['bayes', 'coverage_80']:.2f}", flush=True)
+    return wall
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--windows", type=int, default=6)
     ap.add_argument("--horizon", type=int, default=3)
-    ap.add_argument("--skip-fresh", action="store_true", help="skip the fresh-compile-per-window baseline")
-    ap.add_argument("--skip-olist-mcmc", action="store_true")
+    ap.add_argument("--source", default="demo", help="a load_data source (default: the demo)")
+    ap.add_argument("--skip-jax", action="store_true", help="skip the JAX baseline")
     args = ap.parse_args()
-    print(f"cores available: {os.cpu_count()}")
-    demo = load_data("demo")
+    print(f"cores available: {os.cpu_count()}; source {args.source}")
+    data = load_data(args.source)
     kw = dict(horizon=args.horizon, n_windows=args.windows)
-
-    fm._COMPILED.clear()
-    _, t_reuse = _run("demo MCMC, compiled model reused", demo, quick=False, **kw)
-
-    t_fresh = None
-    if not args.skip_fresh:
-        orig_fit = FunnelModel.fit
-
-        def fresh_fit(self, *a, **k):  # named baseline: recompile every window
-            fm._COMPILED.clear()
-            return orig_fit(self, *a, **k)
-        FunnelModel.fit = fresh_fit
-        try:
-            _, t_fresh = _run("demo MCMC, fresh compile per window (baseline)", demo, quick=False, **kw)
-        finally:
-            FunnelModel.fit = orig_fit
-
-    _, t_quick = _run("demo quick conjugate (baseline)", demo, quick=True, **kw)
-    print("\n== demo timing summary")
-    print(f"MCMC backtest, reused compile: {t_reuse:.1f} s (target < 180 s on 2 cores): "
-          f"{'OK' if t_reuse < 180 else 'MISSED'}")
-    if t_fresh is not None:
-        print(f"fresh compile per window: {t_fresh:.1f} s -> reuse is {t_fresh / t_reuse:.1f}x faster")
-    print(f"quick conjugate: {t_quick:.1f} s -> MCMC (reused) takes {t_reuse / t_quick:.1f}x the quick run")
-
-    if not OLIST_DIR.exists():
-        print(f"\nOlist data not found at {OLIST_DIR}: skipped")
-        return
-    olist = load_data("olist")
-    for quick in ([True] if args.skip_olist_mcmc else [True, False]):
-        name = "quick conjugate" if quick else "MCMC"
-        res, _ = _run(f"Olist {name}, last 6 cut-offs", olist, quick=quick, horizon=3, n_windows=6)
-        m = res.metrics()
-        print(f"Olist {name}: bayes MAE {m.loc['bayes', 'MAE']:.1f} vs "
-              + ", ".join(f"{b} {m.loc[b, 'MAE']:.1f}" for b in res.models[1:])
-              + f"; 50/80/95% coverage {m.loc['bayes', 'coverage_50']:.0%}/{m.loc['bayes', 'coverage_80']:.0%}/"
-              f"{m.loc['bayes', 'coverage_95']:.0%} over {int(m.loc['bayes', 'n'])} months")
-        print(res.frame[["cutoff", "month", "actual", "new_leads", "bayes", "bayes-lo-80", "bayes-hi-80",
-                         *res.models[1:]]].round(1).to_string(index=False))
+    auto = run("MCMC, backend auto (Numba, compiled graphs reused)", data, **kw)
+    jax = None if args.skip_jax else run("MCMC, backend jax (baseline)", data, sampler_config={"backend": "jax"},
+                                          **kw)
+    quick = run("quick conjugate (baseline)", data, model="conjugate", **kw)
+    print("\n== summary")
+    print(f"MCMC backtest, backend auto: {auto:.1f} s (issue goal: 30 s)")
+    if jax is not None:
+        print(f"backend jax: {jax:.1f} s -> auto is {jax / auto:.2f}x faster")
+    print(f"quick conjugate: {quick:.1f} s -> MCMC (auto) takes {auto / quick:.1f}x the quick run")
 
 
 if __name__ == "__main__":

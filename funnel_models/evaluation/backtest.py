@@ -43,6 +43,7 @@ from ..data.dates import add_months, month_end, month_start, through_cutoff
 from ..data.spec import ENTRY, WON, FunnelSpec
 from ..errors import FunnelDataError, ModelConfigError
 from ..intervals import central_interval
+from ..models.config import SamplerConfig, parse_config
 from ..models.inputs import leads_recorded_until
 from .baselines import BASELINES, baseline_forecasts
 from .metrics import LEVELS, interval_columns
@@ -107,16 +108,18 @@ def _window_data(data: Any, cut: pd.Timestamp) -> Any:
 
 def _fit_window(train: Any, settings: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     """Fit one window through the model interface; returns (model, info with diagnostics)."""
+    from ..models.base import fit_summary
     from ..workflow import fit_model
     t0 = time.perf_counter()
     model = fit_model(train, **settings)
     diag = model.diagnostics(warn=False)
     timings = model.fit_info()
     info = {"fit_s": time.perf_counter() - t0, "compile_s": timings.get("compile", 0.0),
-            "sampling_s": timings.get("sampling", 0.0), "cached": "cache_load" in timings,
+            "sampling_s": timings.get("sampling", 0.0), "graphs": int(timings.get("graphs", 0)),
+            "reused": int(timings.get("reused", 0)), "cached": "cache_load" in timings,
             "model": model.describe(), "ok": diag.ok, "r_hat_max": diag.r_hat_max,
             "ess_bulk_min": diag.ess_bulk_min, "divergences": diag.divergences,
-            "notes": "; ".join(diag.notes)}
+            "notes": "; ".join(diag.notes), "fit": fit_summary(timings)}
     return model, info
 
 
@@ -255,6 +258,27 @@ def _run_window(data: Any, cut: pd.Timestamp, w: int, ctx: Mapping[str, Any]) ->
     return frames, draws, info
 
 
+def _run_windows(data: Any, cutoffs: Sequence[pd.Timestamp], ctx: dict[str, Any], progress: bool
+                 ) -> tuple[list[pd.DataFrame], dict[Any, Any], list[dict[str, Any]]]:
+    """Every window in turn, with a progress bar and a line per window saying what its fit
+    compiled, reused or loaded."""
+    frames: list[pd.DataFrame] = []
+    draws: dict[Any, Any] = {}
+    infos: list[dict[str, Any]] = []
+    it: Any = cutoffs
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(cutoffs, desc="backtest windows", unit="window")
+    for w, cut in enumerate(it):
+        f, d, info = _run_window(data, cut, w, ctx)
+        if progress:
+            it.write(f"window {w + 1}/{len(cutoffs)} (cut-off {cut:%Y-%m-%d}): {info['fit']}")
+        frames += f
+        draws.update(d)
+        infos.append(info)
+    return frames, draws, infos
+
+
 def backtest(
     data: Any,
     *,
@@ -300,31 +324,22 @@ def backtest(
     """
     data = _check_args(data, baselines, modes)
     mc = dict(model_config or {})
-    sc = {"progress": False, **dict(sampler_config or {})}
+    sc = parse_config(SamplerConfig, {"progress": False, **dict(sampler_config or {})}, "sampler_config")
+    sc = sc.for_several_fits().model_dump()         # backend auto: the windows sample with Numba
     factors = list(mc.get("factors", ()))
-    history = data.table
     col = "entered_at" if data.kind == "history" else "month"
-    cutoffs = backtest_cutoffs(month_start(pd.to_datetime(history[col]).min()), data.cutoff, horizon=horizon,
+    cutoffs = backtest_cutoffs(month_start(pd.to_datetime(data.table[col]).min()), data.cutoff, horizon=horizon,
                                n_windows=n_windows, step=step, min_train_months=min_train_months)
     leads_by, _ = _actuals(data, by=factors)
     leads_all, entries_all = _actuals(data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         until = leads_recorded_until(derive.transitions(data.snapshots(), data.spec))
-    ctx = {"leads_until": until, "horizon": horizon, "factors": factors, "seed": seed, "modes": tuple(modes), "baselines": list(baselines),
-           "stage_list": _stage_list(data.spec, stages), "leads_by": leads_by, "leads_all": leads_all["n"],
-           "entries_all": entries_all,
+    ctx = {"leads_until": until, "horizon": horizon, "factors": factors, "seed": seed, "modes": tuple(modes),
+           "baselines": list(baselines), "stage_list": _stage_list(data.spec, stages), "leads_by": leads_by,
+           "leads_all": leads_all["n"], "entries_all": entries_all,
            "settings": {"model": model, "model_config": mc, "sampler_config": sc, "cache_dir": cache_dir}}
-    frames, draws, infos = [], {}, []
-    it: Any = cutoffs
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(cutoffs, desc="backtest windows", unit="window")
-    for w, cut in enumerate(it):
-        f, d, info = _run_window(data, cut, w, ctx)
-        frames += f
-        draws.update(d)
-        infos.append(info)
+    frames, draws, infos = _run_windows(data, cutoffs, ctx, progress)
     order = {st: i for i, st in enumerate(ctx["stage_list"])}
     frame = pd.concat(frames, ignore_index=True)
     frame = frame.assign(_o=frame["stage"].map(order)).sort_values(["mode", "_o", "cutoff", "month"]).drop(

@@ -44,7 +44,8 @@ class BacktestResult:
     states : tuple of str
     windows : DataFrame
         Per cut-off: training leads, open pipeline, fit / compile / sampling / forecast
-        seconds, the model's graph signature and whether a compiled model was reused.
+        seconds, graphs sampled and how many of them reused a compiled graph, whether the
+        fit came from the fit cache, the model and its sampler checks.
     horizon : int
     models : tuple of str
         Point-forecast columns: ``bayes`` then the baselines.

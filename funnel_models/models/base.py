@@ -28,7 +28,7 @@ import pandas as pd
 from ..data.spec import FunnelSpec
 from ..posterior import PosteriorFunnel
 
-__all__ = ["BaseFunnelModel", "Diagnostics", "check_diagnostics"]
+__all__ = ["BaseFunnelModel", "Diagnostics", "check_diagnostics", "fit_summary"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,19 @@ def check_diagnostics(stats: Mapping[str, Any], notes: tuple[str, ...] = ()) -> 
                        ess_bulk_min=float(stats["ess_bulk_min"]), ess_tail_min=float(stats["ess_tail_min"]),
                        divergences=int(stats["divergences"]), chains=int(stats["chains"]),
                        draws=int(stats["draws"]), notes=tuple(notes))
+
+
+def fit_summary(info: Mapping[str, float]) -> str:
+    """What one fit did, in words, from a model's :meth:`BaseFunnelModel.fit_info`: loaded
+    from the fit cache, or how many graphs it compiled and reused, and the seconds spent."""
+    if "cache_load" in info:
+        return "loaded from the fit cache"
+    graphs, reused = int(info.get("graphs", 0)), int(info.get("reused", 0))
+    if not graphs:
+        return "fitted without a sampler"
+    done = [f"compiled {graphs - reused} graph(s) in {info.get('compile', 0.0):.1f} s"] if graphs > reused else []
+    done += [f"reused {reused} compiled graph(s)"] if reused else []
+    return f"{', '.join(done)}; sampled {info.get('sampling', 0.0):.0f} s"
 
 
 class BaseFunnelModel(abc.ABC):

@@ -33,6 +33,7 @@ import numpy as np
 
 from .config import ModelConfig
 from .predictor import log_probabilities
+from .sampling import data_container
 from .structure import Design, safe_name
 from .idata_access import quiet_import
 
@@ -130,7 +131,7 @@ def _time_components(pm: Any, pt: Any, design: Design, config: ModelConfig, para
 
 
 def build_graph(design: Design, config: ModelConfig, parameterization: Mapping[str, str], *,
-                with_age: bool) -> Any:
+                with_age: bool, static_shape: bool = False) -> Any:
     """The PyMC model of ``design``.
 
     Parameters
@@ -140,6 +141,8 @@ def build_graph(design: Design, config: ModelConfig, parameterization: Mapping[s
     parameterization : mapping factor or :func:`age_key` -> "centered" | "non_centered"
     with_age : bool
         Put the time-in-stage component in the graph.
+    static_shape : bool
+        Fix the data's shapes (see :func:`~funnel_models.models.sampling.data_container`).
     """
     pm = quiet_import("pymc")
     import pytensor.tensor as pt
@@ -153,7 +156,7 @@ def build_graph(design: Design, config: ModelConfig, parameterization: Mapping[s
     coords["age_step"] = coords["age_bucket"][1:]
     n_change = len(design.change_points)
     with pm.Model(coords=coords) as model:
-        data = {k: pm.Data(DATA_PREFIX + k, v, shape=v.shape) for k, v in design.arrays().items()}
+        data = {k: data_container(pm, DATA_PREFIX + k, v, static_shape) for k, v in design.arrays().items()}
         theta: dict[str, Any] = {"intercept": pm.Normal("intercept", 0.0, config.priors.intercept_sigma, dims="move")}
         theta.update(_segment_effects(pm, pt, design, config, parameterization))
         for c, cp in enumerate(design.change_points):

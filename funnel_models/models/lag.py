@@ -34,7 +34,7 @@ from ..posterior import PosteriorFunnel
 from . import idata_access as acc
 from .base import BaseFunnelModel, Diagnostics, check_diagnostics
 from .config import ModelConfig, SamplerConfig, parse_config
-from .sampling import sample_compiled
+from .sampling import data_container, sample_compiled
 from .idata_access import quiet_import
 
 __all__ = ["LagModel", "LEAD_LEVEL_NOTE"]
@@ -111,10 +111,10 @@ class LagModel(BaseFunnelModel):
         for lag in range(L):
             lagged[:, :, lag] = n[L - 1 - lag:T - lag, :S - 1]
 
-        def build() -> Any:
+        def build(static: bool) -> Any:
             with pm.Model(coords={"move": list(self.spec.codes), "lag": list(range(L))}) as model:
-                src = pm.Data("lagged", lagged, shape=lagged.shape)
-                obs = pm.Data("entries_observed", n[L - 1:, 1:], shape=(T - L + 1, S - 1))
+                src = data_container(pm, "lagged", lagged, static)
+                obs = data_container(pm, "entries_observed", n[L - 1:, 1:], static)
                 p = pm.Beta("conversion", 2.0, 2.0, dims="move")
                 w = pm.Dirichlet("lag_weights", np.ones(L), dims=("move", "lag"))
                 alpha = pm.HalfNormal("alpha", 50.0, dims="move")

@@ -216,7 +216,8 @@ class FunnelModel(BaseFunnelModel):
             key = d.signature() + json.dumps(self.model_config.model_dump(), sort_keys=True) + \
                 json.dumps(self.parameterization, sort_keys=True) + f"{with_age}"
             idata, timing = sample_compiled(
-                key, lambda: build_graph(d, self.model_config, self.parameterization, with_age=with_age),
+                key, lambda static: build_graph(d, self.model_config, self.parameterization, with_age=with_age,
+                                                static_shape=static),
                 graph_data(d), self.sampler_config, show)
             for k, s in timing.items():
                 self.timings[k] = self.timings.get(k, 0.0) + s

@@ -36,7 +36,7 @@ from .base import check_diagnostics
 from .config import ModelConfig, SamplerConfig
 from .graph import scaled_normal
 from .predictor import log_probabilities, pointwise_loglik
-from .sampling import sample_compiled
+from .sampling import data_container, sample_compiled
 from .structure import SEASON_LENGTH, Design, season_index
 from .idata_access import quiet_import
 
@@ -146,7 +146,7 @@ def _month_data(totals: MonthTotals, offset: np.ndarray) -> dict[str, np.ndarray
 
 
 def _graph(totals: MonthTotals, offset: np.ndarray, centered: np.ndarray, config: ModelConfig, n_rows: int,
-           season_kind: str, n_months: int, with_month: bool) -> Any:
+           season_kind: str, n_months: int, with_month: bool, static_shape: bool) -> Any:
     pm = quiet_import("pymc")
     import pytensor.tensor as pt
     pri = config.priors
@@ -166,7 +166,7 @@ def _graph(totals: MonthTotals, offset: np.ndarray, centered: np.ndarray, config
             sig_s = pm.HalfNormal("sigma_season", pri.season_sigma)
             zs = pm.ZeroSumNormal("seasonz", sigma=1.0, dims=("season_pos", "slot_m"), n_zerosum_axes=1)
             theta["season"] = pm.Deterministic("season", zs * sig_s, dims=("season_pos", "slot_m"))
-        data = {k[2:]: pm.Data(k, v, shape=v.shape) for k, v in _month_data(totals, offset).items()}
+        data = {k[2:]: data_container(pm, k, v, static_shape) for k, v in _month_data(totals, offset).items()}
         data.update(age=np.zeros(len(totals.row), np.int64), active=np.zeros((len(totals.row), 0)))
         lp = log_probabilities(theta, data, n_slots=totals.n_slots, xp=pt)
         pm.Potential("month_loglik", pt.sum(data["counts"] * lp))
@@ -216,8 +216,8 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
         best: tuple[Any, Any] | None = None                  # (fit, its diagnostics)
         for geometry in _geometries(centered, config):
             key = f"month;{fine.signature()};{with_month};{geometry.tolist()}"
-            other, t = sample_compiled(key, lambda wm=with_month, g=geometry: _graph(
-                totals, offset, g, config, len(fine.rows), fine.season_kind, len(fine.months), wm),
+            other, t = sample_compiled(key, lambda static, wm=with_month, g=geometry: _graph(
+                totals, offset, g, config, len(fine.rows), fine.season_kind, len(fine.months), wm, static),
                 _month_data(totals, offset), careful, progress)
             for k, v in t.items():
                 timings[k] = timings.get(k, 0.0) + v

@@ -19,19 +19,26 @@ import numpy as np
 from .config import SamplerConfig
 from .idata_access import quiet_import
 
-__all__ = ["sample_compiled"]
+__all__ = ["sample_compiled", "data_container"]
 
 #: Compiled nutpie models of this process and the names of their data, by backend and graph key.
 _COMPILED: dict[tuple[str, str], tuple[Any, frozenset[str]]] = {}
 
 
-def sample_compiled(key: str, build: Callable[[], Any], values: Mapping[str, np.ndarray],
-                    config: SamplerConfig, progress: bool) -> tuple[Any, dict[str, float]]:
-    """Sample the graph ``build()`` with data ``values``; returns (idata, timings).
+def data_container(pm: Any, name: str, value: np.ndarray, static_shape: bool) -> Any:
+    """``pm.Data(name, value)``, with its shape fixed when ``static_shape`` (JAX traces
+    only graphs of known shapes; Numba's compiled graph takes data of any size)."""
+    return pm.Data(name, value, shape=np.shape(value) if static_shape else None)
 
-    ``key`` must change whenever the graph would, except for the values of its data
-    containers (``pm.Data`` with static shapes, named as in ``values``); the shapes and
-    types of ``values`` are added to it here.
+
+def sample_compiled(key: str, build: Callable[[bool], Any], values: Mapping[str, np.ndarray],
+                    config: SamplerConfig, progress: bool) -> tuple[Any, dict[str, float]]:
+    """Sample the graph ``build(static_shape)`` with data ``values``; returns (idata, timings).
+
+    ``build`` makes the graph's data containers with :func:`data_container`, named as in
+    ``values``, passing ``static_shape`` on. ``key`` must change whenever the graph would,
+    except for the values of those containers; their types (and, for JAX, their shapes)
+    are added to it here.
 
     Timings: ``compile`` (0 when the compiled graph was reused) and ``sampling`` seconds,
     ``graphs`` (1.0) and ``reused`` (1.0 when no compilation was needed); a fit that
@@ -39,17 +46,17 @@ def sample_compiled(key: str, build: Callable[[], Any], values: Mapping[str, np.
     """
     t0 = time.perf_counter()
     if config.sampler == "pymc":
-        return _sample_pymc(build(), values, config, progress, t0)
+        return _sample_pymc(build(False), values, config, progress, t0)
     import nutpie
-    full_key = (config.backend, key + ";" + _shapes(values))
+    static = config.compiler == "jax"
+    full_key = (config.compiler, key + ";" + _shapes(values, static))
     cached = _COMPILED.get(full_key)
     reused = cached is not None
     if cached is None:
-        # the data stay arguments of the compiled functions (not frozen in), so other data of
-        # the same shapes can be swapped in; the graphs declare static shapes, which JAX needs
-        options = {"backend": "jax", "gradient_backend": "jax", "freeze_model": False} \
-            if config.backend == "jax" else {}
-        compiled = nutpie.compile_pymc_model(build(), **options)
+        # the data stay arguments of the compiled functions (not frozen in), so other data
+        # can be swapped in
+        options = {"backend": "jax", "gradient_backend": "jax", "freeze_model": False} if static else {}
+        compiled = nutpie.compile_pymc_model(build(static), **options)
         cached = _COMPILED[full_key] = (compiled, _data_names(compiled, values))
     compiled, names = cached
     compiled = compiled.with_data(**{k: v for k, v in values.items() if k in names})
@@ -62,9 +69,11 @@ def sample_compiled(key: str, build: Callable[[], Any], values: Mapping[str, np.
                    "reused": float(reused)}
 
 
-def _shapes(values: Mapping[str, np.ndarray]) -> str:
-    """Names, shapes and types of the data: a compiled graph serves data that match them."""
-    return ";".join(f"{k}{np.shape(v)}{np.asarray(v).dtype}" for k, v in sorted(values.items()))
+def _shapes(values: Mapping[str, np.ndarray], static: bool) -> str:
+    """Names, types and ranks (static: shapes) of the data: a compiled graph serves data
+    that match them."""
+    return ";".join(f"{k}{np.shape(v) if static else np.ndim(v)}{np.asarray(v).dtype}"
+                    for k, v in sorted(values.items()))
 
 
 def _data_names(compiled: Any, values: Mapping[str, np.ndarray]) -> frozenset[str]:

@@ -39,7 +39,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
 
@@ -49,7 +49,7 @@ from . import publish
 from .notebooks import DEFAULT_PARAMETERS, check_declared, load_parameters, resolve_notebook, resolve_parameters
 from .summary import plain_summary
 
-__all__ = ["ReportResult", "RunPlan", "run_report", "plan_run", "execute", "batch", "fit_line", "report_name", "kernel_name",
+__all__ = ["ReportResult", "RunPlan", "run_report", "plan_run", "execute", "batch", "report_name", "kernel_name",
            "export_html", "plain_summary", "resolve_notebook", "resolve_parameters"]
 
 
@@ -383,22 +383,37 @@ def run_report(
     return res.output
 
 
-def fit_line(info: Mapping[str, float]) -> str:
-    """What one fit did, in words (a model's ``fit_info()``): loaded from the fit cache,
-    or how many graphs it compiled and reused, and the seconds spent."""
-    if "cache_load" in info:
-        return "loaded from the fit cache"
-    graphs, reused = int(info.get("graphs", 0)), int(info.get("reused", 0))
-    if not graphs:
-        return "fitted without a sampler"
-    done = [f"compiled {graphs - reused} graph(s) in {info.get('compile', 0.0):.1f} s"] if graphs > reused else []
-    done += [f"reused {reused} compiled graph(s)"] if reused else []
-    return f"{', '.join(done)}; sampled {info.get('sampling', 0.0):.0f} s"
+def _several_fits(plans: list[RunPlan | ReportResult], progress: bool,
+                  log: Callable[[str], None] | None) -> list[RunPlan | ReportResult]:
+    """Plans whose ``sampler.backend`` is ``auto`` sample with Numba when the batch fits
+    more than one model (:meth:`~funnel_models.models.config.SamplerConfig.for_several_fits`);
+    the notebook gets the same settings, so it finds the fit in the fit cache."""
+    def switch(p: RunPlan | ReportResult) -> bool:
+        return isinstance(p, RunPlan) and p.params.sampler.backend == "auto" and p.params.model != "conjugate"
+    if sum(isinstance(p, RunPlan) for p in plans) < 2 or not any(switch(p) for p in plans):
+        return plans
+    msg = ("fitting with nutpie's Numba backend (sampler.backend: auto in a batch): it compiles for longer "
+           "and samples faster, and later fits of the same model structure reuse the compiled graph")
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+    if log:
+        log(msg)
+    out: list[RunPlan | ReportResult] = []
+    for p in plans:
+        if switch(p):
+            assert isinstance(p, RunPlan)
+            sampler = p.params.sampler.for_several_fits()
+            values = {**p.values, "sampler": {**p.values["sampler"], "backend": sampler.backend}} \
+                if "sampler" in p.values else p.values
+            p = replace(p, params=p.params.model_copy(update={"sampler": sampler}), values=values)
+        out.append(p)
+    return out
 
 
 def _prefit(plans: Sequence[RunPlan], progress: bool, log: Callable[[str], None] | None,
             cancelled: Callable[[], bool]) -> None:
     """Fit every plan's model in this process, saying for each what was compiled or reused."""
+    from ..models.base import fit_summary
     from .context import prefit
     for i, plan in enumerate(plans, 1):
         if cancelled():
@@ -411,7 +426,7 @@ def _prefit(plans: Sequence[RunPlan], progress: bool, log: Callable[[str], None]
         else:
             if info is None:
                 continue
-            msg = f"fit {i}/{len(plans)} {plan.name}: {fit_line(info)} ({time.perf_counter() - t0:.0f} s)"
+            msg = f"fit {i}/{len(plans)} {plan.name}: {fit_summary(info)} ({time.perf_counter() - t0:.0f} s)"
         if progress:
             print(msg, file=sys.stderr, flush=True)
         if log:
@@ -446,6 +461,7 @@ def batch(
         except ParameterError as exc:
             plans.append(ReportResult(notebook=notebook or "?", name=Path(f).stem, parameters=Path(f),
                                       error=str(exc), bad_input=True))
+    plans = _several_fits(plans, progress, log)
     _prefit([p for p in plans if isinstance(p, RunPlan)], progress, log, cancelled)
     results: list[ReportResult] = []
     bar = tqdm(plans, desc="reports", unit="report", disable=not progress, file=sys.stderr)
