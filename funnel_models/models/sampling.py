@@ -1,12 +1,13 @@
 """Sampling a PyMC graph with nutpie (default) or PyMC's NUTS.
 
-nutpie compiles the graph with JAX by default (ARCHITECTURE.md has the measurements
-against the Numba backend, whose compile took most of a fit's time). With either backend
-the compiled model is kept in this process by a key that changes whenever the graph
-would, and later fits of the same graph only swap their data in
-(``CompiledModel.with_data``; the data are arguments of the compiled function, and JAX
-retraces only when their shapes change). A batch of reports fits in one process for this
-reason (:func:`funnel_models.reports.runner.batch`).
+nutpie compiles the graph with JAX or Numba (``sampler.backend``; ``auto`` is JAX for one
+fit and Numba where a process fits several, see
+:meth:`~funnel_models.models.config.SamplerConfig.for_several_fits` and the measurements in
+ARCHITECTURE.md). With either backend the compiled model is kept in this process by a key
+that changes whenever the graph would, and later fits of the same graph only swap their
+data in (``CompiledModel.with_data``: the data are arguments of the compiled functions).
+JAX needs static shapes, so its graph serves data of the same shapes; Numba's serves data
+of any size. A batch of reports and a backtest fit in one process for this reason.
 """
 from __future__ import annotations
 
