@@ -30,7 +30,7 @@ from .errors import FunnelDataError
 from .models import BaseFunnelModel, ModelConfig, SamplerConfig, make_model
 from .models.inflow import InflowModel
 
-__all__ = ["LoadedData", "load_data", "fit_model", "fit_inflow", "from_params", "model_name"]
+__all__ = ["LoadedData", "load_data", "load_params_data", "fit_model", "fit_inflow", "from_params", "model_name"]
 
 
 @dataclass(frozen=True)
@@ -306,13 +306,19 @@ def fit_model(
     return m.fit(data.fit_input(cfg.factors), progress=progress)
 
 
+def load_params_data(params: Any) -> LoadedData:
+    """The data a parameter file's settings name (:class:`funnel_models.params.RunParams`:
+    source, spec, mapping, segment filters, start, end, cut-off)."""
+    return load_data(params.source, spec=params.spec, mapping=params.mapping or None,
+                     filters=params.segment_filters or None, start=params.start, end=params.end,
+                     cutoff=params.cutoff)
+
+
 def from_params(params: Any, *, progress: bool = False, cache_dir: str | Path | bool | None = None
                 ) -> tuple[LoadedData, BaseFunnelModel]:
     """Load the data and fit the model of a parameter file's settings
     (:class:`funnel_models.params.RunParams`)."""
-    data = load_data(params.source, spec=params.spec, mapping=params.mapping or None,
-                     filters=params.segment_filters or None, start=params.start, end=params.end,
-                     cutoff=params.cutoff)
+    data = load_params_data(params)
     model = fit_model(data, model=params.model, factors=params.factors, model_config=params.settings,
                       sampler_config=params.sampler_settings(progress=progress), cache_dir=cache_dir,
                       progress=progress)

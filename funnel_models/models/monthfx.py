@@ -138,11 +138,16 @@ def centered_rows(totals: MonthTotals, expected: np.ndarray, config: ModelConfig
     return out
 
 
+#: Inputs of the month graph held in data containers (named ``m_<input>``), so a compiled
+#: graph serves other totals of the same shapes; the rest of :meth:`MonthTotals.design` is
+#: constant.
+_DATA_INPUTS = ("offset", "counts", "slot", "month", "season")
+
+
 def _month_data(totals: MonthTotals, offset: np.ndarray) -> dict[str, np.ndarray]:
-    """The data containers of the month graph (a compiled graph serves other totals of the
-    same shapes)."""
-    return {"m_offset": offset, "m_counts": totals.counts, "m_slot": totals.slot, "m_month": totals.month,
-            "m_season": totals.season}
+    """The values of the month graph's data containers."""
+    inputs = {**totals.design(offset), "counts": totals.counts}
+    return {f"m_{k}": inputs[k] for k in _DATA_INPUTS}
 
 
 def _graph(totals: MonthTotals, offset: np.ndarray, centered: np.ndarray, config: ModelConfig, n_rows: int,
@@ -166,8 +171,8 @@ def _graph(totals: MonthTotals, offset: np.ndarray, centered: np.ndarray, config
             sig_s = pm.HalfNormal("sigma_season", pri.season_sigma)
             zs = pm.ZeroSumNormal("seasonz", sigma=1.0, dims=("season_pos", "slot_m"), n_zerosum_axes=1)
             theta["season"] = pm.Deterministic("season", zs * sig_s, dims=("season_pos", "slot_m"))
-        data = {k[2:]: data_container(pm, k, v, static_shape) for k, v in _month_data(totals, offset).items()}
-        data.update(age=np.zeros(len(totals.row), np.int64), active=np.zeros((len(totals.row), 0)))
+        data = {**totals.design(offset), "counts": totals.counts}
+        data.update({k[2:]: data_container(pm, k, v, static_shape) for k, v in _month_data(totals, offset).items()})
         lp = log_probabilities(theta, data, n_slots=totals.n_slots, xp=pt)
         pm.Potential("month_loglik", pt.sum(data["counts"] * lp))
     return model

@@ -217,11 +217,10 @@ def prepare(notebook: str, params: ParameterFile, *, progress: bool = False,
     Context
         FunnelWarnings raised on the way are in ``notes``.
     """
-    from ..workflow import load_data
+    from ..workflow import load_params_data
     p = params
     ctx = Context(notebook=notebook, params=p, data=None)
-    ctx.data = capture(ctx.notes, load_data, p.source, spec=p.spec, mapping=p.mapping or None,
-                       filters=p.segment_filters or None, start=p.start, end=p.end, cutoff=p.cutoff)
+    ctx.data = capture(ctx.notes, load_params_data, p)
     ctx.factors = _kept_factors(p, ctx.data, ctx.notes)
     if notebook not in _NO_MODEL:
         capture(ctx.notes, _fit, ctx, progress, cache_dir, inflow)
@@ -238,15 +237,13 @@ def prefit(notebook: str, params: ParameterFile, *, cache_dir: str | Path | None
     the fit cache. Returns the model's :meth:`fit_info` (timings, ``graphs``, ``reused``,
     ``cache_load``), or None when the notebook fits no model here.
     """
-    from ..workflow import load_data
+    from ..workflow import load_params_data
     if notebook in _NO_MODEL:
         return None
-    p = params
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")        # the notebook run reports them
-        data = load_data(p.source, spec=p.spec, mapping=p.mapping or None, filters=p.segment_filters or None,
-                         start=p.start, end=p.end, cutoff=p.cutoff)
-        model = _fit_funnel(notebook, p, data, _kept_factors(p, data, []), False, cache_dir)
+        data = load_params_data(params)
+        model = _fit_funnel(notebook, params, data, _kept_factors(params, data, []), False, cache_dir)
     return model.fit_info()
 
 

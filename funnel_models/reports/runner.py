@@ -392,22 +392,24 @@ def _several_fits(plans: list[RunPlan | ReportResult], progress: bool,
         return isinstance(p, RunPlan) and p.params.sampler.backend == "auto" and p.params.model != "conjugate"
     if sum(isinstance(p, RunPlan) for p in plans) < 2 or not any(switch(p) for p in plans):
         return plans
-    msg = ("fitting with nutpie's Numba backend (sampler.backend: auto in a batch): it compiles for longer "
-           "and samples faster, and later fits of the same model structure reuse the compiled graph")
-    if progress:
-        print(msg, file=sys.stderr, flush=True)
-    if log:
-        log(msg)
+    _say("fitting with nutpie's Numba backend (sampler.backend: auto in a batch): it compiles for longer "
+         "and samples faster, and later fits of the same model structure reuse the compiled graph", progress, log)
     out: list[RunPlan | ReportResult] = []
     for p in plans:
         if switch(p):
             assert isinstance(p, RunPlan)
-            sampler = p.params.sampler.for_several_fits()
-            values = {**p.values, "sampler": {**p.values["sampler"], "backend": sampler.backend}} \
-                if "sampler" in p.values else p.values
-            p = replace(p, params=p.params.model_copy(update={"sampler": sampler}), values=values)
+            params = p.params.model_copy(update={"sampler": p.params.sampler.for_several_fits()})
+            p = replace(p, params=params, values=notebook_parameters(params, p.notebook))
         out.append(p)
     return out
+
+
+def _say(msg: str, progress: bool, log: Callable[[str], None] | None) -> None:
+    """A line of the batch's own progress: on stderr (unless quiet) and in the log file."""
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+    if log:
+        log(msg)
 
 
 def _prefit(plans: Sequence[RunPlan], progress: bool, log: Callable[[str], None] | None,
@@ -427,10 +429,7 @@ def _prefit(plans: Sequence[RunPlan], progress: bool, log: Callable[[str], None]
             if info is None:
                 continue
             msg = f"fit {i}/{len(plans)} {plan.name}: {fit_summary(info)} ({time.perf_counter() - t0:.0f} s)"
-        if progress:
-            print(msg, file=sys.stderr, flush=True)
-        if log:
-            log(msg)
+        _say(msg, progress, log)
 
 
 def batch(
