@@ -16,6 +16,7 @@ _EXAMPLE = """\
 examples:
   funnel backtest --quick                       # the demo (default.yaml), conjugate model
   funnel backtest params.yaml --windows 12 --output cv.csv
+  funnel backtest parameters/olist.yaml --cutoff 2018-10-31   # the report is as of May 2018; deals go on
 
 The parameter file is the one of funnel fit and funnel report (README, 'Parameter files');
 its backtest section:
@@ -46,6 +47,8 @@ def handler(args: argparse.Namespace) -> int:
                if v is not None}
     overrides: dict[str, Any] = {"backtest": section} if section else {}
     overrides.update(quick_overrides(args))
+    if args.cutoff is not None:
+        overrides["cutoff"] = args.cutoff
     path, params, _ = load_parameters(args.params or None, overrides or None)
     preflight(params, "backtest", where=str(path), wait=args.wait)
     ctx = prepare("backtest", params)
@@ -69,6 +72,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_parameter_file_argument(p)
     p.add_argument("--horizon", type=int, help="months forecast after each cut-off (backtest.horizon)")
     p.add_argument("--windows", type=int, help="number of monthly cut-offs (backtest.n_windows)")
+    p.add_argument("--cutoff", metavar="YYYY-MM-DD",
+                   help="last day of the data to use (overrides the file's cutoff; the last window's "
+                        "actuals end here)")
     add_quick_option(p)
     p.add_argument("--output", metavar="CSV", help="write the long forecast/actual table here (backtest.output)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -81,7 +81,8 @@ def backtest_cutoffs(first_month: pd.Timestamp, data_cutoff: pd.Timestamp, *, ho
         raise FunnelDataError(
             f"{n_windows} windows x step {step} with horizon {horizon} need the first cut-off at "
             f"{months[0]:%Y-%m}, but the data ({n_data} complete months from {first:%Y-%m}) leave fewer than "
-            f"{min_train_months} training months before it. Use fewer windows, a smaller step or horizon.")
+            f"{min_train_months} training months before it. Use fewer windows, a smaller step or horizon, or a "
+            f"later data cut-off if the data go on after {dc:%Y-%m-%d} (funnel backtest --cutoff).")
     return [month_end(m) for m in months]
 
 

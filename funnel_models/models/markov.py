@@ -55,8 +55,9 @@ __all__ = ["FunnelModel", "default_cache_dir"]
 #: Revision of what a fit computes; part of the cache key and of every saved fit. Bump it
 #: whenever a change makes the same data and settings give a different fit (4: geometry by
 #: data for every hierarchical effect), so caches and saved files of older revisions are
-#: refitted, never silently reused (5: month effects non-centered first).
-_FORMAT_VERSION = "5"
+#: refitted, never silently reused (5: month effects non-centered first; 6: ELPD differences
+#: up to 4 are ties in the variant choice).
+_FORMAT_VERSION = "6"
 #: Keep every n-th draw of each chain for the leave-one-out comparisons (PSIS needs hundreds, not thousands).
 LOO_THIN = 4
 

@@ -8,12 +8,17 @@ density (ELPD) is estimated with Pareto-smoothed importance-sampling leave-one-o
 
 Rule (documented in the report): every optional component is hierarchical, with a scale
 that can shrink to zero (time in stage to the memoryless chain, month effects to none), so
-a richer variant contains the simpler ones. Among the variants whose ELPD is within two
-standard errors of the best (``elpd_diff <= 2 * dse``) the richest is taken: when the data
-cannot tell them apart, keeping the component costs a little width, leaving it out can make
-the intervals overconfident (month effects with a few months of history are the common
-case). A component is dropped only when the simpler variant predicts clearly better. The
-chosen variant and every ELPD difference are printed by ``funnel fit`` and the report.
+a richer variant contains the simpler ones. Among the variants the data cannot tell from
+the best the richest is taken: when the data cannot tell them apart, keeping the component
+costs a little width, leaving it out can make the intervals overconfident (month effects
+with a few months of history are the common case). A variant counts as clearly worse only
+when its ELPD is more than two standard errors *and* more than :data:`SMALL_DIFF` (4) below
+the best: below 4 the two predict about equally well and the standard error of the
+difference is itself unreliable, most of all with few observations (Sivula, Magnusson,
+Matamoros & Vehtari 2020, "Uncertainty in Bayesian leave-one-out cross-validation based
+model comparison"; the LOO cross-validation FAQ gives the same two thresholds). So a
+component is dropped only when the simpler variant predicts clearly better. The chosen
+variant and every ELPD difference are printed by ``funnel fit`` and the report.
 
 Examples
 --------
@@ -26,6 +31,8 @@ Examples
 'time in stage'
 >>> choose(table.assign(elpd=[-900.0, -910.0], elpd_diff=[0.0, 10.0], dse=[0.0, 2.0]))
 'memoryless'
+>>> choose(table.assign(elpd=[-900.0, -901.0], elpd_diff=[0.0, 1.0], dse=[0.0, 0.4]))  # within 4: a tie
+'time in stage'
 """
 from __future__ import annotations
 
@@ -36,10 +43,13 @@ import pandas as pd
 
 from .idata_access import quiet_import
 
-__all__ = ["loo_table", "choose", "RULE"]
+__all__ = ["loo_table", "choose", "RULE", "SMALL_DIFF"]
+
+#: ELPD differences up to this size are ties, whatever their standard error.
+SMALL_DIFF = 4.0
 
 #: The rule in one sentence (for reports).
-RULE = ("the richest variant whose ELPD (PSIS-LOO) is within two standard errors of the best; "
+RULE = ("the richest variant whose ELPD (PSIS-LOO) is within two standard errors or 4 of the best; "
         "a component is dropped only when the simpler variant predicts clearly better")
 
 
@@ -97,5 +107,5 @@ def loo_table(loglik: Mapping[str, np.ndarray], sizes: Mapping[str, int], chains
 
 def choose(table: pd.DataFrame) -> Any:
     """The variant the rule picks from a :func:`loo_table`."""
-    ok = table[table["elpd_diff"] <= 2.0 * table["dse"]]
+    ok = table[table["elpd_diff"] <= np.maximum(2.0 * table["dse"], SMALL_DIFF)]
     return ok.sort_values(["size", "elpd"], ascending=[False, False])["variant"].iloc[0]

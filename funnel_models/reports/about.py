@@ -88,8 +88,8 @@ def model_section(ctx: Context) -> Section:
     table = None
     if sel is not None and len(sel):
         text += (f" The variant was chosen by leave-one-out predictive accuracy (PSIS-LOO): {RULE}. "
-                 "A difference smaller than about two standard errors means the data cannot tell the "
-                 "variants apart.")
+                 "A difference smaller than 4 or than about two standard errors means the data cannot "
+                 "tell the variants apart.")
         table = _selection_table(sel)
         ctx.summary["model_choice"] = {"model": ctx.model_label, "rule": RULE, "comparisons": sel.to_dict("records")}
     else:
