@@ -62,8 +62,11 @@ def sample_compiled(key: str, build: Callable[[bool], Any], values: Mapping[str,
     compiled, names = cached
     compiled = compiled.with_data(**{k: v for k, v in values.items() if k in names})
     t1 = time.perf_counter()
+    # JAX: one sampling thread. nutpie calls the JAX function from Python for every
+    # gradient, so two chain threads wait on each other's interpreter lock; one thread was
+    # 10-15% faster on the demo (ARCHITECTURE.md), with the same draws.
     idata = nutpie.sample(compiled, draws=config.draws, tune=config.tune, chains=config.chains,
-                          cores=min(2, config.chains), seed=config.seed, progress_bar=progress,
+                          cores=1 if static else min(2, config.chains), seed=config.seed, progress_bar=progress,
                           low_rank_modified_mass_matrix=config.low_rank, target_accept=config.target_accept,
                           save_warmup=False)
     return idata, {"compile": t1 - t0, "sampling": time.perf_counter() - t1, "graphs": 1.0,
