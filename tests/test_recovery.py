@@ -13,6 +13,7 @@ from funnel_models.data import derive
 from funnel_models.datasets.demo import demo_data
 from funnel_models.errors import FunnelWarning
 from funnel_models.models import FunnelModel
+from funnel_models.models import idata_access
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +46,14 @@ def test_recovery_on_demo_defaults(tmp_path):
         m = FunnelModel(d.spec, cfg, {"progress": False, "seed": 11}, cache_dir=tmp_path).fit(snaps)
     diag = m.diagnostics(warn=False)
     assert diag.divergences == 0 and diag.r_hat_max <= 1.02
-    assert m.variant.label == "memoryless"          # the demo is made by the memoryless chain
+    # the demo is made by the memoryless chain without month effects: time in stage must not
+    # be chosen; month effects may be kept as a tie (ELPD within 4), but then their fitted
+    # month-to-month spread must be near the truth, zero
+    assert not m.variant.time_in_stage, m.selection
+    if m.variant.month_effects:
+        spread = np.median(idata_access.draws(m.idata, "m2_sigma_month"), axis=0)
+        print("fitted month-to-month spread (posterior medians per row):", spread.round(3))
+        assert spread.max() < 0.15, spread
     cov = _coverage(m, d.truth)
     allcov = np.concatenate(list(cov.values()))
     print({k: f"{v.mean():.2f} of {v.size}" for k, v in cov.items()}, f"overall {allcov.mean():.3f}")
