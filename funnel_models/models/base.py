@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..data.spec import FunnelSpec
 from ..posterior import PosteriorFunnel
+from . import idata_access as acc
 
 __all__ = ["BaseFunnelModel", "Diagnostics", "check_diagnostics", "fit_summary"]
 
@@ -123,6 +124,8 @@ class BaseFunnelModel(abc.ABC):
     description: ClassVar[str]
 
     spec: FunnelSpec
+    #: (posterior, its variables, sampler statistics) of the last :meth:`_sampler_stats`.
+    _stats: tuple[Any, tuple[str, ...], dict[str, Any]] | None = None
 
     @abc.abstractmethod
     def fit(self, data: Any, *, progress: bool = False) -> "BaseFunnelModel":
@@ -168,6 +171,15 @@ class BaseFunnelModel(abc.ABC):
     def describe(self) -> str:
         """Which model produced the numbers, in one line (for reports and backtests)."""
         return self.description
+
+    def _sampler_stats(self, idata: Any) -> dict[str, Any]:
+        """Sampler statistics of a fitted posterior (:func:`idata_access.diagnostics`), computed
+        once per posterior and its variables: the refit check, the report and its sections
+        each ask, and ArviZ takes seconds each time."""
+        names = tuple(idata.posterior.data_vars)
+        if self._stats is None or self._stats[0] is not idata or self._stats[1] != names:
+            self._stats = (idata, names, acc.diagnostics(idata))
+        return self._stats[2]
 
     def fit_info(self) -> dict[str, Any]:
         """What the last fit did: timings, whether it came from the cache, notes."""

@@ -162,7 +162,7 @@ class LagModel(BaseFunnelModel):
         """Convergence diagnostics of the lag model's sampler."""
         if self.idata is None:
             raise ModelConfigError("fit the lag model first")
-        diag = check_diagnostics(acc.diagnostics(self.idata), (LEAD_LEVEL_NOTE,))
+        diag = check_diagnostics(self._sampler_stats(self.idata), (LEAD_LEVEL_NOTE,))
         if warn and not diag.ok:
             warnings.warn(diag.message, FunnelWarning, stacklevel=2)
         return diag

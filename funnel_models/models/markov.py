@@ -101,9 +101,6 @@ class FunnelModel(BaseFunnelModel):
                                        f"stage; stages are {list(self.spec.codes)}")
         self.cache = FitCache(None if cache_dir is False else cache_dir or default_cache_dir())
         self.idata: Any = None
-        #: (posterior, its variables, sampler statistics) of the last diagnostics: every
-        #: report section and the refit check ask, and ArviZ takes seconds each time.
-        self._stats: tuple[Any, tuple[str, ...], dict[str, Any]] | None = None
         self.data: FunnelData | None = None
         self.design: Design | None = None
         self.variant = Variant()
@@ -510,10 +507,7 @@ class FunnelModel(BaseFunnelModel):
     def diagnostics(self, *, warn: bool = True) -> Diagnostics:
         """Convergence diagnostics (r_hat, ESS, divergences); warns loudly when bad."""
         self._require_fit()
-        names = tuple(self.idata.posterior.data_vars)
-        if self._stats is None or self._stats[0] is not self.idata or self._stats[1] != names:
-            self._stats = (self.idata, names, acc.diagnostics(self.idata))
-        diag = check_diagnostics(self._stats[2], tuple(self.notes))
+        diag = check_diagnostics(self._sampler_stats(self.idata), tuple(self.notes))
         if warn and not diag.ok:
             warnings.warn(diag.message, FunnelWarning, stacklevel=2)
         return diag

@@ -144,9 +144,13 @@ def centered_rows(totals: MonthTotals, expected: np.ndarray, config: ModelConfig
 _DATA_INPUTS = ("offset", "counts", "slot", "month", "season")
 
 
-def _month_data(totals: MonthTotals, offset: np.ndarray) -> dict[str, np.ndarray]:
-    """The values of the month graph's data containers."""
-    inputs = {**totals.design(offset), "counts": totals.counts}
+def _inputs(totals: MonthTotals, offset: np.ndarray) -> dict[str, Any]:
+    """Every input of the month graph's likelihood (predictor inputs and counts)."""
+    return {**totals.design(offset), "counts": totals.counts}
+
+
+def _month_data(inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The values of the month graph's data containers, from :func:`_inputs`."""
     return {f"m_{k}": inputs[k] for k in _DATA_INPUTS}
 
 
@@ -171,8 +175,8 @@ def _graph(totals: MonthTotals, offset: np.ndarray, centered: np.ndarray, config
             sig_s = pm.HalfNormal("sigma_season", pri.season_sigma)
             zs = pm.ZeroSumNormal("seasonz", sigma=1.0, dims=("season_pos", "slot_m"), n_zerosum_axes=1)
             theta["season"] = pm.Deterministic("season", zs * sig_s, dims=("season_pos", "slot_m"))
-        data = {**totals.design(offset), "counts": totals.counts}
-        data.update({k[2:]: data_container(pm, k, v, static_shape) for k, v in _month_data(totals, offset).items()})
+        data = _inputs(totals, offset)
+        data.update({k[2:]: data_container(pm, k, v, static_shape) for k, v in _month_data(data).items()})
         lp = log_probabilities(theta, data, n_slots=totals.n_slots, xp=pt)
         pm.Potential("month_loglik", pt.sum(data["counts"] * lp))
     return model
@@ -202,6 +206,7 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
     expected = _expected(totals, fine, mean_probs)
     centered = centered_rows(totals, expected, config, len(fine.rows))
     offset = _offset(expected)
+    values = _month_data(_inputs(totals, offset))
     n = totals.counts.sum(-1)
     coef = gammaln(n + 1.0) - gammaln(totals.counts + 1.0).sum(-1)
     fits: dict[bool, Any] = {}
@@ -223,7 +228,7 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
             key = f"month;{fine.signature()};{with_month};{geometry.tolist()}"
             other, t = sample_compiled(key, lambda static, wm=with_month, g=geometry: _graph(
                 totals, offset, g, config, len(fine.rows), fine.season_kind, len(fine.months), wm, static),
-                _month_data(totals, offset), careful, progress)
+                values, careful, progress)
             for k, v in t.items():
                 timings[k] = timings.get(k, 0.0) + v
             diag = check_diagnostics(acc.diagnostics(other))
