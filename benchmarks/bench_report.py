@@ -6,9 +6,12 @@ Each repetition uses a fresh, empty fit cache folder (``FUNNEL_CACHE_DIR``):
   compares), the inflow model, all sections, HTML export (target < 90 s on 2 cores);
 - second run: the same with the fit loaded from the cache (target < 30 s);
 - quick run: the same report with ``model: conjugate`` (exact, no MCMC): what the report
-  costs without the sampler.
+  costs without the sampler;
+- baseline: the first run again with ``sampler: {processes: 1}``, every chain in the
+  ``funnel`` process (before the second sampling process of ``models/chainsplit.py``).
 
-Prints every run, the medians and the ratios second/first and quick/first. Usage::
+Prints every run, the medians and the ratios second/first, quick/first and
+first/baseline. Usage::
 
     python benchmarks/bench_report.py [--repeat N]
 
@@ -44,23 +47,27 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    firsts, seconds, quicks = [], [], []
+    firsts, seconds, quicks, ones = [], [], [], []
     for i in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
             cache, out = Path(tmp) / "cache", Path(tmp) / "reports"
-            quick = Path(tmp) / "quick.yaml"
+            quick, one = Path(tmp) / "quick.yaml", Path(tmp) / "one.yaml"
             quick.write_text(f"extends: {ROOT / 'parameters' / 'default.yaml'}\nmodel: conjugate\n")
+            one.write_text(f"extends: {ROOT / 'parameters' / 'default.yaml'}\nsampler: {{processes: 1}}\n")
             a = run_once(cache, out, "2026-01-01")
             b = run_once(cache, out, "2026-01-02")
             q = run_once(cache, out, "2026-01-03", quick)
+            o = run_once(Path(tmp) / "cache_one", out, "2026-01-04", one)
         firsts.append(a)
         seconds.append(b)
         quicks.append(q)
+        ones.append(o)
         print(f"run {i + 1}: first (empty cache) {a:6.1f} s   second (cached fit) {b:6.1f} s   quick (conjugate) "
-              f"{q:6.1f} s", flush=True)
-    f, s, q = statistics.median(firsts), statistics.median(seconds), statistics.median(quicks)
+              f"{q:6.1f} s   baseline (empty cache, one sampling process) {o:6.1f} s", flush=True)
+    f, s, q, o = (statistics.median(x) for x in (firsts, seconds, quicks, ones))
     print(f"median of {args.repeat}: first {f:.1f} s (target < 90 s), second {s:.1f} s (target < 30 s), quick "
-          f"{q:.1f} s; ratio second/first {s / f:.2f}, quick/first {q / f:.2f}")
+          f"{q:.1f} s, baseline {o:.1f} s; ratio second/first {s / f:.2f}, quick/first {q / f:.2f}, "
+          f"first/baseline {f / o:.2f}")
     return 0 if f < 90 and s < 30 else 1
 
 

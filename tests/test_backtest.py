@@ -312,3 +312,19 @@ def test_cli_backtest_of_the_shipped_olist_file_takes_a_later_data_cutoff(tmp_pa
     assert cv["cutoff"].max() == pd.Timestamp("2018-07-31") and cv["cutoff"].nunique() == 6
     assert main(["backtest", str(olist), "--quick", "--cutoff", "2018-13-01"]) == 2
     assert "YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_cli_backtest_names_the_windows_that_failed_the_sampler_checks(capsys):
+    from funnel_models.commands.backtest import _print_checks
+    windows = pd.DataFrame({"cutoff": pd.to_datetime(["2025-01-31", "2025-02-28", "2025-03-31"]),
+                            "ok": [True, False, True], "r_hat_max": [1.004, 1.031, 1.002],
+                            "ess_bulk_min": [912.0, 118.0, 640.0], "divergences": [0, 3, 0]})
+    _print_checks(windows)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("2 of 3 window fits passed:")
+    assert out[1] == ("  cut-off 2025-02-28: r_hat 1.031, bulk ESS 118, 3 divergences; its forecasts are in the "
+                      "scores above")
+    _print_checks(windows.assign(ok=True))
+    assert capsys.readouterr().out.strip().endswith("3 of 3 window fits passed")
+    _print_checks(windows.assign(ok=True, r_hat_max=np.nan))              # quick mode: no sampler, no line
+    assert capsys.readouterr().out == ""

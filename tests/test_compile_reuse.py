@@ -10,25 +10,10 @@ import numpy as np
 import pytest
 
 from funnel_models.models.config import SamplerConfig
-from funnel_models.models.sampling import data_container, sample_compiled
+from funnel_models.models.sampling import sample_compiled
 from funnel_models.models.base import fit_summary
 
-PRIOR_SD = 10.0
-
-
-def _graph(y: np.ndarray, static: bool):
-    import pymc as pm
-    with pm.Model() as model:
-        data = data_container(pm, "y", y, static)
-        mu = pm.Normal("mu", 0.0, PRIOR_SD)
-        pm.Potential("lik", -0.5 * ((data - mu) ** 2).sum())
-    return model
-
-
-def _posterior(y: np.ndarray) -> tuple[float, float]:
-    """Exact posterior mean and sd of ``mu`` (unit noise, normal prior)."""
-    precision = len(y) + PRIOR_SD ** -2
-    return float(y.sum() / precision), float(precision ** -0.5)
+from normal_mean import graph as _graph, posterior as _posterior
 
 
 @pytest.mark.parametrize("backend", ["jax", "numba"])

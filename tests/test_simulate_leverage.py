@@ -156,5 +156,15 @@ def test_pipeline_outlook(demo):
     assert (longer["p_won_within_mean"] >= tab["p_won_within_mean"] - 1e-12).all()
     lw = post.lead_win_rate()
     assert tab.attrs["new_lead_win_rate"][0] == pytest.approx(lw.mean())
+    # long shots: leads whose own chance of ever being won is under a tenth of a new lead's;
+    # every cold lead (chance 0) is one, and a lead that just reached NEGO is not
+    assert (tab["unlikely"] >= tab["cold"]).all()
+    one_each = [np.eye(x0.size)[i].reshape(x0.shape) for i in np.flatnonzero(x0.ravel())]
+    chances = [post.pipeline_outcomes(x)[:, 0].mean() for x in one_each]
+    want = sum(x0.ravel()[i] for i, c in zip(np.flatnonzero(x0.ravel()), chances) if c < 0.1 * lw.mean())
+    assert tab.loc["TOTAL", "unlikely"] == want
+    assert tab.loc["TOTAL", "unlikely_share"] == pytest.approx(want / x0.sum())
+    fresh = pipeline_outlook(post, {"NEGO": 4}).set_index("stage")
+    assert fresh.loc["NEGO", "unlikely"] == 0
     empty = pipeline_outlook(post, {"NEGO": 4}).set_index("stage")
     assert np.isnan(empty.loc["LEAD", "win_rate_mean"]) and empty.loc["NEGO", "open"] == 4

@@ -57,6 +57,7 @@ def handler(args: argparse.Namespace) -> int:
     print(f"backtest of {ctx.data.source}: {cuts.nunique()} cut-offs {cuts.min():%Y-%m-%d} .. {cuts.max():%Y-%m-%d}, "
           f"horizon {res.horizon} months, model: {params.model}")
     print("Bayesian forecasts from: " + "; ".join(pd.unique(res.windows["model"].astype(str))))
+    _print_checks(res.windows)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         for mode in res.modes:
             print(f"{mode} forecasts" + (" (given the new leads that really arrived):" if mode == "conditional"
@@ -65,6 +66,19 @@ def handler(args: argparse.Namespace) -> int:
     if params.backtest.output:
         print(f"wrote {params.backtest.output}")
     return 0
+
+
+def _print_checks(windows: Any) -> None:
+    """How many windows' fits passed the sampler checks, and which did not (with why)."""
+    import pandas as pd
+    if "ok" not in windows or windows["r_hat_max"].isna().all():
+        return                                        # no sampler (quick mode)
+    bad = windows[~windows["ok"].astype(bool)]
+    print(f"sampler checks (r_hat <= 1.01, bulk ESS >= 400, no divergences): {len(windows) - len(bad)} of "
+          f"{len(windows)} window fits passed" + (":" if len(bad) else ""))
+    for _, w in bad.iterrows():
+        print(f"  cut-off {pd.Timestamp(w['cutoff']):%Y-%m-%d}: r_hat {w['r_hat_max']:.3f}, bulk ESS "
+              f"{w['ess_bulk_min']:.0f}, {int(w['divergences'])} divergences; its forecasts are in the scores above")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -46,7 +46,9 @@ def _print_outlook(ctx: Any) -> None:
     cold_txt = (f"{out['cold_share']:.0%} effectively cold" if np.isfinite(out["cold_share"])
                 else "cold leads not told apart (memoryless model)")
     rate = f"{out['win_rate_mean']:.1%}" if np.isfinite(out["win_rate_mean"]) else "n/a"
-    print(f"open pipeline: {int(out['open']):,} leads, {cold_txt}, eventual win rate {rate}")
+    shots = (f", {out['unlikely_share']:.0%} with under a tenth of a new lead's chance"
+             if np.isfinite(out["unlikely_share"]) else "")
+    print(f"open pipeline: {int(out['open']):,} leads, {cold_txt}{shots}, eventual win rate {rate}")
 
 
 def handler(args: argparse.Namespace) -> int:

@@ -108,7 +108,9 @@ def fit_summary(info: Mapping[str, float]) -> str:
         return "fitted without a sampler"
     done = [f"compiled {graphs - reused} graph(s) in {info.get('compile', 0.0):.1f} s"] if graphs > reused else []
     done += [f"reused {reused} compiled graph(s)"] if reused else []
-    return f"{', '.join(done)}; sampled {info.get('sampling', 0.0):.0f} s"
+    split = int(info.get("split", 0))
+    both = f" ({split} of them on two processes)" if split else ""
+    return f"{', '.join(done)}; sampled {info.get('sampling', 0.0):.0f} s{both}"
 
 
 class BaseFunnelModel(abc.ABC):
@@ -124,8 +126,8 @@ class BaseFunnelModel(abc.ABC):
     description: ClassVar[str]
 
     spec: FunnelSpec
-    #: (posterior, its variables, sampler statistics) of the last :meth:`_sampler_stats`.
-    _stats: tuple[Any, tuple[str, ...], dict[str, Any]] | None = None
+    #: (posterior, statistics of its variables) of the last :meth:`_sampler_stats`.
+    _stats: tuple[Any, dict[str, tuple[float, float, float]]] | None = None
 
     @abc.abstractmethod
     def fit(self, data: Any, *, progress: bool = False) -> "BaseFunnelModel":
@@ -173,13 +175,13 @@ class BaseFunnelModel(abc.ABC):
         return self.description
 
     def _sampler_stats(self, idata: Any) -> dict[str, Any]:
-        """Sampler statistics of a fitted posterior (:func:`idata_access.diagnostics`), computed
-        once per posterior and its variables: the refit check, the report and its sections
-        each ask, and ArviZ takes seconds each time."""
-        names = tuple(idata.posterior.data_vars)
-        if self._stats is None or self._stats[0] is not idata or self._stats[1] != names:
-            self._stats = (idata, names, acc.diagnostics(idata))
-        return self._stats[2]
+        """Sampler statistics of a fitted posterior (:func:`idata_access.diagnostics`), each
+        variable's computed once: the refit check, the report and its sections each ask,
+        the month stage adds variables to the posterior later, and ArviZ takes seconds."""
+        known = self._stats[1] if self._stats is not None and self._stats[0] is idata else {}
+        stats = acc.diagnostics(idata, known)
+        self._stats = (idata, stats["variables"])
+        return stats
 
     def fit_info(self) -> dict[str, Any]:
         """What the last fit did: timings, whether it came from the cache, notes."""

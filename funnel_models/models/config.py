@@ -144,6 +144,10 @@ class SamplerConfig(_Strict):
     low_rank: bool = False
     target_accept: float = Field(0.85, gt=0, lt=1)
     progress: bool = True
+    #: JAX only: sample the chains in 1 or 2 processes (``auto``: 2 on a machine with two
+    #: or more cores for a full-size fit, see :func:`~funnel_models.models.chainsplit.processes_for`);
+    #: Numba samples its chains on threads of one process.
+    processes: Literal["auto", 1, 2] = "auto"
 
     def for_several_fits(self) -> "SamplerConfig":
         """These settings for a process that fits several models (a batch of reports, a

@@ -73,24 +73,34 @@ def summary(idata: Any) -> pd.DataFrame:
     return az.summary(idata, round_to=None)
 
 
-def diagnostics(idata: Any) -> dict[str, Any]:
-    """Max r_hat, min bulk and tail ESS, divergences and draws."""
-    az = quiet_import("arviz")
-    rhat = az.rhat(idata)
-    ess_b = az.ess(idata, method="bulk")
-    ess_t = az.ess(idata, method="tail")
+def diagnostics(idata: Any, known: Mapping[str, tuple[float, float, float]] | None = None) -> dict[str, Any]:
+    """Max r_hat, min bulk and tail ESS, divergences and draws.
 
-    def _reduce(ds: Any, fn: Any) -> float:
-        vals = [float(fn(ds[v].to_numpy())) for v in ds.data_vars if ds[v].size]
+    ``known`` holds (max r_hat, min bulk ESS, min tail ESS) of variables already checked
+    (ArviZ takes seconds for a posterior of a few thousand values); the result's
+    ``variables`` holds them for every variable, to pass on.
+    """
+    az = quiet_import("arviz")
+    per = {k: v for k, v in (known or {}).items() if k in idata.posterior.data_vars}
+    todo = [v for v in idata.posterior.data_vars if v not in per and idata.posterior[v].size]
+    if todo:
+        post = idata.posterior[todo]
+        rhat, ess_b, ess_t = az.rhat(post), az.ess(post, method="bulk"), az.ess(post, method="tail")
+        for v in todo:
+            per[v] = (float(np.nanmax(rhat[v].to_numpy())), float(np.nanmin(ess_b[v].to_numpy())),
+                      float(np.nanmin(ess_t[v].to_numpy())))
+
+    def _reduce(i: int, fn: Any) -> float:
+        vals = [t[i] for t in per.values()]
         return float(fn(np.array(vals))) if vals else float("nan")
 
     div = 0
     if "sample_stats" in idata.groups() and "diverging" in idata.sample_stats:
         div = int(idata.sample_stats["diverging"].to_numpy().sum())
     post = idata.posterior
-    return {"r_hat_max": _reduce(rhat, np.nanmax), "ess_bulk_min": _reduce(ess_b, np.nanmin),
-            "ess_tail_min": _reduce(ess_t, np.nanmin), "divergences": div,
-            "chains": int(post.sizes["chain"]), "draws": int(post.sizes["draw"])}
+    return {"r_hat_max": _reduce(0, np.nanmax), "ess_bulk_min": _reduce(1, np.nanmin),
+            "ess_tail_min": _reduce(2, np.nanmin), "divergences": div,
+            "chains": int(post.sizes["chain"]), "draws": int(post.sizes["draw"]), "variables": per}
 
 
 def _to_dataset(df: pd.DataFrame) -> Any:

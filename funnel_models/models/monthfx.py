@@ -8,9 +8,10 @@ offset on the log-odds::
 
     y[t, r] ~ Multinomial(N[t, r], softmax(offset[t, r] + [0, month[t, s] + season[pos(t), s]]))
     month[t, s] = sigma_month[r] * z[t, s],  z ~ Normal(0, 1),  sigma_month ~ HalfNormal(month_sigma)
-    (sampled non-centered; when that fails the sampler checks under ``parameterization:
-    auto``, again with the rows whose months differ by more than their sampling noise
-    centered, see :func:`centered_rows`, and the better fit is kept)
+    (sampled non-centered; when that fails the sampler checks, again with a careful sampler,
+    then under ``parameterization: auto`` with the rows whose months differ by more than
+    their sampling noise centered, see :func:`centered_rows` and :func:`_attempts`; the
+    best fit is kept)
     season = sigma_season * ZeroSumNormal(1) over the seasonal positions
 
 with ``s`` the slots of row ``r`` (the same linear predictor as the first stage). Forecasts
@@ -213,8 +214,6 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
     loglik: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
     notes: list[str] = []
-    # a small model on monthly totals: a careful sampler costs little here
-    careful = sampler.model_copy(update={"tune": max(sampler.tune, 1000), "target_accept": 0.95})
     for with_month in candidates:
         if not with_month and fine.season_kind == "none":
             # the same plug-in offset as the fitted candidates, so the comparison is fair
@@ -224,11 +223,11 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
             fits[False] = None
             continue
         best: tuple[Any, Any] | None = None                  # (fit, its diagnostics)
-        for geometry in _geometries(centered, config):
+        for geometry, how in _attempts(centered, config, sampler):
             key = f"month;{fine.signature()};{with_month};{geometry.tolist()}"
             other, t = sample_compiled(key, lambda static, wm=with_month, g=geometry: _graph(
                 totals, offset, g, config, len(fine.rows), fine.season_kind, len(fine.months), wm, static),
-                values, careful, progress)
+                values, how, progress)
             for k, v in t.items():
                 timings[k] = timings.get(k, 0.0) + v
             diag = check_diagnostics(acc.diagnostics(other))
@@ -236,9 +235,8 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
                 best = (other, diag)
             if best[1].ok:
                 break
-            notes.append(f"month effects did not converge with rows {np.flatnonzero(geometry).tolist()} centered; "
-                         + ("kept the better fit" if geometry is centered else "sampled again with rows "
-                            f"{np.flatnonzero(centered).tolist()} centered"))
+            notes.append(f"month effects did not converge with rows {np.flatnonzero(geometry).tolist()} centered "
+                         f"(tuning {how.tune}, target acceptance {how.target_accept:g}); sampled again")
         assert best is not None
         idata = best[0]
         theta = {"intercept": np.zeros((acc.n_draws(idata), totals.n_slots))}
@@ -251,11 +249,21 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
     return MonthEffects(fits=fits, loglik=loglik, notes=tuple(notes)), timings
 
 
-def _geometries(centered: np.ndarray, config: ModelConfig) -> list[np.ndarray]:
-    """The geometries to try in turn: every row non-centered first (few months leave the
-    scale weakly identified, where centered sampling struggles), then, if that fails the
-    sampler checks, the rows :func:`centered_rows` picks centered; a fixed setting only."""
-    if config.parameterization != "auto" or not centered.any():
-        return [centered]
-    return [np.zeros_like(centered), centered]
+def _attempts(centered: np.ndarray, config: ModelConfig, sampler: SamplerConfig
+              ) -> list[tuple[np.ndarray, SamplerConfig]]:
+    """The (geometry, sampler) pairs to try in turn, until one passes the sampler checks.
 
+    Every row non-centered first (few months leave the scale weakly identified, where
+    centered sampling struggles), with the file's sampler settings; then the same geometry
+    with a careful sampler (tuning at least 1,000 steps, target acceptance 0.95: smaller
+    steps through the funnel of a scale near zero); then, under ``parameterization: auto``,
+    the rows :func:`centered_rows` picks centered, carefully. The careful sampler is not the
+    first try because it takes about twice the leapfrog steps per draw (demo: 31 vs 15), and
+    this stage is sampled on every fit (measurements in ARCHITECTURE.md).
+    """
+    careful = sampler.model_copy(update={"tune": max(sampler.tune, 1000), "target_accept": 0.95})
+    first = centered if config.parameterization != "auto" else np.zeros_like(centered)
+    out = [(first, sampler), (first, careful)]
+    if config.parameterization == "auto" and centered.any():
+        out.append((centered, careful))
+    return out

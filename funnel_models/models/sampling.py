@@ -7,7 +7,8 @@ ARCHITECTURE.md). With either backend the compiled model is kept in this process
 that changes whenever the graph would, and later fits of the same graph only swap their
 data in (``CompiledModel.with_data``: the data are arguments of the compiled functions).
 JAX needs static shapes, so its graph serves data of the same shapes; Numba's serves data
-of any size. A batch of reports and a backtest fit in one process for this reason.
+of any size. A batch of reports and a backtest fit in one process for this reason. A JAX
+fit samples half of its chains in a second process (:mod:`.chainsplit`).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .chainsplit import ChainProcessError, SecondProcess, child_seed, merge_chains, processes_for
 from .config import SamplerConfig
 from .idata_access import quiet_import
 
@@ -42,7 +44,8 @@ def sample_compiled(key: str, build: Callable[[bool], Any], values: Mapping[str,
     are added to it here.
 
     Timings: ``compile`` (0 when the compiled graph was reused) and ``sampling`` seconds,
-    ``graphs`` (1.0) and ``reused`` (1.0 when no compilation was needed); a fit that
+    ``graphs`` (1.0), ``reused`` (1.0 when no compilation was needed) and ``split`` (1.0
+    when half of the chains ran in a second process, :mod:`.chainsplit`); a fit that
     samples several graphs sums them.
     """
     t0 = time.perf_counter()
@@ -53,24 +56,53 @@ def sample_compiled(key: str, build: Callable[[bool], Any], values: Mapping[str,
     full_key = (config.compiler, key + ";" + _shapes(values, static))
     cached = _COMPILED.get(full_key)
     reused = cached is not None
-    if cached is None:
-        # the data stay arguments of the compiled functions (not frozen in), so other data
-        # can be swapped in
-        options = {"backend": "jax", "gradient_backend": "jax", "freeze_model": False} if static else {}
-        compiled = nutpie.compile_pymc_model(build(static), **options)
-        cached = _COMPILED[full_key] = (compiled, _data_names(compiled, values))
-    compiled, names = cached
-    compiled = compiled.with_data(**{k: v for k, v in values.items() if k in names})
-    t1 = time.perf_counter()
-    # JAX: one sampling thread. nutpie calls the JAX function from Python for every
-    # gradient, so two chain threads wait on each other's interpreter lock; with one thread
-    # the demo's default fit sampled in 81 s instead of 113 s, same draws (ARCHITECTURE.md).
-    idata = nutpie.sample(compiled, draws=config.draws, tune=config.tune, chains=config.chains,
-                          cores=1 if static else min(2, config.chains), seed=config.seed, progress_bar=progress,
-                          low_rank_modified_mass_matrix=config.low_rank, target_accept=config.target_accept,
-                          save_warmup=False)
+    model = None
+    second = None
+    own = config.chains
+    if static and processes_for(config) == 2:
+        # half of the chains in a second process, which compiles while this one does
+        model = build(static)
+        own = config.chains - config.chains // 2
+        second = SecondProcess(model, config, config.chains - own, child_seed(config.seed))
+    try:
+        if cached is None:
+            # the data stay arguments of the compiled functions (not frozen in), so other
+            # data can be swapped in
+            options = {"backend": "jax", "gradient_backend": "jax", "freeze_model": False} if static else {}
+            compiled = nutpie.compile_pymc_model(model if model is not None else build(static), **options)
+            cached = _COMPILED[full_key] = (compiled, _data_names(compiled, values))
+        compiled, names = cached
+        compiled = compiled.with_data(**{k: v for k, v in values.items() if k in names})
+        t1 = time.perf_counter()
+        idata = _nutpie_sample(compiled, config, own, config.seed, static, progress)
+    except BaseException:
+        if second is not None:
+            second.stop()
+        raise
+    if second is not None:
+        try:
+            idata = merge_chains(idata, second.result())
+        except ChainProcessError as exc:
+            warnings.warn(f"{exc}; sampling its chains here instead", RuntimeWarning, stacklevel=2)
+            idata = merge_chains(idata, _nutpie_sample(compiled, config, config.chains - own,
+                                                       child_seed(config.seed), static, progress))
     return idata, {"compile": t1 - t0, "sampling": time.perf_counter() - t1, "graphs": 1.0,
-                   "reused": float(reused)}
+                   "reused": float(reused), "split": float(second is not None)}
+
+
+def _nutpie_sample(compiled: Any, config: SamplerConfig, chains: int, seed: int, static: bool,
+                   progress: bool) -> Any:
+    """``chains`` chains of ``compiled`` in this process.
+
+    JAX: one sampling thread. nutpie calls the JAX function from Python for every
+    gradient, so two chain threads wait on each other's interpreter lock; with one thread
+    the demo's default fit sampled in 81 s instead of 113 s, same draws (ARCHITECTURE.md).
+    """
+    import nutpie
+    return nutpie.sample(compiled, draws=config.draws, tune=config.tune, chains=chains,
+                         cores=1 if static else min(2, chains), seed=seed, progress_bar=progress,
+                         low_rank_modified_mass_matrix=config.low_rank, target_accept=config.target_accept,
+                         save_warmup=False)
 
 
 def _shapes(values: Mapping[str, np.ndarray], static: bool) -> str:

@@ -62,9 +62,11 @@ def _pipeline_sentence(ctx: Context, out: pd.DataFrame, won: float) -> str:
     if total["open"] == 0:
         return "There are no open leads at the cut-off."
     cold = (f"Of the {int(total['open']):,} open leads, {pct(total['cold_share'])} are effectively cold (no move "
-            f"for {ctx.post.cold_after} or more months)." if np.isfinite(total["cold_share"]) else
+            f"for {ctx.post.cold_after} or more months)" if np.isfinite(total["cold_share"]) else
             f"There are {int(total['open']):,} open leads (the model is memoryless, so it does not tell cold "
-            "leads apart).")
+            "leads apart)")
+    cold += (f"; {pct(total['unlikely_share'])} have less than a tenth of a new lead's chance of ever being won "
+             "(by their stage and months in it).")
     return (f"{cold} The open pipeline will eventually win about "
             f"{won:,.0f} of them ({pct(total['win_rate_mean'], 1)}, {ctx.level:.0%} interval "
             f"{pct(total['win_rate_lo'], 1)}-{pct(total['win_rate_hi'], 1)}); "
@@ -89,6 +91,7 @@ def pipeline_section(ctx: Context) -> Section:
     table = pd.DataFrame({"stage": out["stage"], "open leads": out["open"],
                           "cold": [f"{int(c):,}" if np.isfinite(c) else "–" for c in out["cold"]],
                           "cold share": [pct(x) for x in out["cold_share"]],
+                          "long shots": [pct(x) for x in out["unlikely_share"]],
                           "eventual win rate": [pct(x, 1) for x in out["win_rate_mean"]],
                           f"lo {lv:.0%}": [pct(x, 1) for x in out["win_rate_lo"]],
                           f"hi {lv:.0%}": [pct(x, 1) for x in out["win_rate_hi"]],
@@ -103,6 +106,7 @@ def pipeline_section(ctx: Context) -> Section:
         "median_months_to_win": months_to_win,
         "pipeline": {"open": int(tot["open"]), "cold": None if not np.isfinite(tot["cold"]) else int(tot["cold"]),
                      "cold_share": None if not np.isfinite(tot["cold_share"]) else float(tot["cold_share"]),
+                     "long_shot_share": None if not np.isfinite(tot["unlikely_share"]) else float(tot["unlikely_share"]),
                      "eventual_win_rate": None if not np.isfinite(tot["win_rate_mean"]) else float(tot["win_rate_mean"]),
                      "eventual_wins": won}}
     return Section("Where today's leads are heading", text, fig, table,

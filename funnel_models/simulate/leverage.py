@@ -30,7 +30,11 @@ from .core import (LeadsLike, PipelineLike, SeedLike, check_horizon, expected_in
 from .plansims import window_win_probabilities
 
 __all__ = ["leverage", "stall_ranking", "pipeline_coverage", "pipeline_outlook", "benchmark_gaps",
-           "stall_factor"]
+           "stall_factor", "UNLIKELY_FRACTION"]
+
+#: An open lead is a long shot when its chance of ever being won is below this fraction of
+#: a new lead's (:func:`pipeline_outlook`).
+UNLIKELY_FRACTION = 0.1
 
 
 def _names(post: PosteriorFunnel) -> list[str]:
@@ -240,27 +244,36 @@ def pipeline_outlook(post: PosteriorFunnel, pipeline: PipelineLike, *, months: i
         won); ``p_won_within_mean/lo/hi``, P(won within ``months``) per open lead at the
         fitted rates of every age, as forecasts simulate them (average months). The two
         differ in how they treat cold leads, so an old stage's ``p_won_within`` can
-        exceed its eventual ``win_rate``. Rates are NaN for a stage without open leads.
-        ``attrs["new_lead_win_rate"]`` holds (mean, lo, hi) of the win rate of a new lead.
+        exceed its eventual ``win_rate``. ``unlikely`` and ``unlikely_share``: open leads
+        whose chance of ever being won (posterior mean for their stage and age) is below
+        :data:`UNLIKELY_FRACTION` of a new lead's, cold or not (the cold age can exceed
+        the age of every open lead, while many are already long shots). Rates are NaN
+        for a stage without open leads. ``attrs["new_lead_win_rate"]`` holds (mean, lo,
+        hi) of the win rate of a new lead.
     """
     M = check_horizon(months, "months")
     (lv,) = check_levels(level)
     x0 = pipeline_state(post, pipeline)
     n = np.append(x0.sum(1), x0.sum())
-    eventual = np.einsum("dka,ka->dk", chain.absorption_by_age(post.rates)[..., 0], x0)
+    p_win = chain.absorption_by_age(post.rates)[..., 0]             # (draws, stage, age)
+    eventual = np.einsum("dka,ka->dk", p_win, x0)
+    lw = post.lead_win_rate()
+    long_shot = p_win.mean(0) < UNLIKELY_FRACTION * lw.mean()
     soon = np.einsum("dka,ka->dk", _won_within(post, M, start), x0)
     out = pd.DataFrame({"stage": list(post.stages) + ["TOTAL"], "open": n.astype(np.int64)})
     cold = np.append(x0[:, -1], x0[:, -1].sum()) if post.cold_after is not None else np.full(n.size, np.nan)
     out["cold"] = cold
+    unlikely = (x0 * long_shot).sum(1)
+    out["unlikely"] = np.append(unlikely, unlikely.sum())
     with np.errstate(divide="ignore", invalid="ignore"):
         out["cold_share"] = np.where(n > 0, cold / np.where(n > 0, n, 1.0), np.nan)
+        out["unlikely_share"] = np.where(n > 0, out["unlikely"] / np.where(n > 0, n, 1.0), np.nan)
         for key, wins in (("win_rate", eventual), ("p_won_within", soon)):
             rate = np.column_stack([wins, wins.sum(1)]) / np.where(n > 0, n, np.nan)[None, :]
             lo, hi = central_interval(np.nan_to_num(rate), lv)
             out[f"{key}_mean"] = rate.mean(0)
             out[f"{key}_lo"] = np.where(n > 0, lo, np.nan)
             out[f"{key}_hi"] = np.where(n > 0, hi, np.nan)
-    lw = post.lead_win_rate()
     out.attrs["new_lead_win_rate"] = (float(lw.mean()),) + tuple(float(v) for v in central_interval(lw, lv))
     out.attrs["months"] = M
     return out
