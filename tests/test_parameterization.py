@@ -66,3 +66,34 @@ def test_the_better_fit_has_fewer_divergences_then_a_lower_r_hat():
     assert d(0, 1.05).better_than(d(1, 1.00))
     assert d(1, 1.01).better_than(d(1, 1.02))
     assert not d(1, 1.02).better_than(d(1, 1.02))        # a tie keeps the first fit
+
+
+def _verdict(ok: bool, r_hat: float, divergences: int = 0):
+    from funnel_models.models.base import Diagnostics
+    return Diagnostics(ok=ok, message="ok" if ok else f"r_hat {r_hat}", method="mcmc", r_hat_max=r_hat,
+                       ess_bulk_min=900.0, ess_tail_min=900.0, divergences=divergences, chains=4, draws=1000)
+
+
+@pytest.mark.parametrize("careful_passes", [True, False])
+def test_a_fit_failing_in_both_geometries_is_sampled_again_carefully(monkeypatch, careful_passes):
+    from funnel_models.models.config import ModelConfig, SamplerConfig
+    from funnel_models.models.graph import Variant
+    from funnel_models.models.markov import FunnelModel
+    model = FunnelModel.__new__(FunnelModel)
+    model.model_config, model.sampler_config = ModelConfig(), SamplerConfig()
+    model.parameterization, model.variant, model.notes, model.idata = {"region": "centered"}, Variant(True, False), [], "first"
+    verdicts = {"first": _verdict(False, 1.015, 1), "fit1": _verdict(False, 1.02, 2),
+                "fit2": _verdict(True, 1.004) if careful_passes else _verdict(False, 1.03, 4)}
+    samplers: list = []
+
+    def sample(variants, show, sampler=None):
+        samplers.append(sampler)
+        return {variants[0]: f"fit{len(samplers)}"}
+    monkeypatch.setattr(model, "_sample", sample)
+    monkeypatch.setattr(model, "diagnostics", lambda warn=True: verdicts[model.idata])
+    model._refit_if_needed(False)
+    assert samplers[0] is None                                       # the other geometry: the file's sampler
+    assert (samplers[1].tune, samplers[1].target_accept) == (1000, 0.95)
+    assert model.parameterization == {"region": "centered"}           # the first geometry was the better one
+    assert model.idata == ("fit2" if careful_passes else "first")
+    assert "target acceptance 0.95" in model.notes[-1]

@@ -149,6 +149,12 @@ class SamplerConfig(_Strict):
     #: Numba samples its chains on threads of one process.
     processes: Literal["auto", 1, 2] = "auto"
 
+    def careful(self) -> "SamplerConfig":
+        """These settings with smaller steps and longer tuning (target acceptance 0.95,
+        at least 1,000 tuning steps): the second try of a fit that failed the sampler
+        checks (about twice the leapfrog steps per draw; ARCHITECTURE.md)."""
+        return self.model_copy(update={"tune": max(self.tune, 1000), "target_accept": max(self.target_accept, 0.95)})
+
     def for_several_fits(self) -> "SamplerConfig":
         """These settings for a process that fits several models (a batch of reports, a
         backtest's windows): ``backend: auto`` becomes ``numba``, whose compiled graph the

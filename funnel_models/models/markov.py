@@ -56,8 +56,9 @@ __all__ = ["FunnelModel", "default_cache_dir"]
 #: whenever a change makes the same data and settings give a different fit (4: geometry by
 #: data for every hierarchical effect), so caches and saved files of older revisions are
 #: refitted, never silently reused (5: month effects non-centered first; 6: ELPD differences
-#: up to 4 are ties in the variant choice).
-_FORMAT_VERSION = "6"
+#: up to 4 are ties in the variant choice; 7: the month stage samples with the file's
+#: sampler first, and a first stage failing in both geometries is sampled again carefully).
+_FORMAT_VERSION = "7"
 #: Keep every n-th draw of each chain for the leave-one-out comparisons (PSIS needs hundreds, not thousands).
 LOO_THIN = 4
 
@@ -208,7 +209,8 @@ class FunnelModel(BaseFunnelModel):
         self.cache.put(key, self.save)
         return self
 
-    def _sample(self, variants: list[Variant], show: bool) -> dict[Variant, Any]:
+    def _sample(self, variants: list[Variant], show: bool, sampler: SamplerConfig | None = None
+                ) -> dict[Variant, Any]:
         d = self.design
         assert d is not None
         out = {}
@@ -219,7 +221,7 @@ class FunnelModel(BaseFunnelModel):
             idata, timing = sample_compiled(
                 key, lambda static: build_graph(d, self.model_config, self.parameterization, with_age=with_age,
                                                 static_shape=static),
-                graph_data(d), self.sampler_config, show)
+                graph_data(d), sampler or self.sampler_config, show)
             for k, s in timing.items():
                 self.timings[k] = self.timings.get(k, 0.0) + s
             out[v] = idata
@@ -309,6 +311,19 @@ class FunnelModel(BaseFunnelModel):
             self.idata, self.parameterization = old_idata, first
         self.notes.append(f"the first fit did not converge ({diag.message}); refitted with every hierarchical "
                           f"effect in the other geometry ({flipped}) and kept the {'refit' if better else 'first fit'}")
+        kept = self.diagnostics(warn=False)
+        if kept.ok:
+            return
+        # both geometries failed: the kept one again with smaller steps and longer tuning
+        careful = self.sampler_config.careful()
+        again = self._sample([self.variant], show, careful)[self.variant]
+        old_idata, self.idata = self.idata, again
+        better = self.diagnostics(warn=False).better_than(kept)
+        if not better:
+            self.idata = old_idata
+        self.notes.append(f"sampled the {'refit' if self.parameterization is flipped else 'first fit'}'s geometry "
+                          f"again with tuning {careful.tune} and target acceptance {careful.target_accept:g} and kept "
+                          f"{'that' if better else 'the earlier'} fit")
 
     # ------------------------------------------------------------------ posterior
     def _require_fit(self) -> None:

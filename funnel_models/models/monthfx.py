@@ -261,7 +261,7 @@ def _attempts(centered: np.ndarray, config: ModelConfig, sampler: SamplerConfig
     first try because it takes about twice the leapfrog steps per draw (demo: 31 vs 15), and
     this stage is sampled on every fit (measurements in ARCHITECTURE.md).
     """
-    careful = sampler.model_copy(update={"tune": max(sampler.tune, 1000), "target_accept": 0.95})
+    careful = sampler.careful()
     first = centered if config.parameterization != "auto" else np.zeros_like(centered)
     out = [(first, sampler), (first, careful)]
     if config.parameterization == "auto" and centered.any():
