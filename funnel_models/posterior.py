@@ -295,6 +295,12 @@ class PosteriorFunnel:
         frac = cdf / np.clip(cdf[:, -1:], 1e-12, None)
         return (frac < 0.5).sum(axis=1).astype(float)
 
+    def typical_months_to_win(self, horizon: int = 36) -> float:
+        """Typical months from a new lead's entry to its win: the posterior median of
+        :meth:`median_cycle_time` over ``horizon`` months (what the report, the dashboard
+        and ``funnel fit`` print; a posterior mean would follow the draws with a long tail)."""
+        return float(np.median(self.median_cycle_time(horizon=horizon)))
+
     # ------------------------------------------------------------------ month variation
     def month_path(self, calendar_months: Sequence[int], rng: np.random.Generator | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:

@@ -81,7 +81,8 @@ def test_a_fit_failing_in_both_geometries_is_sampled_again_carefully(monkeypatch
     from funnel_models.models.markov import FunnelModel
     model = FunnelModel.__new__(FunnelModel)
     model.model_config, model.sampler_config = ModelConfig(), SamplerConfig()
-    model.parameterization, model.variant, model.notes, model.idata = {"region": "centered"}, Variant(True, False), [], "first"
+    model.parameterization, model.variant = {"region": "centered"}, Variant(True, False)
+    model.notes, model.idata = [], "first"
     verdicts = {"first": _verdict(False, 1.015, 1), "fit1": _verdict(False, 1.02, 2),
                 "fit2": _verdict(True, 1.004) if careful_passes else _verdict(False, 1.03, 4)}
     samplers: list = []

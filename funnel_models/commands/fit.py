@@ -41,7 +41,7 @@ def _print_outlook(ctx: Any) -> None:
     won, lost, cold = post.lead_outcomes().mean(0)
     print(f"a new lead is eventually won with probability {w.mean():.1%} ({lv:.0%}: {lo:.1%}-{hi:.1%}); lost "
           f"{lost:.0%}" + (f", goes cold {cold:.0%}" if post.cold_after is not None else "")
-          + f"; won leads take {np.mean(post.median_cycle_time()):.0f} month(s) (median)")
+          + f"; won leads take {post.typical_months_to_win():.0f} month(s) (median)")
     out = pipeline_outlook(post, ctx.pipeline, months=6, start=ctx.cutoff_month, level=lv).iloc[-1]
     cold_txt = (f"{out['cold_share']:.0%} effectively cold" if np.isfinite(out["cold_share"])
                 else "cold leads not told apart (memoryless model)")

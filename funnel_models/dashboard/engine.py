@@ -16,7 +16,7 @@ P(hit) with the planned leads, curve   ``plan.problem.probability(leads)``: the
 forecast fan chart                     ``simulate.forecast(post.thin(forecast_draws),
                                        pipeline, leads, window, sims_per_draw=1)``
 where to act                           ``simulate.leverage(post.thin(leverage_draws), ...)``
-months from lead to win                ``post.median_cycle_time()``
+months from lead to win                ``post.typical_months_to_win()``
 =====================================  =================================================
 
 where ``post = model.posterior_funnel(segment, draws=draws).adjust(conversion=, stall=)``.
@@ -358,8 +358,8 @@ class WhatIfEngine:
     def cycle_months(self, q: Question, timings: dict | None = None) -> float:
         """Median months from a new lead's entry to its win (posterior median)."""
         post = self.scenario_posterior(q, timings)
-        return self._get(("cycle", q.scenario), lambda: float(np.median(
-            post.thin(CYCLE_DRAWS, seed=self.seed).median_cycle_time(horizon=36))), timings)
+        return self._get(("cycle", q.scenario), lambda: post.thin(CYCLE_DRAWS, seed=self.seed).typical_months_to_win(),
+                         timings)
 
     def flows(self, segment: Pairs, months: int | None = 12) -> FlowTable | None:
         """Stage flows of the segment over the last ``months`` months to the cut-off (None: all)."""

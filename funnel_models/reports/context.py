@@ -129,7 +129,7 @@ class Context:
     @cached_property
     def cycle_months(self) -> float:
         """Typical months from a new lead's entry to its win (posterior median of the median)."""
-        return float(np.median(self.post.median_cycle_time(horizon=36)))
+        return self.post.typical_months_to_win()
 
     def expected_leads(self, horizon: int = 6) -> float:
         """Mean new leads per month over the coming ``horizon`` months (for sentences)."""

@@ -106,7 +106,8 @@ def pipeline_section(ctx: Context) -> Section:
         "median_months_to_win": months_to_win,
         "pipeline": {"open": int(tot["open"]), "cold": None if not np.isfinite(tot["cold"]) else int(tot["cold"]),
                      "cold_share": None if not np.isfinite(tot["cold_share"]) else float(tot["cold_share"]),
-                     "long_shot_share": None if not np.isfinite(tot["unlikely_share"]) else float(tot["unlikely_share"]),
+                     "long_shot_share": (None if not np.isfinite(tot["unlikely_share"])
+                                         else float(tot["unlikely_share"])),
                      "eventual_win_rate": None if not np.isfinite(tot["win_rate_mean"]) else float(tot["win_rate_mean"]),
                      "eventual_wins": won}}
     return Section("Where today's leads are heading", text, fig, table,
