@@ -31,7 +31,7 @@ import numpy as np
 
 from .config import SamplerConfig
 
-__all__ = ["processes_for", "child_seed", "SecondProcess", "merge_chains", "ChainProcessError"]
+__all__ = ["processes_for", "child_seed", "sample_options", "JAX_COMPILE", "SecondProcess", "merge_chains", "ChainProcessError"]
 
 #: Below this many iterations (chains x (draws + tuning)) a second process costs more
 #: than it saves: starting it (importing PyMC, nutpie and JAX, ~5 s) and compiling the
@@ -56,6 +56,18 @@ def processes_for(config: SamplerConfig) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     big = config.chains * (config.draws + config.tune) >= MIN_ITERATIONS
     return 2 if cores >= 2 and config.chains >= 2 and big else 1
+
+
+#: How nutpie compiles a JAX graph here and in the worker: the data stay arguments of the
+#: compiled functions (not frozen in), so other data can be swapped in.
+JAX_COMPILE = {"backend": "jax", "gradient_backend": "jax", "freeze_model": False}
+
+
+def sample_options(config: SamplerConfig, chains: int, seed: int) -> dict[str, Any]:
+    """``nutpie.sample`` arguments of ``chains`` chains under ``config``: the same in this
+    process and in the worker, so the two halves of a fit are sampled alike."""
+    return {"draws": config.draws, "tune": config.tune, "chains": chains, "seed": seed, "save_warmup": False,
+            "low_rank_modified_mass_matrix": config.low_rank, "target_accept": config.target_accept}
 
 
 def child_seed(seed: int) -> int:
@@ -135,10 +147,8 @@ class SecondProcess:
         import cloudpickle
         self._worker = _worker()
         self._job = Path(self._worker.folder.name) / f"job{next(self._worker.jobs)}.pkl"
-        options = {"draws": config.draws, "tune": config.tune, "chains": chains, "seed": seed,
-                   "low_rank_modified_mass_matrix": config.low_rank, "target_accept": config.target_accept}
         with self._job.open("wb") as fh:
-            cloudpickle.dump({"model": model, "options": options}, fh)
+            cloudpickle.dump({"model": model, "options": sample_options(config, chains, seed)}, fh)
         try:
             assert self._worker.proc.stdin is not None
             self._worker.proc.stdin.write(f"{self._job}\n".encode())
@@ -192,8 +202,8 @@ def _run(job: Path) -> None:
     import nutpie
     with job.open("rb") as fh:
         spec: Mapping[str, Any] = pickle.load(fh)
-    compiled = nutpie.compile_pymc_model(spec["model"], backend="jax", gradient_backend="jax", freeze_model=False)
-    idata = nutpie.sample(compiled, cores=1, progress_bar=False, save_warmup=False, **spec["options"])
+    compiled = nutpie.compile_pymc_model(spec["model"], **JAX_COMPILE)
+    idata = nutpie.sample(compiled, cores=1, progress_bar=False, **spec["options"])
     part = job.with_suffix(".part")
     with part.open("wb") as fh:
         pickle.dump(idata, fh)

@@ -304,26 +304,29 @@ class FunnelModel(BaseFunnelModel):
         first = dict(self.parameterization)
         flipped = {f: "non_centered" if p == "centered" else "centered" for f, p in first.items()}
         self.parameterization = flipped
-        other = self._sample([self.variant], show)[self.variant]
-        old_idata, self.idata = self.idata, other
-        better = self.diagnostics(warn=False).better_than(diag)
-        if not better:
-            self.idata, self.parameterization = old_idata, first
+        refit = self._keep_if_better(self._sample([self.variant], show)[self.variant], diag)
+        if not refit:
+            self.parameterization = first
         self.notes.append(f"the first fit did not converge ({diag.message}); refitted with every hierarchical "
-                          f"effect in the other geometry ({flipped}) and kept the {'refit' if better else 'first fit'}")
+                          f"effect in the other geometry ({flipped}) and kept the {'refit' if refit else 'first fit'}")
         kept = self.diagnostics(warn=False)
         if kept.ok:
             return
         # both geometries failed: the kept one again with smaller steps and longer tuning
         careful = self.sampler_config.careful()
-        again = self._sample([self.variant], show, careful)[self.variant]
-        old_idata, self.idata = self.idata, again
-        better = self.diagnostics(warn=False).better_than(kept)
+        again = self._keep_if_better(self._sample([self.variant], show, careful)[self.variant], kept)
+        self.notes.append(f"sampled the {'refit' if refit else 'first fit'}'s geometry again with tuning "
+                          f"{careful.tune} and target acceptance {careful.target_accept:g} and kept "
+                          f"{'that' if again else 'the earlier'} fit")
+
+    def _keep_if_better(self, idata: Any, than: Diagnostics) -> bool:
+        """Make ``idata`` the fit if it sampled better than the fit whose diagnostics are
+        ``than`` (the current one); returns whether it did."""
+        old, self.idata = self.idata, idata
+        better = self.diagnostics(warn=False).better_than(than)
         if not better:
-            self.idata = old_idata
-        self.notes.append(f"sampled the {'refit' if self.parameterization is flipped else 'first fit'}'s geometry "
-                          f"again with tuning {careful.tune} and target acceptance {careful.target_accept:g} and kept "
-                          f"{'that' if better else 'the earlier'} fit")
+            self.idata = old
+        return better
 
     # ------------------------------------------------------------------ posterior
     def _require_fit(self) -> None:

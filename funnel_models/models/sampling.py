@@ -18,7 +18,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .chainsplit import ChainProcessError, SecondProcess, child_seed, merge_chains, processes_for
+from .chainsplit import (JAX_COMPILE, ChainProcessError, SecondProcess, child_seed, merge_chains,
+                         processes_for, sample_options)
 from .config import SamplerConfig
 from .idata_access import quiet_import
 
@@ -58,18 +59,16 @@ def sample_compiled(key: str, build: Callable[[bool], Any], values: Mapping[str,
     reused = cached is not None
     model = None
     second = None
-    own = config.chains
+    own, other_seed = config.chains, child_seed(config.seed)
     if static and processes_for(config) == 2:
         # half of the chains in a second process, which compiles while this one does
         model = build(static)
         own = config.chains - config.chains // 2
-        second = SecondProcess(model, config, config.chains - own, child_seed(config.seed))
+        second = SecondProcess(model, config, config.chains - own, other_seed)
     try:
         if cached is None:
-            # the data stay arguments of the compiled functions (not frozen in), so other
-            # data can be swapped in
-            options = {"backend": "jax", "gradient_backend": "jax", "freeze_model": False} if static else {}
-            compiled = nutpie.compile_pymc_model(model if model is not None else build(static), **options)
+            compiled = nutpie.compile_pymc_model(model if model is not None else build(static),
+                                                 **(JAX_COMPILE if static else {}))
             cached = _COMPILED[full_key] = (compiled, _data_names(compiled, values))
         compiled, names = cached
         compiled = compiled.with_data(**{k: v for k, v in values.items() if k in names})
@@ -84,8 +83,8 @@ def sample_compiled(key: str, build: Callable[[bool], Any], values: Mapping[str,
             idata = merge_chains(idata, second.result())
         except ChainProcessError as exc:
             warnings.warn(f"{exc}; sampling its chains here instead", RuntimeWarning, stacklevel=2)
-            idata = merge_chains(idata, _nutpie_sample(compiled, config, config.chains - own,
-                                                       child_seed(config.seed), static, progress))
+            idata = merge_chains(idata, _nutpie_sample(compiled, config, config.chains - own, other_seed, static,
+                                                       progress))
     return idata, {"compile": t1 - t0, "sampling": time.perf_counter() - t1, "graphs": 1.0,
                    "reused": float(reused), "split": float(second is not None)}
 
@@ -99,10 +98,8 @@ def _nutpie_sample(compiled: Any, config: SamplerConfig, chains: int, seed: int,
     the demo's default fit sampled in 81 s instead of 113 s, same draws (ARCHITECTURE.md).
     """
     import nutpie
-    return nutpie.sample(compiled, draws=config.draws, tune=config.tune, chains=chains,
-                         cores=1 if static else min(2, chains), seed=seed, progress_bar=progress,
-                         low_rank_modified_mass_matrix=config.low_rank, target_accept=config.target_accept,
-                         save_warmup=False)
+    return nutpie.sample(compiled, cores=1 if static else min(2, chains), progress_bar=progress,
+                         **sample_options(config, chains, seed))
 
 
 def _shapes(values: Mapping[str, np.ndarray], static: bool) -> str:
