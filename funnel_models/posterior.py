@@ -72,6 +72,9 @@ class PosteriorFunnel:
     shock_sd : ndarray, shape (draws, K+1), optional
         Standard deviation of a month's shock on the log-odds of every move out of each
         source row (the open stages, then new leads); future months draw it afresh.
+    common_sd : ndarray, shape (draws,), optional
+        Standard deviation of a month's shock shared by every move of every source row (a
+        busy or a quiet month for the whole funnel), on top of ``shock_sd``.
     season : ndarray, shape (draws, 12, K+1, K+2), optional
         Log-odds offsets by calendar month (January first) for each source row and
         destination.
@@ -86,6 +89,7 @@ class PosteriorFunnel:
     meta: Mapping[str, object] = field(default_factory=dict)
     shock_sd: np.ndarray | None = None
     season: np.ndarray | None = None
+    common_sd: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         rates = np.asarray(self.rates, dtype=float)
@@ -105,6 +109,7 @@ class PosteriorFunnel:
         object.__setattr__(self, "deal_value", dv)
         object.__setattr__(self, "shock_sd", _bcast(self.shock_sd, n, (K + 1,), "shock_sd"))
         object.__setattr__(self, "season", _bcast(self.season, n, (12, K + 1, K + 2), "season"))
+        object.__setattr__(self, "common_sd", _bcast(self.common_sd, n, (), "common_sd"))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -213,7 +218,8 @@ class PosteriorFunnel:
         """The draws ``idx`` (repeats allowed)."""
         return replace(self, rates=self.rates[idx], entry=self.entry[idx], deal_value=self.deal_value[idx],
                        shock_sd=None if self.shock_sd is None else self.shock_sd[idx],
-                       season=None if self.season is None else self.season[idx])
+                       season=None if self.season is None else self.season[idx],
+                       common_sd=None if self.common_sd is None else self.common_sd[idx])
 
     # ------------------------------------------------------------------ eventual outcomes
     def absorption(self) -> np.ndarray:
@@ -302,6 +308,11 @@ class PosteriorFunnel:
         return float(np.median(self.median_cycle_time(horizon=horizon)))
 
     # ------------------------------------------------------------------ month variation
+    @property
+    def has_shocks(self) -> bool:
+        """Whether future months draw fresh month shocks (a positive ``shock_sd`` or ``common_sd``)."""
+        return any(sd is not None and bool(np.any(sd > 0)) for sd in (self.shock_sd, self.common_sd))
+
     def month_path(self, calendar_months: Sequence[int], rng: np.random.Generator | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
         """Rates and entry distributions for a run of future months.
@@ -309,7 +320,7 @@ class PosteriorFunnel:
         Each month gets its seasonal offset (``calendar_months`` are 1..12) and, when
         ``rng`` is given and the posterior has month shocks, a fresh shock per draw, source
         row and destination, applied to the log-odds against the reference destination
-        (staying; the first stage for new leads).
+        (staying; the first stage for new leads), plus one per draw shared by every move.
 
         Returns
         -------
@@ -318,16 +329,21 @@ class PosteriorFunnel:
         """
         D, K, A = self.n_draws, self.n_stages, self.n_ages
         H = len(calendar_months)
-        if self.season is None and (self.shock_sd is None or rng is None):
+        shocks = self.has_shocks and rng is not None
+        if self.season is None and not shocks:
             return (np.broadcast_to(self.rates[:, None], (D, H, K, A, K + 2)),
                     np.broadcast_to(self.entry[:, None], (D, H, K + 2)))
         off = np.zeros((D, H, K + 1, K + 2))
         if self.season is not None:
             off += self.season[:, np.asarray(calendar_months, dtype=np.int64) - 1]
-        if self.shock_sd is not None and rng is not None:
+        if self.shock_sd is not None and shocks:
             off += self.shock_sd[:, None, :, None] * rng.standard_normal((D, H, K + 1, K + 2))
         ref = np.append(np.arange(K), 0)                  # staying; first stage for new leads
         off = off - np.take_along_axis(off, ref[None, None, :, None], axis=3)
+        if self.common_sd is not None and shocks:
+            moves = np.ones((K + 1, K + 2))
+            moves[np.arange(K + 1), ref] = 0.0
+            off += (self.common_sd[:, None] * rng.standard_normal((D, H)))[:, :, None, None] * moves
         rates = self.rates[:, None] * np.exp(off[:, :, :K, None, :])
         rates = rates / rates.sum(-1, keepdims=True)
         entry = self.entry[:, None] * np.exp(off[:, :, K])

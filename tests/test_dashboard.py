@@ -298,7 +298,7 @@ def test_explanation_states_the_answer_s_numbers(dash):
     for s in (f"{a.volume:,.0f}", f"{a.plan.expected_pipeline_wins:,.0f}", f"{a.plan.naive_leads:,}",
               f"{a.cycle_months:.0f} month"):
         assert s in text
-    assert "relative" in lever_text("conversion +10%") and "absolute" in lever_text("stall -1 month(s)")
+    assert "relative" in lever_text("conversion +10%") and "absolute" in lever_text("stall 1 month shorter")
     assert "How to read this" in dash.widget.children[2].children[1].children[-1].value
 
 

@@ -52,8 +52,9 @@ def test_recovery_on_demo_defaults(tmp_path):
     assert not m.variant.time_in_stage, m.selection
     if m.variant.month_effects:
         spread = np.median(idata_access.draws(m.idata, "m2_sigma_month"), axis=0)
-        print("fitted month-to-month spread (posterior medians per row):", spread.round(3))
-        assert spread.max() < 0.15, spread
+        common = float(np.median(idata_access.draws(m.idata, "m2_sigma_common")))
+        print("fitted month-to-month spread (posterior medians per row):", spread.round(3), "common:", round(common, 3))
+        assert spread.max() < 0.15 and common < 0.15, (spread, common)
     cov = _coverage(m, d.truth)
     allcov = np.concatenate(list(cov.values()))
     print({k: f"{v.mean():.2f} of {v.size}" for k, v in cov.items()}, f"overall {allcov.mean():.3f}")

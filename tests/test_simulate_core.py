@@ -253,3 +253,25 @@ def test_aged_posterior_rows(demo):
     np.testing.assert_allclose(got, want, rtol=1e-10)
     with pytest.raises(SimulationError, match="decay"):
         aged(truth, 3, decay=1.5)
+
+
+def test_a_common_month_shock_moves_every_stage_together(demo):
+    _, truth, _ = demo
+    K = truth.n_stages
+    post = synthetic_posterior(truth, 4000).take(np.arange(4000))
+    post = PosteriorFunnel(post.stages, post.rates, post.entry, common_sd=np.full(4000, 0.4))
+    assert post.has_shocks
+    rates, entry = post.month_path([3], np.random.default_rng(4))
+    k = np.arange(K - 1)          # every open stage that has a next one: log-odds of moving on vs staying
+    shift = np.log(rates[:, 0, k, 0, k + 1] / rates[:, 0, k, 0, k]) - np.log(truth.rates[0, k, 0, k + 1] /
+                                                                           truth.rates[0, k, 0, k])
+    entry_shift = np.log(entry[:, 0, 1] / entry[:, 0, 0]) - np.log(truth.entry[0, 1] / truth.entry[0, 0])
+    np.testing.assert_allclose(shift, np.broadcast_to(shift[:, :1], shift.shape), atol=1e-9)   # one shock for all
+    np.testing.assert_allclose(entry_shift, shift[:, 0], atol=1e-9)
+    assert shift[:, 0].std() == pytest.approx(0.4, rel=0.05)
+    # with a shock per row as well, rows agree only through the common part: corr = 0.4^2 / (0.4^2 + 0.3^2)
+    both = PosteriorFunnel(post.stages, post.rates, post.entry, common_sd=np.full(4000, 0.4),
+                           shock_sd=np.full((4000, K + 1), 0.3))
+    rates, _ = both.month_path([3], np.random.default_rng(5))
+    s = np.log(rates[:, 0, k, 0, k + 1] / rates[:, 0, k, 0, k])
+    assert np.corrcoef(s[:, 0], s[:, 1])[0, 1] == pytest.approx(0.16 / (0.16 + 0.18), abs=0.05)

@@ -14,8 +14,8 @@ Examples
 ...                   min_months=1, naive_leads=220, naive_rate=0.2, naive_probability=0.3, window=6)
 >>> [label for label, _ in headline_items(f)]
 ['Today', 'Pipeline', 'Time to win', 'Spreadsheet']
->>> lever_text("stall -1 month(s)")
-'stall -1 month(s) (absolute: months in the stage)'
+>>> lever_text("stall 1 month shorter")
+'stall 1 month shorter (absolute: whole months in the stage)'
 """
 from __future__ import annotations
 
@@ -127,5 +127,5 @@ def lever_text(lever: str) -> str:
     if kind == "relative":
         return f"{s} (relative: of the stage's own conversion)"
     if kind == "absolute":
-        return f"{s} (absolute: months in the stage)"
+        return f"{s} (absolute: whole months in the stage)"
     return s

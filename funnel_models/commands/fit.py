@@ -3,8 +3,8 @@
 Useful before a scheduled report (the report then loads the cached fit) and to check the
 model: prints which model and variant produced the numbers (with the ELPD comparison that
 chose it), the per-stage summary, where leads are heading (win rate of a new lead,
-eventual win rate of today's open pipeline, the share gone cold, time to win) and the
-diagnostics. Exit status 0 when the diagnostics are fine, 1 when they are not, 2 on bad
+eventual win rate of today's open pipeline, the share gone cold, time to win), how much
+whole months differ (with month effects) and the diagnostics. Exit status 0 when the diagnostics are fine, 1 when they are not, 2 on bad
 input, 3 when the data store is busy.
 """
 from __future__ import annotations
@@ -51,6 +51,22 @@ def _print_outlook(ctx: Any) -> None:
     print(f"open pipeline: {int(out['open']):,} leads, {cold_txt}{shots}, eventual win rate {rate}")
 
 
+def _print_months(post: Any) -> None:
+    """How much whole months differ, from the fitted month-shock scales (posterior medians)."""
+    if not post.has_shocks:
+        return
+    pct = lambda sd: f"{np.expm1(sd):.0%}"  # noqa: E731  a shock of one standard deviation on the odds
+    parts = []
+    if post.common_sd is not None:
+        parts.append(f"every stage's odds together by about +/-{pct(np.median(post.common_sd))}")
+    if post.shock_sd is not None:
+        own = np.median(post.shock_sd, axis=0)
+        own = own[own > 0]
+        if own.size:
+            parts.append(f"each stage's by a further +/-{pct(own.min())} to {pct(own.max())}")
+    print("months differ: a typical month moves " + ", and ".join(parts))
+
+
 def handler(args: argparse.Namespace) -> int:
     """Run ``funnel fit``; returns the exit status."""
     from ..preflight import preflight
@@ -72,6 +88,7 @@ def handler(args: argparse.Namespace) -> int:
     cols = ["stage", "conversion_mean", "conversion_lo", "conversion_hi", "expected_stall_mean"]
     print(table[cols].round(3).to_string(index=False))
     _print_outlook(ctx)
+    _print_months(ctx.post)
     info = ctx.model.fit_info()
     how = "loaded from the cache" if "cache_load" in info else "fitted"
     print(f"{ctx.model.name} model {how} in {secs:.1f} s")

@@ -10,7 +10,8 @@ CRM exports were seen to differ:
 - **Losses are never recorded.** Leads that drop out ("die" at a constant monthly rate)
   simply stop changing: the export shows them open forever, as Olist's does.
 - **Whole months differ.** A log-normal shock multiplies every move-on hazard of a month
-  (one shock shared by all stages, unlike the model's per-move month effects).
+  (one shock shared by all stages and only the move-on hazards, log-normal on the hazard,
+  where the model's month effects are normal on the log-odds of every move, losses included).
 - **Inflow is seasonal and growing**, with its own month-to-month noise.
 - Some leads are won in the month they arrive; segments (``source``) shift the hazards.
 

@@ -9,6 +9,8 @@ Defaults are weakly informative on the log-odds scale against staying in a stage
 - ``change_sigma = 1.0``: a process change's effect on the log-odds, normal(0, 1);
 - ``age_sigma = 0.5``: step of the log-odds from one age bucket to the next, half-normal(0.5);
 - ``month_sigma = 0.5``: spread of a whole month's shock on the log-odds, half-normal(0.5);
+- ``common_sigma = 0.5``: spread of the part of a month's shock shared by every move (a busy
+  or a quiet month for the whole funnel), half-normal(0.5);
 - ``season_sigma = 0.3``: spread of the seasonal effects, half-normal(0.3).
 
 They are checked with :meth:`FunnelModel.sample_prior_predictive` in the tests.
@@ -42,6 +44,7 @@ class Priors(_Strict):
     change_sigma: float = Field(1.0, gt=0)
     age_sigma: float = Field(0.5, gt=0)
     month_sigma: float = Field(0.5, gt=0)
+    common_sigma: float = Field(0.5, gt=0)
     season_sigma: float = Field(0.3, gt=0)
 
 

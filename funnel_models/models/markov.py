@@ -45,7 +45,7 @@ from .config import ModelConfig, SamplerConfig, parse_config
 from .fitcache import FitCache, default_cache_dir, digest_arrays, stable_hash
 from .graph import VARIANT_LABELS, Variant, age_key, build_graph, graph_data, theta_names
 from .inputs import FunnelData, deal_value_draws, prepare
-from .monthfx import MONTH_LABELS, fit_month_effects
+from .monthfx import MONTH_LABELS, average_month_error, fit_month_effects
 from .predictor import pointwise_loglik, probabilities
 from .sampling import sample_compiled
 from .structure import ChangePoint, Design, build_design, bucket_of, choose_cold_after, safe_name, season_index
@@ -57,8 +57,9 @@ __all__ = ["FunnelModel", "default_cache_dir"]
 #: data for every hierarchical effect), so caches and saved files of older revisions are
 #: refitted, never silently reused (5: month effects non-centered first; 6: ELPD differences
 #: up to 4 are ties in the variant choice; 7: the month stage samples with the file's
-#: sampler first, and a first stage failing in both geometries is sampled again carefully).
-_FORMAT_VERSION = "7"
+#: sampler first, and a first stage failing in both geometries is sampled again carefully;
+#: 8: a month shock common to every row).
+_FORMAT_VERSION = "8"
 #: Keep every n-th draw of each chain for the leave-one-out comparisons (PSIS needs hundreds, not thousands).
 LOO_THIN = 4
 
@@ -293,7 +294,7 @@ class FunnelModel(BaseFunnelModel):
         self.variant = Variant(self.variant.time_in_stage, chosen)
         month_idata = fx.fits.get(chosen)
         if month_idata is not None:
-            for name in ("sigma_month", "season"):
+            for name in ("sigma_month", "sigma_common", "season"):
                 if acc.has(month_idata, name):
                     acc.attach(self.idata, f"m2_{name}", month_idata, name)
 
@@ -391,7 +392,7 @@ class FunnelModel(BaseFunnelModel):
         month : date-like, optional
             Which month's rates (random walk and change points); default the last fitted
             month. Month shocks and seasonality are not in the rates (the average month):
-            they are carried as ``shock_sd`` and ``season`` for forecasts. With month
+            they are carried as ``shock_sd``, ``common_sd`` and ``season`` for forecasts. With month
             effects, the average month itself is known only to within ``sigma_month /
             sqrt(months observed)`` per row, and each draw's rates carry that error too.
         draws : int, optional
@@ -412,7 +413,9 @@ class FunnelModel(BaseFunnelModel):
             s = acc.draws(self.idata, "m2_season")
             theta["season"] = s if idx is None else s[idx]
         q_theta = {k: v for k, v in theta.items() if k not in ("month", "season")}
-        level = self._level_error(idx, seed)
+        assert self.fine is not None
+        level = average_month_error(self.fine, self._month_scale("sigma_month", idx),
+                                    self._month_scale("sigma_common", idx), seed)
         if level is not None:
             q_theta["intercept"] = q_theta["intercept"] + level
         for f in d.factors:
@@ -428,7 +431,8 @@ class FunnelModel(BaseFunnelModel):
         return PosteriorFunnel.from_rows(
             self.spec.codes, rows, deal_value=value, n_ages=n_ages, names=self.spec.names, label=label,
             meta={"month": str(m.date()), "model": self.variant.label, "cold_after": self.cold_after},
-            shock_sd=self._shock_sd(idx, n), season=self._season(theta, n))
+            shock_sd=self._shock_sd(idx, n), common_sd=self._month_scale("sigma_common", idx),
+            season=self._season(theta, n))
 
     def _assemble_rows(self, probs: np.ndarray, keys: list, n_ages: int) -> dict:
         d = self.design
@@ -447,29 +451,17 @@ class FunnelModel(BaseFunnelModel):
         K = self.spec.n_stages
         return [K if r.source == ENTRY else self.spec.codes.index(r.source) for r in d.rows]
 
-    def _level_error(self, idx: np.ndarray | None, seed: int) -> np.ndarray | None:
-        """Error of the average month's log-odds per draw and slot, (draws, n_slots), or None.
-
-        The first stage reads every month as the average month, so its rates are as sure
-        as binomial noise allows. With month shocks of scale ``sigma`` (per row) seen in
-        ``T`` months, the average month is only known to within ``sigma / sqrt(T)``: the
-        error a joint fit of both stages would carry, drawn here per posterior draw.
-        """
-        if not (self.variant.month_effects and acc.has(self.idata, "m2_sigma_month")):
+    def _month_scale(self, name: str, idx: np.ndarray | None) -> np.ndarray | None:
+        """Draws of a fitted month-shock scale (``sigma_month`` or ``sigma_common``), or None."""
+        if not (self.variant.month_effects and acc.has(self.idata, f"m2_{name}")):
             return None
-        d = self.fine
-        assert d is not None
-        sig = acc.draws(self.idata, "m2_sigma_month")
-        sig = sig if idx is None else sig[idx]
-        months = np.array([max(np.unique(d.month[d.row == r]).size, 1) for r in range(len(d.rows))])
-        scale = (sig / np.sqrt(months))[:, d.slot_row]
-        return scale * np.random.default_rng([seed, 1]).standard_normal(scale.shape)
+        sig = acc.draws(self.idata, f"m2_{name}")
+        return sig if idx is None else sig[idx]
 
     def _shock_sd(self, idx: np.ndarray | None, n: int) -> np.ndarray | None:
-        if not (self.variant.month_effects and acc.has(self.idata, "m2_sigma_month")):
+        sig = self._month_scale("sigma_month", idx)
+        if sig is None:
             return None
-        sig = acc.draws(self.idata, "m2_sigma_month")
-        sig = sig if idx is None else sig[idx]
         out = np.zeros((n, self.spec.n_stages + 1))
         out[:, self._row_position()] = sig
         return out

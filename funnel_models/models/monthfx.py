@@ -7,16 +7,22 @@ the first stage (posterior mean over the lead-level cells of that month) becomes
 offset on the log-odds::
 
     y[t, r] ~ Multinomial(N[t, r], softmax(offset[t, r] + [0, month[t, s] + season[pos(t), s]]))
-    month[t, s] = sigma_month[r] * z[t, s],  z ~ Normal(0, 1),  sigma_month ~ HalfNormal(month_sigma)
-    (sampled non-centered; when that fails the sampler checks, again with a careful sampler,
+    month[t, s] = sigma_common * c[t] + sigma_month[r] * z[t, s],  c, z ~ Normal(0, 1)
+    sigma_common ~ HalfNormal(common_sigma),  sigma_month ~ HalfNormal(month_sigma)
+    (each row's sampled non-centered, the common one centered when it carries the months;
+    when that fails the sampler checks, again with a careful sampler,
     then under ``parameterization: auto`` with the rows whose months differ by more than
     their sampling noise centered, see :func:`centered_rows` and :func:`_attempts`; the
     best fit is kept)
     season = sigma_season * ZeroSumNormal(1) over the seasonal positions
 
-with ``s`` the slots of row ``r`` (the same linear predictor as the first stage). Forecasts
-draw a fresh ``month`` for every future month with the fitted ``sigma_month`` (paired with
-the first stage's draws by index) and add the seasonal offset of the calendar month.
+with ``s`` the slots of row ``r`` (the same linear predictor as the first stage). The
+common part ``c[t]`` moves every move out of every row alike (a quarter-end push, a holiday:
+a busy or a quiet month for the whole funnel); it is there when at least two rows have
+moves, and without it a deal that needs three moves would carry three independent month
+errors where the real ones add up. Forecasts draw a fresh ``month`` for every future month
+with the fitted ``sigma_common`` and ``sigma_month`` (paired with the first stage's draws by
+index) and add the seasonal offset of the calendar month.
 
 Whether month effects are worth having (``month_effects: auto``) is decided by PSIS-LOO on
 the month-row totals, against the first stage alone (:mod:`funnel_models.models.selection`);
@@ -41,7 +47,8 @@ from .sampling import data_container, sample_compiled
 from .structure import SEASON_LENGTH, Design, season_index
 from .idata_access import quiet_import
 
-__all__ = ["MonthTotals", "month_totals", "MonthEffects", "fit_month_effects", "MONTH_LABELS"]
+__all__ = ["MonthTotals", "month_totals", "MonthEffects", "fit_month_effects", "shares_months", "average_month_error",
+           "MONTH_LABELS"]
 
 
 @dataclass(frozen=True)
@@ -96,8 +103,9 @@ class MonthEffects:
     Attributes
     ----------
     fits : dict
-        Candidate (month effects on?) -> InferenceData of ``sigma_month`` / ``season``
-        draws, or None when the candidate has no parameters (no month effects, no season).
+        Candidate (month effects on?) -> InferenceData of ``sigma_month``,
+        ``sigma_common`` and ``season`` draws, or None when the candidate has no
+        parameters (no month effects, no season).
     loglik : dict
         Pointwise log-likelihood of the month-row totals per candidate label, (draws, n_tr).
     notes : tuple of str
@@ -113,8 +121,14 @@ class MonthEffects:
 MONTH_LABELS = {False: "no month effects", True: "month effects"}
 
 
+#: Fewer months leave the common shock's scale weakly identified, where centered sampling
+#: struggles (Olist, 5 months: centered failed the sampler checks, non-centered passed).
+COMMON_CENTERED_MONTHS = 12
+
+
 def centered_rows(totals: MonthTotals, expected: np.ndarray, config: ModelConfig, n_rows: int) -> np.ndarray:
-    """Rows whose month effects are sampled centered, (n_rows,) bool.
+    """Which month effects are sampled centered, (n_rows + 1,) bool: each row's, then the
+    shock common to every row.
 
     Under ``parameterization: auto`` a row is centered when its months differ by more than
     their sampling noise: on the log-odds of leaving the reference destination, observed
@@ -122,21 +136,56 @@ def centered_rows(totals: MonthTotals, expected: np.ndarray, config: ModelConfig
     (a method-of-moments estimate, as in random-effects meta-analysis) exceeds the mean
     sampling variance. Then the totals pin every month's effect down and the centered
     geometry mixes well; where the months barely differ (a scale near zero) the
-    non-centered one does.
+    non-centered one does. The common shock is centered, given at least
+    :data:`COMMON_CENTERED_MONTHS` months, when the rows' precision-weighted
+    average deviation differs between months beyond its noise, alike, and the common shock
+    carries more than half of that variance, its own variance estimated by the average
+    covariance of two rows' deviations over the months (a shock of one row alone adds
+    variance to the average but no covariance).
     """
     if config.parameterization != "auto":
-        return np.full(n_rows, config.parameterization == "centered")
+        return np.full(n_rows + 1, config.parameterization == "centered")
     n = totals.counts.sum(-1) + 1.0
     y = totals.counts[:, 1:].sum(-1) + 0.5
     e = np.clip(expected[:, 1:].sum(-1), 1e-6, 1 - 1e-6)
     dev = np.log(y / (n - y)) - np.log(e / (1 - e))
     noise = 1.0 / (n * e * (1 - e))
-    out = np.zeros(n_rows, dtype=bool)
+    out = np.zeros(n_rows + 1, dtype=bool)
     for r in range(n_rows):
         mine = totals.row == r
         if mine.sum() > 1:
-            out[r] = dev[mine].var(ddof=1) - noise[mine].mean() > noise[mine].mean()
+            out[r] = _beyond_noise(dev[mine], noise[mine])
+    months, t = np.unique(totals.month, return_inverse=True)
+    if shares_months(totals) and months.size >= COMMON_CENTERED_MONTHS:
+        w = np.bincount(t, 1.0 / noise)
+        average = np.bincount(t, dev / noise) / w
+        out[n_rows] = _beyond_noise(average, 1.0 / w) and \
+            2.0 * _common_variance(dev, totals.row, t, n_rows, months.size) > average.var(ddof=1)
     return out
+
+
+def _common_variance(dev: np.ndarray, row: np.ndarray, t: np.ndarray, n_rows: int, n_months: int) -> float:
+    """Average covariance over the months of two rows' deviations (rows with 3+ months in common)."""
+    table = np.full((n_rows, n_months), np.nan)
+    table[row, t] = dev
+    covs = []
+    for r in range(n_rows):
+        for q in range(r + 1, n_rows):
+            both = np.isfinite(table[r]) & np.isfinite(table[q])
+            if both.sum() > 2:
+                covs.append(np.cov(table[r, both], table[q, both])[0, 1])
+    return float(np.mean(covs)) if covs else 0.0
+
+
+def _beyond_noise(dev: np.ndarray, noise: np.ndarray) -> bool:
+    """Whether deviations spread beyond their sampling noise by more than that noise."""
+    return bool(dev.var(ddof=1) - noise.mean() > noise.mean())
+
+
+def shares_months(totals: MonthTotals) -> bool:
+    """Whether the month graph has a month shock common to every row: at least two rows have moves."""
+    has_moves = (totals.slot < totals.n_slots).any(axis=1)
+    return np.unique(totals.row[has_moves]).size >= 2
 
 
 #: Inputs of the month graph held in data containers (named ``m_<input>``), so a compiled
@@ -171,6 +220,9 @@ def _graph(totals: MonthTotals, offset: np.ndarray, centered: np.ndarray, config
             sig = pm.HalfNormal("sigma_month", pri.month_sigma, dims="row_m")
             month = scaled_normal(pm, pt, "monthz", sig[slot_row][None, :], centered[slot_row][None, :],
                                   ("mt", "slot_m"))
+            if shares_months(totals):
+                sig_c = pm.HalfNormal("sigma_common", pri.common_sigma)
+                month = month + scaled_normal(pm, pt, "commonz", sig_c, centered[n_rows:], ("mt",))[:, None]
             theta["month"] = pm.Deterministic("month", month, dims=("mt", "slot_m"))
         if season_kind != "none":
             sig_s = pm.HalfNormal("sigma_season", pri.season_sigma)
@@ -235,8 +287,10 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
                 best = (other, diag)
             if best[1].ok:
                 break
-            notes.append(f"month effects did not converge with rows {np.flatnonzero(geometry).tolist()} centered "
-                         f"(tuning {how.tune}, target acceptance {how.target_accept:g}); sampled again")
+            common = " and the common shock" if geometry[-1] else ""
+            notes.append(f"month effects did not converge with rows {np.flatnonzero(geometry[:-1]).tolist()}"
+                         f"{common} centered (tuning {how.tune}, target acceptance {how.target_accept:g}); "
+                         f"sampled again")
         assert best is not None
         idata = best[0]
         theta = {"intercept": np.zeros((acc.n_draws(idata), totals.n_slots))}
@@ -249,12 +303,37 @@ def fit_month_effects(fine: Design, mean_probs: np.ndarray, n_draws: int, config
     return MonthEffects(fits=fits, loglik=loglik, notes=tuple(notes)), timings
 
 
+def average_month_error(fine: Design, sigma_month: np.ndarray | None, sigma_common: np.ndarray | None,
+                        seed: int) -> np.ndarray | None:
+    """Error of the average month's log-odds per draw and slot, (draws, n_slots), or None.
+
+    The first stage reads every month as the average month, so its rates are as sure as
+    binomial noise allows. With month shocks of scale ``sigma_month`` (draws, rows) seen in
+    ``T`` months, the average month is only known to within ``sigma_month / sqrt(T)``: the
+    error a joint fit of both stages would carry, drawn here per posterior draw. The shock
+    common to every row, ``sigma_common`` (draws,), adds one error shared by every slot
+    (``sigma_common / sqrt(T)``, ``T`` the months observed), so the errors of a path's moves
+    add up as the months' shocks did.
+    """
+    if sigma_month is None:
+        return None
+    rng = np.random.default_rng([seed, 1])
+    months = np.array([max(np.unique(fine.month[fine.row == r]).size, 1) for r in range(len(fine.rows))])
+    scale = (sigma_month / np.sqrt(months))[:, fine.slot_row]
+    out = scale * rng.standard_normal(scale.shape)
+    if sigma_common is not None:
+        shared = sigma_common / np.sqrt(max(np.unique(fine.month).size, 1))
+        out += shared[:, None] * rng.standard_normal((len(sigma_common), 1))
+    return out
+
+
 def _attempts(centered: np.ndarray, config: ModelConfig, sampler: SamplerConfig
               ) -> list[tuple[np.ndarray, SamplerConfig]]:
     """The (geometry, sampler) pairs to try in turn, until one passes the sampler checks.
 
-    Every row non-centered first (few months leave the scale weakly identified, where
-    centered sampling struggles), with the file's sampler settings; then the same geometry
+    Every row non-centered first (few months leave a row's scale weakly identified, where
+    centered sampling struggles; the common shock, pooled over every row, as
+    :func:`centered_rows` says), with the file's sampler settings; then the same geometry
     with a careful sampler (tuning at least 1,000 steps, target acceptance 0.95: smaller
     steps through the funnel of a scale near zero); then, under ``parameterization: auto``,
     the rows :func:`centered_rows` picks centered, carefully. The careful sampler is not the
@@ -262,8 +341,10 @@ def _attempts(centered: np.ndarray, config: ModelConfig, sampler: SamplerConfig
     this stage is sampled on every fit (measurements in ARCHITECTURE.md).
     """
     careful = sampler.careful()
-    first = centered if config.parameterization != "auto" else np.zeros_like(centered)
+    first = centered.copy()
+    if config.parameterization == "auto":
+        first[:-1] = False
     out = [(first, sampler), (first, careful)]
-    if config.parameterization == "auto" and centered.any():
+    if config.parameterization == "auto" and centered[:-1].any():
         out.append((centered, careful))
     return out

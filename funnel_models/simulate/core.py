@@ -316,7 +316,7 @@ def month_rates(post: PosteriorFunnel, months: np.ndarray, m: int, rng: np.rando
     The posterior's own arrays when it has neither a season nor (with ``rng``) month
     shocks; otherwise :meth:`PosteriorFunnel.month_path` for that calendar month.
     """
-    if post.season is None and (post.shock_sd is None or rng is None):
+    if post.season is None and (not post.has_shocks or rng is None):
         return post.rates, post.entry
     rates, entry = post.month_path([int(months[m])], rng)
     return rates[:, 0], entry[:, 0]
@@ -333,7 +333,7 @@ def _run(post: PosteriorFunnel, x0: np.ndarray, leads: np.ndarray, months: np.nd
     entries = np.zeros((D, H, K + 2), dtype=dtype)
     opened = np.zeros((D, H, K + 2), dtype=dtype)
     closed = np.zeros((D, 2), dtype=dtype)
-    shared = streams is not None and post.season is None and post.shock_sd is None   # every month: post.rates
+    shared = streams is not None and post.season is None and not post.has_shocks   # every month: post.rates
     split = chain.split_probabilities(post.rates, post.entry) if shared else None
     for m in range(H):
         if streams is None:
@@ -435,7 +435,7 @@ def synthetic_posterior(post: PosteriorFunnel, n_draws: int, *, concentration: f
     entry = _dirichlet_rows(rng, post.entry[0], n_draws, concentration)
     return PosteriorFunnel(stages=post.stages, rates=rates, entry=entry, deal_value=one.deal_value,
                            names=post.names, label=post.label, meta=dict(post.meta),
-                           shock_sd=one.shock_sd, season=one.season)
+                           shock_sd=one.shock_sd, season=one.season, common_sd=one.common_sd)
 
 
 def aged_posterior(post: PosteriorFunnel, n_ages: int, *, decay: float = 0.6, **changes: Any) -> PosteriorFunnel:

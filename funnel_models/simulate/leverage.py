@@ -126,7 +126,8 @@ def leverage(
         target = np.maximum(1.0, stall[:, k] - stall_reduction_months)
         quick = replace(post, rates=scale_leaving(post.rates, k, stall_factor(post.rates, k, target)))
         for lever, scen in ((f"conversion +{100 * improvement:g}%", conv),
-                            (f"stall -{stall_reduction_months:g} month(s)", quick)):
+                            (f"stall {stall_reduction_months:g} month{'' if stall_reduction_months == 1 else 's'} "
+                             f"shorter", quick)):
             extra = _mean_wins(scen, x0, leads, months) - base
             lo, hi = central_interval(extra, lv)
             rows.append({"stage": code, "name": name, "lever": lever, "extra_wins_mean": float(extra.mean()),

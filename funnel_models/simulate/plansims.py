@@ -65,7 +65,7 @@ def window_win_probabilities(post: PosteriorFunnel, months: np.ndarray, window: 
     K = post.n_stages
     qs, rs = [], []
     m = np.arange(1, T + 1)
-    materialised = post.season is not None or (post.shock_sd is not None and rng is not None)
+    materialised = post.season is not None or (post.has_shocks and rng is not None)
     for lo in range(0, post.n_draws, CHUNK_DRAWS):
         hi = min(lo + CHUNK_DRAWS, post.n_draws)
         if materialised:
@@ -146,7 +146,7 @@ def plan_sims(post: PosteriorFunnel, window: int | tuple[int, int], *, pipeline:
     months = season_months(post, start, T)
     idx = simulation_draws(post.n_draws, sims_per_draw, MIN_PLAN_SIMS)
     path_rng, pipe_rng, base_rng = make_rng(seed).spawn(3)
-    if post.shock_sd is not None and np.any(post.shock_sd > 0):     # one shocked path per simulation
+    if post.has_shocks:                                              # one shocked path per simulation
         q, r = window_win_probabilities(post.take(idx), months, (a, T), path_rng)
         row = np.arange(idx.size)
     else:                                                              # average months: one per draw
