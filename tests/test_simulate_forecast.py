@@ -225,3 +225,19 @@ def test_default_target(demo):
     window = expected_wins(truth, pipe, rate, 9)[0, 3:9].sum()
     assert default_target(truth, pipe, rate, (4, 9)) == math.ceil(1.1 * window)
     assert default_target(truth, None, 0, 3) == 1.0                    # nothing expected: at least 1
+
+
+def test_segment_cells_share_their_month_shocks_but_not_their_moves():
+    """Two cells of one total forecast with the same ``shock_seed``: a strong month shock
+    common to both moves their wins together; without it they are independent."""
+    truth = demo_data().truth.posterior()
+    post = PosteriorFunnel(truth.stages, truth.rates, truth.entry, common_sd=np.array([0.8]))
+    cell = {truth.stages[-1]: 3000}                   # a big NEGO pipeline: binomial noise is small
+    def wins(i, shared):
+        kw = {"shock_seed": [7, 99]} if shared else {}
+        return forecast(post, cell, 0.0, 2, seed=[7, i], sims_per_draw=2000, **kw).wins[:, 0]
+    a, b = wins(0, True), wins(1, True)
+    assert np.corrcoef(a, b)[0, 1] > 0.9
+    assert not np.array_equal(a, b)                    # their own moves differ
+    a, b = wins(0, False), wins(1, False)
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.1

@@ -137,6 +137,10 @@ def _select(frame: pd.DataFrame, seg: Mapping[str, str]) -> pd.DataFrame:
     return frame[np.logical_and.reduce([frame[f].astype(str) == v for f, v in seg.items()])]
 
 
+#: Second seed word of the month shocks every segment cell of a forecast shares (cells' own moves use ``[seed, i]``).
+SHARED_SHOCKS = 1 << 30
+
+
 def _forecast_window(model: Any, factors: Sequence[str], pipeline: pd.DataFrame, leads: Any, fut: list,
                      cut: pd.Timestamp, seed: int) -> np.ndarray:
     """Simulated entries (sims, H, S) summed over segment cells.
@@ -165,7 +169,10 @@ def _forecast_window(model: Any, factors: Sequence[str], pipeline: pd.DataFrame,
             post = model.posterior_funnel(seg or None, seed=seed)
         except ModelConfigError:           # a level unseen in training: the average segment
             post = model.posterior_funnel(None, seed=seed)
-        ent = forecast(post, pipe, new, H, seed=[seed, i], start=month_start(cut)).entries
+        # one month shock for every cell (the model's shocks are not per segment; a seed no cell's
+        # moves use), their own moves per cell
+        ent = forecast(post, pipe, new, H, seed=[seed, i], start=month_start(cut),
+                       shock_seed=[seed, SHARED_SHOCKS]).entries
         total = ent if total is None else total + ent
     if total is None:
         raise FunnelDataError(f"nothing to forecast at cut-off {cut.date()}: no open leads and no new leads")

@@ -379,18 +379,24 @@ def expected_run(post: PosteriorFunnel, x0: np.ndarray, leads: np.ndarray, month
 
 
 def sampled_run(post: PosteriorFunnel, x0: np.ndarray, leads: np.ndarray, months: np.ndarray,
-                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                rng: np.random.Generator, shocks: np.random.Generator | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Monte Carlo futures with real multinomial moves: one future per draw of ``post``.
 
     Same arguments and outputs as :func:`expected_run` (int64 counts; ``x0`` and
     ``leads`` whole). Repeat draws (``post.take(idx)``) for several futures per draw.
     Every month gets ``K + 2`` child streams of ``rng``: one per source stage (all its
     ages), one for the new leads and one for the month shocks, so scenarios run with the
-    same seed share their random numbers wherever their parameters agree.
+    same seed share their random numbers wherever their parameters agree. ``shocks``,
+    when given, makes the month shocks' streams instead (runs that must share their
+    month shocks but not their moves: the segment cells of one total).
     """
     K, H = post.n_stages, len(months)
     children = rng.spawn(H * (K + 2))
     streams = [children[m * (K + 2):(m + 1) * (K + 2)] for m in range(H)]
+    if shocks is not None:
+        for m, stream in enumerate(shocks.spawn(H)):
+            streams[m][K + 1] = stream
     return _run(post, np.rint(x0).astype(np.int64), np.asarray(leads, dtype=np.int64), months, streams)
 
 

@@ -228,6 +228,7 @@ def forecast(
     seed: SeedLike = 0,
     start: object | None = None,
     sims_per_draw: int | None = None,
+    shock_seed: SeedLike | None = None,
 ) -> ForecastResult:
     """Simulate the next ``horizon`` months of the funnel.
 
@@ -255,6 +256,11 @@ def forecast(
     sims_per_draw : int, optional
         Futures simulated per posterior draw. Default: 1, or enough for at least
         1000 futures when the posterior has fewer draws (e.g. a known-truth posterior).
+    shock_seed : int or Generator, optional
+        Seed of the month shocks alone (default: drawn from ``seed``). Forecasts of the
+        segment cells that add up to one total pass the same one (and posteriors whose
+        draws are paired by index), so a month shock moves every cell alike, as the
+        model has it, while their leads move independently.
 
     Returns
     -------
@@ -277,7 +283,7 @@ def forecast(
     lead_rng, run_rng = make_rng(seed).spawn(2)
     sim_leads = _simulated_leads(leads, idx.size, lead_rng)
     entries, opened, _ = sampled_run(post if idx.size == post.n_draws else post.take(idx), x0, sim_leads, months,
-                                     run_rng)
+                                     run_rng, shocks=None if shock_seed is None else make_rng(shock_seed))
     plan = round_leads(leads) if leads.ndim == 1 else sim_leads.mean(axis=0)
     exp_entries, _, _ = expected_run(post, x0, plan.astype(float), months)
     K = post.n_stages
