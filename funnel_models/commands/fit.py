@@ -4,8 +4,8 @@ Useful before a scheduled report (the report then loads the cached fit) and to c
 model: prints which model and variant produced the numbers (with the ELPD comparison that
 chose it), the per-stage summary, where leads are heading (win rate of a new lead,
 eventual win rate of today's open pipeline, the share gone cold, time to win), how much
-whole months differ (with month effects) and the diagnostics. Exit status 0 when the diagnostics are fine, 1 when they are not, 2 on bad
-input, 3 when the data store is busy.
+whole months differ (with month effects) and the diagnostics. Exit status 0 when the
+diagnostics are fine, 1 when they are not, 2 on bad input, 3 when the data store is busy.
 """
 from __future__ import annotations
 
