@@ -419,6 +419,34 @@ def scale_forward(rates: np.ndarray, k: int, factor: np.ndarray) -> np.ndarray:
     return R
 
 
+def shift_leaving(rates: np.ndarray, k: int, months: int = 1) -> np.ndarray:
+    """Copy of ``rates`` (with ages) in which every lead that leaves stage ``k`` does so
+    ``months`` month(s) sooner; who leaves, and where to, is unchanged.
+
+    A lead that would have left in its second month leaves in its first; one that would
+    have left at age ``a + 1`` leaves at age ``a``; leads that do not leave are untouched.
+    On the chain, per month shifted: age 0 takes the two-month transition (leave now, or
+    stay and then do what age 1 does), every later age takes the next age's row, and the
+    last age (the cold one, a geometric tail) keeps its own. A lead that would have left
+    just after going cold now leaves just before, so the cold share falls by that small
+    amount (by definition fewer than :data:`funnel_models.models.config.COLD_SHARE` of
+    the moves come that late).
+    """
+    if rates.shape[2] < 2:
+        raise SimulationError("shifting months in a stage needs ages (time in stage); scale the leaving "
+                              "probability of a memoryless stage instead (scale_leaving)")
+    if months < 0 or int(months) != months:
+        raise SimulationError(f"months must be a whole number >= 0, got {months!r}")
+    R = rates.copy()
+    for _ in range(int(months)):
+        row = R[:, k].copy()                                  # (D, A, C)
+        first = row[:, 0].copy()
+        first[:, k] = 0.0
+        R[:, k, 0] = first + row[:, 0, k][:, None] * row[:, 1]
+        R[:, k, 1:-1] = row[:, 2:]
+    return R
+
+
 def scale_leaving(rates: np.ndarray, k: int, factor: np.ndarray) -> np.ndarray:
     """Copy of ``rates`` whose stage ``k`` is left ``factor`` (per draw) times as often each
     month (capped at every month); where the leavers go is kept."""

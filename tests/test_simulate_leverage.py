@@ -99,21 +99,62 @@ def test_benchmark_gaps(demo):
         benchmark_gaps(truth, {"DEMO": 1.5}, 100)
 
 
-def test_stall_lever_with_ages_reaches_the_target_months(demo):
+def _exits(rates: np.ndarray, k: int, months: int) -> np.ndarray:
+    """P(a lead that enters stage k leaves it at age a, to destination j), (D, months, C),
+    by walking one lead's age month by month (the last age repeats)."""
+    D, _, A, C = rates.shape
+    alive = np.ones(D)
+    out = np.zeros((D, months, C))
+    for a in range(months):
+        row = rates[:, k, min(a, A - 1)]
+        out[:, a] = alive[:, None] * row
+        out[:, a, k] = 0.0
+        alive = alive * row[:, k]
+    return out
+
+
+def test_stall_lever_with_ages_moves_every_leaver_a_month_sooner_and_keeps_who_leaves(demo):
+    from funnel_models.posterior import shift_leaving
     truth, pipe, _ = demo
     post = aged(synthetic_posterior(truth, 50, concentration=150.0, seed=3), 6, decay=0.7)
-    tab = leverage(post, pipe, 250, 6, stall_reduction_months=0.5)
-    assert len(tab) == 2 * post.n_stages and tab["extra_wins_mean"].is_monotonic_decreasing
-    from funnel_models.posterior import scale_leaving
-    from funnel_models.simulate.leverage import stall_factor
     k = post.stage_index("DEMO")
-    E = post.expected_stall()[:, k]
-    f = stall_factor(post.rates, k, E - 0.5)
-    quicker = PosteriorFunnel(post.stages, scale_leaving(post.rates, k, f), post.entry)
-    np.testing.assert_allclose(quicker.expected_stall()[:, k], E - 0.5, rtol=1e-9)
+    before = _exits(post.rates, k, 60)
+    after = _exits(shift_leaving(post.rates, k), k, 60)
+    # oracle: leaving at age a + 1 becomes leaving at age a; the first two months merge
+    want = np.concatenate([before[:, :1] + before[:, 1:2], before[:, 2:], np.zeros_like(before[:, :1])], axis=1)
+    np.testing.assert_allclose(after[:, :59], want[:, :59], atol=1e-12)
+    np.testing.assert_allclose(shift_leaving(post.rates, k, 2), shift_leaving(shift_leaving(post.rates, k), k, 1))
+    others = [j for j in range(post.n_stages) if j != k]
+    np.testing.assert_array_equal(shift_leaving(post.rates, k)[:, others], post.rates[:, others])
+    tab = leverage(post, pipe, 250, 6)
+    assert len(tab) == 2 * post.n_stages and tab["extra_wins_mean"].is_monotonic_decreasing
     row = tab[(tab["stage"] == "DEMO") & tab["lever"].str.startswith("stall")].iloc[0]
+    quicker = PosteriorFunnel(post.stages, shift_leaving(post.rates, k), post.entry)
     base = expected_wins(post, pipe, 250, 6).mean(1)
     assert row["extra_wins_mean"] == pytest.approx((expected_wins(quicker, pipe, 250, 6).mean(1) - base).mean())
+    with pytest.raises(SimulationError, match="whole number"):
+        leverage(post, pipe, 250, 6, stall_reduction_months=0.5)
+    with pytest.raises(SimulationError, match="needs ages"):
+        shift_leaving(truth.rates, k)
+
+
+def test_a_quicker_stage_does_not_wake_leads_that_go_cold():
+    """A one-stage funnel without recorded losses where most leads go cold (Olist's
+    shape): shortening the stall must not turn cold leads into wins."""
+    D, A = 20, 13
+    stay = np.where(np.arange(A) < 2, 0.85, 0.999)             # leave early or practically never
+    rates = np.zeros((D, 1, A, 3))
+    rates[:, 0, :, 0] = stay
+    rates[:, 0, :, 1] = 1.0 - stay                              # every leaver wins; nobody is lost
+    post = PosteriorFunnel(("MQL",), rates, np.tile([1.0, 0.0, 0.0], (D, 1)))
+    tab = leverage(post, {"MQL": 1000}, 300, 6).set_index("lever")
+    base = float(expected_wins(post, {"MQL": 1000}, 300, 6).mean())
+    stall = tab.loc[tab.index.str.startswith("stall"), "extra_wins_mean"].iloc[0]
+    # wins come a month sooner: the gain is a fraction of a month's wins, not a multiple
+    assert 0 < stall < 0.15 * base, (stall, base)           # scaling the chance of leaving at every age: 0.31
+    from funnel_models.posterior import shift_leaving
+    quicker = PosteriorFunnel(("MQL",), shift_leaving(rates, 0), post.entry)
+    np.testing.assert_allclose(quicker.lead_win_rate(), post.lead_win_rate(), atol=2e-3)
 
 
 def test_pipeline_coverage_by_age_matches_dense_oracle(demo):

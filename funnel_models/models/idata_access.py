@@ -73,16 +73,26 @@ def summary(idata: Any) -> pd.DataFrame:
     return az.summary(idata, round_to=None)
 
 
-def diagnostics(idata: Any, known: Mapping[str, tuple[float, float, float]] | None = None) -> dict[str, Any]:
+#: Endings of the sampler's unconstrained copies of a variable that are monotone in it
+#: (log of a scale, log-odds, interval transform): rank-normalized r_hat and bulk / tail ESS
+#: do not change under a monotone map, so these copies would only repeat their variable's.
+_MONOTONE_COPIES = ("_log__", "_logodds__", "_interval__")
+
+
+def diagnostics(idata: Any, known: Mapping[str, tuple[float, float, float]] | None = None,
+                skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """Max r_hat, min bulk and tail ESS, divergences and draws.
 
     ``known`` holds (max r_hat, min bulk ESS, min tail ESS) of variables already checked
     (ArviZ takes seconds for a posterior of a few thousand values); the result's
-    ``variables`` holds them for every variable, to pass on.
+    ``variables`` holds them for every variable, to pass on. Variables named in ``skip``
+    (deterministic functions of checked ones) and the monotone unconstrained copies are
+    not checked.
     """
     az = quiet_import("arviz")
     per = {k: v for k, v in (known or {}).items() if k in idata.posterior.data_vars}
-    todo = [v for v in idata.posterior.data_vars if v not in per and idata.posterior[v].size]
+    todo = [v for v in idata.posterior.data_vars if v not in per and v not in skip and idata.posterior[v].size
+            and not str(v).endswith(_MONOTONE_COPIES)]
     if todo:
         post = idata.posterior[todo]
         rhat, ess_b, ess_t = az.rhat(post), az.ess(post, method="bulk"), az.ess(post, method="tail")

@@ -24,7 +24,7 @@ import pandas as pd
 from .. import chain
 from ..errors import SimulationError
 from ..intervals import central_interval, check_levels
-from ..posterior import PosteriorFunnel, scale_forward, scale_leaving
+from ..posterior import PosteriorFunnel, scale_forward, scale_leaving, shift_leaving
 from .core import (LeadsLike, PipelineLike, SeedLike, check_horizon, expected_inputs, expected_run, new_leads_vector,
                    pipeline_state, season_months)
 from .plansims import window_win_probabilities
@@ -85,11 +85,15 @@ def leverage(
     """Extra wins per month from improving each stage, ranked: where to focus.
 
     For every open stage two levers are evaluated: conversion ``x (1 + improvement)``
-    (:meth:`PosteriorFunnel.adjust`) and ``stall_reduction_months`` fewer expected months
-    in the stage (per draw, expected stall ``E -> max(1, E - r)``, reached by scaling the
-    monthly leaving probability at every age, :func:`stall_factor`). The effect is the
-    mean over months 1..horizon of the exact expected wins (pipeline + new leads) with
-    the lever minus without.
+    (:meth:`PosteriorFunnel.adjust`) and a stall ``stall_reduction_months`` shorter. With
+    time in stage, every lead that leaves the stage does so that many months sooner and who
+    leaves is unchanged (:func:`funnel_models.posterior.shift_leaving`); scaling the
+    chance of leaving at every age instead would also move leads that were going cold, and
+    on a funnel without recorded losses (Olist) "faster" became "many more wins". A
+    memoryless stage has one leaving probability, so there the expected stall goes
+    ``E -> max(1, E - r)`` per draw by scaling it (:func:`stall_factor`), which keeps who
+    leaves too. The effect is the mean over months 1..horizon of the exact expected wins
+    (pipeline + new leads) with the lever minus without.
 
     Parameters
     ----------
@@ -98,7 +102,7 @@ def leverage(
     improvement : float
         Relative conversion improvement (0.10 = +10%).
     stall_reduction_months : float
-        Months removed from the expected stall.
+        Months removed from the stall (a whole number with time in stage).
     seed : int
         Not used: the results are exact expectations (kept for a uniform signature).
     level : float
@@ -118,13 +122,21 @@ def leverage(
         raise SimulationError(f"improvement must be > -1 (0.10 = +10%), got {improvement!r}")
     if not np.isfinite(stall_reduction_months) or stall_reduction_months < 0:
         raise SimulationError(f"stall_reduction_months must be >= 0, got {stall_reduction_months!r}")
+    aged = post.n_ages > 1
+    if aged and stall_reduction_months != int(stall_reduction_months):
+        raise SimulationError("with time in stage the stall lever moves whole months: stall_reduction_months must "
+                              f"be a whole number, got {stall_reduction_months!r}")
     base = _mean_wins(post, x0, leads, months)
     stall = post.expected_stall()
     rows = []
     for k, (code, name) in enumerate(zip(post.stages, _names(post))):
         conv = post.adjust(conversion={code: 1.0 + improvement})
-        target = np.maximum(1.0, stall[:, k] - stall_reduction_months)
-        quick = replace(post, rates=scale_leaving(post.rates, k, stall_factor(post.rates, k, target)))
+        if aged:
+            quicker = shift_leaving(post.rates, k, int(stall_reduction_months))
+        else:
+            target = np.maximum(1.0, stall[:, k] - stall_reduction_months)
+            quicker = scale_leaving(post.rates, k, stall_factor(post.rates, k, target))
+        quick = replace(post, rates=quicker)
         for lever, scen in ((f"conversion +{100 * improvement:g}%", conv),
                             (f"stall {stall_reduction_months:g} month{'' if stall_reduction_months == 1 else 's'} "
                              f"shorter", quick)):
