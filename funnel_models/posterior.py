@@ -357,8 +357,9 @@ class PosteriorFunnel:
         Parameters
         ----------
         conversion : mapping of stage code -> multiplier, optional
-            Multiplies the share of leavers who move on rather than being lost, at every
-            age (capped at 1), so the stage conversion is multiplied too; stall is kept.
+            Multiplies the stage conversion (capped at 1): onward moves are taken from the
+            leavers who are lost, at every age, and where too few are lost (no recorded
+            losses), from the leads that would stay and go cold (:func:`scale_forward`).
         stall : mapping of stage code -> multiplier, optional
             Divides the monthly probability of leaving at every age by the multiplier
             (``2`` roughly doubles the months spent there); where leavers go is kept.
@@ -402,20 +403,44 @@ class PosteriorFunnel:
 
 
 def scale_forward(rates: np.ndarray, k: int, factor: np.ndarray) -> np.ndarray:
-    """Copy of ``rates`` whose stage ``k`` sends ``factor`` (per draw) times as many of its
-    leavers onward (capped at all of them); LOST takes the rest, staying is kept."""
+    """Copy of ``rates`` whose stage ``k`` converts ``factor`` (per draw) times as often
+    (:func:`funnel_models.chain.forward_share`, capped at 1).
+
+    More onward moves are taken first from the leavers who are lost, at every age, staying
+    kept. Where too few are lost for that (an export that records no losses, where leads go
+    cold instead), the rest is taken from the leads that would stay, at every age, until
+    the conversion is reached: converting more then means fewer leads going cold. A factor
+    below 1 sends onward leavers to LOST.
+    """
+    f = np.broadcast_to(np.asarray(factor, float), (rates.shape[0],))
+    R = _onward_from(rates, k, f, lost=True)
+    target = np.minimum(chain.forward_share(rates)[:, k] * f, 1.0)
+    short = chain.forward_share(R)[:, k] < target - 1e-9
+    if not short.any():
+        return R
+    lo, hi = np.zeros(len(f)), np.full(len(f), 30.0)          # log factors on the onward moves
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        below = chain.forward_share(_onward_from(R, k, np.exp(mid), lost=False))[:, k] < target
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return np.where(short[:, None, None, None], _onward_from(R, k, np.exp(hi), lost=False), R)
+
+
+def _onward_from(rates: np.ndarray, k: int, factor: np.ndarray, *, lost: bool) -> np.ndarray:
+    """Copy of ``rates`` whose stage ``k`` moves on ``factor`` (per draw) times as often at
+    every age, taking the extra from LOST (``lost``) or from staying, as far as it reaches."""
     R = rates.copy()
     K = R.shape[1]
     row = R[:, k]                                        # (D, A, C)
-    leave = 1.0 - row[..., k]
+    source = row[..., K + 1] if lost else row[..., k]
     fwd = row[..., k + 1:K + 1]
     fwd_tot = fwd.sum(-1)
-    f = np.broadcast_to(np.asarray(factor, float), (R.shape[0],))[:, None]
+    f = np.asarray(factor, float)[:, None]
     ok = fwd_tot > 1e-12
-    new_tot = np.where(ok, np.minimum(fwd_tot * f, leave), fwd_tot)
+    new_tot = np.where(ok, np.minimum(fwd_tot * f, fwd_tot + source), fwd_tot)   # below 1: to the source
     scale = np.where(ok, new_tot / np.where(ok, fwd_tot, 1.0), 1.0)
     R[:, k, :, k + 1:K + 1] = fwd * scale[..., None]
-    R[:, k, :, K + 1] = np.where(ok, leave - new_tot, row[..., K + 1])
+    R[:, k, :, K + 1 if lost else k] = source - (new_tot - fwd_tot)
     return R
 
 

@@ -93,6 +93,9 @@ def test_funnel_fit_says_how_much_months_differ(capsys):
     out = capsys.readouterr().out
     # a shock of one standard deviation multiplies the odds by exp(sd): 0.24 -> 27%, 0.03 -> 3%, 0.1 -> 11%
     assert "every stage's odds together by about +/-27%" in out and "a further +/-3% to 11%" in out
+    sd[0, 1] = 0.031                              # both round to 3%: said once
+    _print_months(PosteriorFunnel(truth.stages, truth.rates, truth.entry, common_sd=np.array([0.24]), shock_sd=sd))
+    assert capsys.readouterr().out.rstrip().endswith("by a further +/-3%")
     _print_months(truth)                          # no month effects: nothing said
     assert capsys.readouterr().out == ""
 

@@ -141,12 +141,8 @@ def test_stall_lever_with_ages_moves_every_leaver_a_month_sooner_and_keeps_who_l
 def test_a_quicker_stage_does_not_wake_leads_that_go_cold():
     """A one-stage funnel without recorded losses where most leads go cold (Olist's
     shape): shortening the stall must not turn cold leads into wins."""
-    D, A = 20, 13
-    stay = np.where(np.arange(A) < 2, 0.85, 0.999)             # leave early or practically never
-    rates = np.zeros((D, 1, A, 3))
-    rates[:, 0, :, 0] = stay
-    rates[:, 0, :, 1] = 1.0 - stay                              # every leaver wins; nobody is lost
-    post = PosteriorFunnel(("MQL",), rates, np.tile([1.0, 0.0, 0.0], (D, 1)))
+    post = _no_losses()
+    rates = post.rates
     tab = leverage(post, {"MQL": 1000}, 300, 6).set_index("lever")
     base = float(expected_wins(post, {"MQL": 1000}, 300, 6).mean())
     stall = tab.loc[tab.index.str.startswith("stall"), "extra_wins_mean"].iloc[0]
@@ -155,6 +151,33 @@ def test_a_quicker_stage_does_not_wake_leads_that_go_cold():
     from funnel_models.posterior import shift_leaving
     quicker = PosteriorFunnel(("MQL",), shift_leaving(rates, 0), post.entry)
     np.testing.assert_allclose(quicker.lead_win_rate(), post.lead_win_rate(), atol=2e-3)
+
+
+def _no_losses(D: int = 20, A: int = 13) -> PosteriorFunnel:
+    """One stage, no recorded losses: leads win early or practically never (Olist's shape)."""
+    stay = np.where(np.arange(A) < 2, 0.85, 0.999)
+    rates = np.zeros((D, 1, A, 3))
+    rates[:, 0, :, 0] = stay
+    rates[:, 0, :, 1] = 1.0 - stay
+    return PosteriorFunnel(("MQL",), rates, np.tile([1.0, 0.0, 0.0], (D, 1)))
+
+
+def test_more_conversion_without_recorded_losses_comes_from_leads_that_would_go_cold(demo):
+    post = _no_losses()
+    c = post.conversion()[:, 0]
+    better = post.adjust(conversion={"MQL": 1.1})
+    np.testing.assert_allclose(better.conversion()[:, 0], 1.1 * c, rtol=1e-6)
+    assert np.all(better.rates[:, 0, :, 2] == 0.0)                         # still nobody lost
+    tab = leverage(post, {"MQL": 1000}, 300, 6).set_index("lever")
+    assert tab.loc["conversion +10%", "extra_wins_mean"] > 0
+    gap = benchmark_gaps(post, {"MQL": float(c.mean()) * 1.5}, 300).iloc[0]
+    assert gap["wins_gap_mean"] > 0
+    # where losses are recorded the extra onward moves come from them alone, staying kept
+    truth = demo[0]
+    k = truth.stage_index("DEMO")
+    more = truth.adjust(conversion={"DEMO": 1.1})
+    np.testing.assert_allclose(more.conversion()[:, k], 1.1 * truth.conversion()[:, k], rtol=1e-9)
+    np.testing.assert_array_equal(more.rates[:, k, :, k], truth.rates[:, k, :, k])
 
 
 def test_pipeline_coverage_by_age_matches_dense_oracle(demo):

@@ -63,7 +63,8 @@ def _print_months(post: Any) -> None:
         own = np.median(post.shock_sd, axis=0)
         own = own[own > 0]
         if own.size:
-            parts.append(f"each stage's by a further +/-{pct(own.min())} to {pct(own.max())}")
+            lo, hi = pct(own.min()), pct(own.max())
+            parts.append(f"each stage's by a further +/-{lo}" + (f" to {hi}" if hi != lo else ""))
     print("months differ: a typical month moves " + ", and ".join(parts))
 
 
