@@ -277,6 +277,15 @@ def test_olist_backtest_runs_over_last_six_months():
     for mode in ("conditional", "unconditional"):
         m = r.metrics(mode=mode)
         assert np.isfinite(m["MAE"]).all() and 0.0 <= m.loc["bayes", "coverage_80"] <= 1.0
+    # unconditionally the frame names the new leads the forecast drew from: the inflow model's
+    # mean, not the trailing mean the baselines assume (790 from February 2018)
+    from funnel_models.evaluation.backtest import _window_data
+    from funnel_models.workflow import fit_inflow
+    cut = pd.Timestamp("2018-02-28")
+    u = f[(f["mode"] == "unconditional") & (f["cutoff"] == cut)].sort_values("month")
+    want = fit_inflow(_window_data(d.lead_level(), cut)).forecast(3, draws=4000, seed=7).mean(0)
+    np.testing.assert_allclose(u["new_leads"].to_numpy(), want, rtol=0.05)
+    assert u["new_leads"].min() > 900
 
 
 def test_cli_backtest_writes_csv_and_rejects_bad_params(tmp_path, capsys):

@@ -142,8 +142,9 @@ SHARED_SHOCKS = 1 << 30
 
 
 def _forecast_window(model: Any, factors: Sequence[str], pipeline: pd.DataFrame, leads: Any, fut: list,
-                     cut: pd.Timestamp, seed: int) -> np.ndarray:
-    """Simulated entries (sims, H, S) summed over segment cells.
+                     cut: pd.Timestamp, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Simulated entries (sims, H, S) summed over segment cells, and the new leads per
+    month the forecast used (H,): realised, or the mean of the inflow model's draws.
 
     ``leads`` is a frame of realised new leads (``month`` + factor columns, ``n``) or a
     fitted inflow model (forecast draws per cell).
@@ -153,6 +154,7 @@ def _forecast_window(model: Any, factors: Sequence[str], pipeline: pd.DataFrame,
     realised = isinstance(leads, pd.DataFrame)
     cells = _cells(factors, pipeline, leads[leads["month"].isin(fut)] if realised else pipeline)
     total = None
+    used = np.zeros(H)
     for i, seg in enumerate(cells):
         if realised:
             sub = _select(leads, seg).groupby("month")["n"].sum()
@@ -162,6 +164,7 @@ def _forecast_window(model: Any, factors: Sequence[str], pipeline: pd.DataFrame,
                 new = leads.forecast(H, segment=seg or None, draws=1000, seed=seed + i)
             except ModelConfigError:      # a cell without new leads in training
                 new = np.zeros(H)
+        used += np.asarray(new, float).reshape(-1, H).mean(0)
         pipe = _select(pipeline, seg)
         if len(pipe) == 0 and not np.any(new):
             continue
@@ -176,7 +179,7 @@ def _forecast_window(model: Any, factors: Sequence[str], pipeline: pd.DataFrame,
         total = ent if total is None else total + ent
     if total is None:
         raise FunnelDataError(f"nothing to forecast at cut-off {cut.date()}: no open leads and no new leads")
-    return total
+    return total, used
 
 
 def _frame_rows(ent: np.ndarray, states: tuple[str, ...], stage_list: Sequence[str], cut: pd.Timestamp,
@@ -250,9 +253,11 @@ def _run_window(data: Any, cut: pd.Timestamp, w: int, ctx: Mapping[str, Any]) ->
         else:
             leads_in = fit_inflow(train, factors=factors)
             trailing = float(np.mean([leads_all.get(add_months(month_start(cut), -i), 0.0) for i in range(3)]))
-            future = [trailing] * H
-            base_leads = pd.concat([leads_all[leads_all.index <= month_start(cut)], pd.Series(future, index=fut)])
-        ent = _forecast_window(model, factors, pipeline, leads_in, fut, cut, seed + 1000 + w)
+            base_leads = pd.concat([leads_all[leads_all.index <= month_start(cut)],
+                                    pd.Series([trailing] * H, index=fut)])      # the baselines' assumption
+        ent, used = _forecast_window(model, factors, pipeline, leads_in, fut, cut, seed + 1000 + w)
+        if mode == "unconditional":
+            future = used.tolist()
         info[f"forecast_{mode}_s"] = time.perf_counter() - t1
         draws[(cut, mode)] = ent
         base = baseline_forecasts(snaps, data.spec, cut, H, base_leads, entries_all, pipeline,

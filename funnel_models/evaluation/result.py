@@ -37,7 +37,9 @@ class BacktestResult:
         1..horizon), ``stage`` (``"WON"`` for wins, else the stage whose entries are
         counted), ``actual``, one point-forecast column per model (``bayes`` is the mean of
         the forecast draws) and ``bayes-lo-50 ... bayes-hi-95`` (equal-tailed central
-        intervals of the draws), plus ``new_leads`` (the realised leads conditioned on).
+        intervals of the draws), plus ``new_leads``: the realised leads conditioned on
+        (conditional mode) or the inflow model's mean forecast the Bayesian forecast drew
+        from (unconditional mode; the baselines assume the trailing 3 months' mean).
     draws : dict
         ``(cutoff, mode) -> ndarray (sims, horizon, len(states))``: simulated entries per state of
         the Bayesian forecast (``states`` order), kept for CRPS and plots.
