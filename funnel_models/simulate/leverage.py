@@ -30,7 +30,7 @@ from .core import (LeadsLike, PipelineLike, SeedLike, check_horizon, expected_in
 from .plansims import window_win_probabilities
 
 __all__ = ["leverage", "stall_ranking", "pipeline_coverage", "pipeline_outlook", "benchmark_gaps",
-           "stall_factor", "UNLIKELY_FRACTION"]
+           "UNLIKELY_FRACTION"]
 
 #: An open lead is a long shot when its chance of ever being won is below this fraction of
 #: a new lead's (:func:`pipeline_outlook`).
@@ -44,30 +44,6 @@ def _names(post: PosteriorFunnel) -> list[str]:
 def _mean_wins(post: PosteriorFunnel, x0: np.ndarray, leads: np.ndarray, months: np.ndarray) -> np.ndarray:
     ent, _, _ = expected_run(post, x0, leads, months)
     return ent[..., post.n_stages].mean(axis=1)
-
-
-def _stage_months(stay: np.ndarray) -> np.ndarray:
-    """Expected month ends in one stage from its staying probabilities by age (D, A)."""
-    one = np.stack([stay, 1.0 - stay, np.zeros_like(stay)], axis=-1)[:, None]     # stay / leave / -
-    return chain.expected_months(one)[:, 0]
-
-
-def stall_factor(rates: np.ndarray, k: int, expected: np.ndarray) -> np.ndarray:
-    """Per-draw factor on stage ``k``'s monthly leaving probability (every age, capped at 1,
-    :func:`funnel_models.posterior.scale_leaving`) that makes its expected months ``expected``.
-
-    Found by bisection on the log factor (the expected months fall as the factor rises);
-    for a memoryless stage it is ``E / E_new``. Targets below the reachable minimum get
-    the capping factor; a stage never left keeps factor 1.
-    """
-    leave = 1.0 - rates[:, k, :, k]                          # (D, A)
-    lo = np.zeros(leave.shape[0])                            # log factors
-    hi = np.full(leave.shape[0], 30.0)
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        above = _stage_months(1.0 - np.clip(leave * np.exp(mid)[:, None], 0.0, 1.0)) > expected
-        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
-    return np.where(leave.max(axis=1) > 1e-12, np.exp(hi), 1.0)
 
 
 def leverage(
@@ -90,8 +66,8 @@ def leverage(
     leaves is unchanged (:func:`funnel_models.posterior.shift_leaving`); scaling the
     chance of leaving at every age instead would also move leads that were going cold, and
     on a funnel without recorded losses (Olist) "faster" became "many more wins". A
-    memoryless stage has one leaving probability, so there the expected stall goes
-    ``E -> max(1, E - r)`` per draw by scaling it (:func:`stall_factor`), which keeps who
+    memoryless stage has one leaving probability ``1 / E``, so there the expected stall goes
+    ``E -> max(1, E - r)`` per draw by scaling it by ``E / max(1, E - r)``, which keeps who
     leaves too. The effect is the mean over months 1..horizon of the exact expected wins
     (pipeline + new leads) with the lever minus without.
 
@@ -127,15 +103,14 @@ def leverage(
         raise SimulationError("with time in stage the stall lever moves whole months: stall_reduction_months must "
                               f"be a whole number, got {stall_reduction_months!r}")
     base = _mean_wins(post, x0, leads, months)
-    stall = post.expected_stall()
     rows = []
     for k, (code, name) in enumerate(zip(post.stages, _names(post))):
         conv = post.adjust(conversion={code: 1.0 + improvement})
         if aged:
             quicker = shift_leaving(post.rates, k, int(stall_reduction_months))
         else:
-            target = np.maximum(1.0, stall[:, k] - stall_reduction_months)
-            quicker = scale_leaving(post.rates, k, stall_factor(post.rates, k, target))
+            E = post.expected_stall()[:, k]
+            quicker = scale_leaving(post.rates, k, E / np.maximum(1.0, E - stall_reduction_months))
         quick = replace(post, rates=quicker)
         for lever, scen in ((f"conversion +{100 * improvement:g}%", conv),
                             (f"stall {stall_reduction_months:g} month{'' if stall_reduction_months == 1 else 's'} "
