@@ -98,24 +98,3 @@ def test_funnel_fit_says_how_much_months_differ(capsys):
     assert capsys.readouterr().out.rstrip().endswith("by a further +/-3%")
     _print_months(truth)                          # no month effects: nothing said
     assert capsys.readouterr().out == ""
-
-
-def test_a_common_part_splits_the_prior_spread_of_a_months_shock_instead_of_adding_to_it():
-    """Prior draws of ``month[t, s]``: its variance is ``month_sigma ** 2`` (the mean square
-    of a half-normal scale) with one row, and the same with three rows sharing a common part."""
-    pm = pytest.importorskip("pymc")
-    config = ModelConfig()
-    three = _totals(common=0.0, own=0.0, seed=6)
-    one = monthfx.MonthTotals(counts=three.counts[:MONTHS], slot=three.slot[:MONTHS], row=three.row[:MONTHS],
-                              month=three.month[:MONTHS], season=three.season[:MONTHS], n_slots=1,
-                              cell=np.arange(MONTHS))
-    spread = {}
-    for name, totals, rows in (("one", one, 1), ("three", three, ROWS)):
-        offset = np.zeros((len(totals.row), 1))
-        model = monthfx._graph(totals, offset, np.zeros(rows + 1, bool), config, rows, "none", MONTHS, True, False)
-        assert ("sigma_common" in model.named_vars) == (rows > 1)
-        prior = pm.sample_prior_predictive(draws=4000, model=model, var_names=["month"], random_seed=7).prior
-        spread[name] = float((prior["month"].to_numpy() ** 2).mean())
-    expected = config.priors.month_sigma ** 2
-    assert spread["one"] == pytest.approx(expected, rel=0.1), spread
-    assert spread["three"] == pytest.approx(expected, rel=0.1), spread

@@ -8,13 +8,9 @@ Defaults are weakly informative on the log-odds scale against staying in a stage
 - ``rw_sigma = 0.1``: month-to-month drift of the log-odds, half-normal(0.1);
 - ``change_sigma = 1.0``: a process change's effect on the log-odds, normal(0, 1);
 - ``age_sigma = 0.5``: step of the log-odds from one age bucket to the next, half-normal(0.5);
-- ``month_sigma = 0.5``: spread of a whole month's shock on the log-odds of a move,
-  half-normal(0.5);
-- ``common_share = 0.5``: where several stages share the months, the share of that prior
-  variance given to the part of the shock common to every move (a busy or a quiet month for
-  the whole funnel); each stage's own part gets the rest, so the two scales are
-  half-normal(0.5 * sqrt(0.5)) each and a move's month shock has the same prior spread with
-  or without a common part (two half-normal(0.5) scales doubled it);
+- ``month_sigma = 0.5``: spread of a whole month's shock on the log-odds, half-normal(0.5);
+- ``common_sigma = 0.5``: spread of the part of a month's shock shared by every move (a busy
+  or a quiet month for the whole funnel), half-normal(0.5);
 - ``season_sigma = 0.3``: spread of the seasonal effects, half-normal(0.3).
 
 They are checked with :meth:`FunnelModel.sample_prior_predictive` in the tests.
@@ -48,7 +44,7 @@ class Priors(_Strict):
     change_sigma: float = Field(1.0, gt=0)
     age_sigma: float = Field(0.5, gt=0)
     month_sigma: float = Field(0.5, gt=0)
-    common_share: float = Field(0.5, gt=0, lt=1)
+    common_sigma: float = Field(0.5, gt=0)
     season_sigma: float = Field(0.3, gt=0)
 
 

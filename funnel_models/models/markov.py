@@ -59,8 +59,9 @@ __all__ = ["FunnelModel", "default_cache_dir"]
 #: up to 4 are ties in the variant choice; 7: the month stage samples with the file's
 #: sampler first, and a first stage failing in both geometries is sampled again carefully;
 #: 8: a month shock common to every row; 9: the prior variance of a move's month shock split
-#: between the common part and the row's own, ``common_share``).
-_FORMAT_VERSION = "9"
+#: between the common part and the row's own; 10: back to two half-normal scales, since the
+#: split failed the sampler checks on Olist's full history).
+_FORMAT_VERSION = "10"
 #: Keep every n-th draw of each chain for the leave-one-out comparisons (PSIS needs hundreds, not thousands).
 LOO_THIN = 4
 

@@ -8,9 +8,7 @@ offset on the log-odds::
 
     y[t, r] ~ Multinomial(N[t, r], softmax(offset[t, r] + [0, month[t, s] + season[pos(t), s]]))
     month[t, s] = sigma_common * c[t] + sigma_month[r] * z[t, s],  c, z ~ Normal(0, 1)
-    sigma_common ~ HalfNormal(month_sigma * sqrt(common_share)),
-    sigma_month ~ HalfNormal(month_sigma * sqrt(1 - common_share))  (one HalfNormal(month_sigma)
-    without a common part: the prior variance of a move's month shock is split, not added)
+    sigma_common ~ HalfNormal(common_sigma),  sigma_month ~ HalfNormal(month_sigma)
     (each row's sampled non-centered, the common one centered when it carries the months;
     when that fails the sampler checks, again with a careful sampler,
     then under ``parameterization: auto`` with the rows whose months differ by more than
@@ -219,13 +217,11 @@ def _graph(totals: MonthTotals, offset: np.ndarray, centered: np.ndarray, config
     with pm.Model(coords=coords) as model:
         theta: dict[str, Any] = {"intercept": pt.zeros((totals.n_slots,))}
         if with_month:
-            common = shares_months(totals)
-            own = pri.month_sigma * np.sqrt(1.0 - pri.common_share if common else 1.0)
-            sig = pm.HalfNormal("sigma_month", own, dims="row_m")
+            sig = pm.HalfNormal("sigma_month", pri.month_sigma, dims="row_m")
             month = scaled_normal(pm, pt, "monthz", sig[slot_row][None, :], centered[slot_row][None, :],
                                   ("mt", "slot_m"))
-            if common:
-                sig_c = pm.HalfNormal("sigma_common", pri.month_sigma * np.sqrt(pri.common_share))
+            if shares_months(totals):
+                sig_c = pm.HalfNormal("sigma_common", pri.common_sigma)
                 month = month + scaled_normal(pm, pt, "commonz", sig_c, centered[n_rows:], ("mt",))[:, None]
             theta["month"] = pm.Deterministic("month", month, dims=("mt", "slot_m"))
         if season_kind != "none":
