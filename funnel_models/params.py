@@ -3,7 +3,7 @@
 A parameter file is YAML. The top level holds what every command needs (the data, the
 model, the sampler); each notebook or command has its own section::
 
-    source: history.csv           # demo | olist | CSV/Parquet | store.duckdb | file.duckdb::table | duckdb:///file.duckdb::table
+    source: history.csv           # demo | coldleads | olist | CSV/Parquet | store.duckdb | file.duckdb::table | duckdb:///file.duckdb::table
     spec: funnel.yaml             # needed for files (a store records its spec at ingest)
     factors: [region]             # segment factors (none unless listed)
     model: auto                   # auto | markov | conjugate | lag

@@ -418,12 +418,24 @@ def scale_forward(rates: np.ndarray, k: int, factor: np.ndarray) -> np.ndarray:
     short = chain.forward_share(R)[:, k] < target - 1e-9
     if not short.any():
         return R
+    view = _stage_view(R, k)                                  # the search needs stage k alone
     lo, hi = np.zeros(len(f)), np.full(len(f), 30.0)          # log factors on the onward moves
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        below = chain.forward_share(_onward_from(R, k, np.exp(mid), lost=False))[:, k] < target
+        below = chain.forward_share(_onward_from(view, 0, np.exp(mid), lost=False))[:, 0] < target
         lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
     return np.where(short[:, None, None, None], _onward_from(R, k, np.exp(hi), lost=False), R)
+
+
+def _stage_view(rates: np.ndarray, k: int) -> np.ndarray:
+    """Stage ``k`` as a one-stage chain, (D, 1, A, 3): stay, move on (any later state), lost.
+
+    Its conversion and :func:`_onward_from`'s scaling depend only on these three columns,
+    so :func:`scale_forward` searches on this view instead of copying the whole chain.
+    """
+    K = rates.shape[1]
+    row = rates[:, k]
+    return np.stack([row[..., k], row[..., k + 1:K + 1].sum(-1), row[..., K + 1]], axis=-1)[:, None]
 
 
 def _onward_from(rates: np.ndarray, k: int, factor: np.ndarray, *, lost: bool) -> np.ndarray:

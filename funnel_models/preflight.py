@@ -95,7 +95,7 @@ def _file(params: ParameterFile, where: str, wait: float) -> SourceInfo:
     path = src.split("::")[0]
     if not Path(path).exists():
         raise ParameterError(f"{where}: source {src!r} does not exist (relative paths are read from the current "
-                             "folder). Fix: correct the path, or use 'demo' or 'olist'")
+                             "folder). Fix: correct the path, or use 'demo', 'coldleads' or 'olist'")
     if path.endswith(".duckdb") and "::" not in src:
         from .data.store import Store
         store = Store(path, wait=wait)
@@ -143,10 +143,11 @@ def source_info(params: ParameterFile, where: str = "parameters", *, wait: float
     StoreBusyError
         The store is in use by another process (after ``wait`` seconds).
     """
-    if params.source == "demo":
+    if params.source in ("demo", "coldleads"):
+        from .datasets.coldleads import COLD_SPEC
         from .datasets.demo import DEMO_SPEC
-        spec = FunnelSpec.from_dict(DEMO_SPEC)
-        return SourceInfo("demo", spec, "history", tuple(spec.attributes))
+        spec = FunnelSpec.from_dict(DEMO_SPEC if params.source == "demo" else COLD_SPEC)
+        return SourceInfo(params.source, spec, "history", tuple(spec.attributes))
     if params.source == "olist":
         return _olist(params, where)
     from .data.warehouse_source import is_warehouse_source

@@ -53,6 +53,7 @@ def test_quick_fit_backtest_and_report_plan_with_the_minimal_file(workdir: Path,
     r = run(workdir, "backtest", "mine.yaml", "--quick", "--no-progress", "--windows", "3")
     assert r.returncode == 0, r.stderr
     assert "conditional forecasts" in r.stdout and "Bayesian forecasts from: quick mode" in r.stdout
+    assert "80% intervals held" in r.stdout and "forecast months; intervals that are right give" in r.stdout
     monkeypatch.chdir(workdir)
     assert plan_run("monthly_report", "mine.yaml", None, "2026-01-31").params.factors == ["lead_source"]
     with pytest.raises(ParameterError, match="process_change.change_stage"):     # this notebook needs more

@@ -57,6 +57,16 @@ def test_every_demo_file_plans_for_every_notebook(name, notebook, monkeypatch):
     assert set(plan.values) == set(notebook_parameters(plan.params, notebook))
 
 
+def test_the_cold_leads_generator_is_a_source_with_its_own_factors(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cold.yaml").write_text("source: coldleads\nfactors: [source]\n")
+    plan = plan_run(None, tmp_path / "cold.yaml", None, "2026-01-31")
+    assert plan.params.source == "coldleads"
+    (tmp_path / "bad.yaml").write_text("source: coldleads\nfactors: [region]\n")   # a demo column, not its own
+    with pytest.raises(ParameterError, match="region"):
+        plan_run(None, tmp_path / "bad.yaml", None, "2026-01-31")
+
+
 def test_olist_file_without_the_data_fails_up_front_with_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("FUNNEL_OLIST_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(ParameterError) as ei:

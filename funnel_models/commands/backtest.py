@@ -63,6 +63,7 @@ def handler(args: argparse.Namespace) -> int:
             print(f"{mode} forecasts" + (" (given the new leads that really arrived):" if mode == "conditional"
                                          else " (new leads forecast by the inflow model too):"))
             print(res.metrics(mode=mode).round(3).to_string())
+            print(res.coverage_sentence(mode=mode))
     if params.backtest.output:
         print(f"wrote {params.backtest.output}")
     return 0

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["LEVELS", "crps_samples", "crps_many", "mape", "interval_columns", "score_frame"]
+__all__ = ["LEVELS", "crps_samples", "crps_many", "mape", "interval_columns", "score_frame", "coverage_range"]
 
 #: Central interval levels reported for the Bayesian model.
 LEVELS: tuple[float, ...] = (0.5, 0.8, 0.95)
@@ -66,6 +66,58 @@ def mape(actual: np.ndarray, forecast: np.ndarray) -> float:
     if not ok.any():
         return float("nan")
     return float(100.0 * np.mean(np.abs(f[ok] - a[ok]) / a[ok]))
+
+
+def coverage_range(pairs_per_month: Sequence[int], level: float, prob: float = 0.9) -> tuple[float, float]:
+    """The empirical coverage an honest interval gives with these pairs, ``prob`` of the time.
+
+    A backtest's (cut-off, month) pairs are not independent: the forecasts of one calendar
+    month from successive cut-offs miss or hit together. This range treats the distinct
+    forecast months as independent and the pairs of one month as alike (all inside or
+    all outside, with probability ``level``), wider than independent pairs give (errors
+    a window shares across its months, its fitted parameters, would widen it more): the empirical
+    coverage is then ``sum(w_m * B_m) / sum(w_m)``, ``B_m ~ Bernoulli(level)``, whose
+    distribution is computed exactly (a convolution over the months).
+
+    Parameters
+    ----------
+    pairs_per_month : sequence of int
+        Number of scored pairs of every distinct forecast month (each >= 1).
+    level : float
+        Nominal coverage of the interval, in (0, 1).
+    prob : float
+        Central probability of the range.
+
+    Returns
+    -------
+    (lo, hi) : tuple of float
+        Equal-tailed quantiles of the empirical coverage (NaN when there are no pairs).
+
+    Examples
+    --------
+    >>> coverage_range([1] * 10, 0.8)          # 10 independent pairs: Binomial(10, 0.8) / 10
+    (0.6, 1.0)
+    >>> coverage_range([3, 3, 3, 3, 3, 3], 0.8)  # 18 pairs, but only 6 months
+    (0.5, 1.0)
+    """
+    w = np.asarray(pairs_per_month, dtype=np.int64)
+    if not 0.0 < level < 1.0 or not 0.0 < prob < 1.0:
+        raise ValueError(f"level and prob must lie in (0, 1), got {level}, {prob}")
+    if w.size == 0:
+        return float("nan"), float("nan")
+    if (w < 1).any():
+        raise ValueError("every month needs at least one pair")
+    n = int(w.sum())
+    dist = np.zeros(n + 1)
+    dist[0] = 1.0
+    for k in w:                                  # P(pairs inside = j), one month at a time
+        dist[k:] = dist[k:] * (1.0 - level) + dist[:-k] * level
+        dist[:k] *= 1.0 - level
+    cdf = np.cumsum(dist)
+    tail = (1.0 - prob) / 2.0
+    lo = int(np.searchsorted(cdf, tail - 1e-12))
+    hi = int(np.searchsorted(cdf, 1.0 - tail - 1e-12))
+    return lo / n, hi / n
 
 
 def score_frame(frame: pd.DataFrame, models: Sequence[str], *, interval_model: str = "bayes",

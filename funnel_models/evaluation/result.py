@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..data.spec import WON
 from ..errors import FunnelDataError
-from .metrics import LEVELS, crps_many, interval_columns, score_frame
+from .metrics import LEVELS, coverage_range, crps_many, interval_columns, score_frame
 
 __all__ = ["BacktestResult"]
 
@@ -121,28 +121,67 @@ class BacktestResult:
             parts.append(s)
         return pd.concat(parts).reset_index().set_index(["model", by]).sort_index()
 
-    def coverage(self, stage: str = WON, mode: str | None = None) -> pd.DataFrame:
-        """Nominal vs empirical coverage of the Bayes intervals, with a binomial std. error."""
+    def coverage(self, stage: str = WON, mode: str | None = None, prob: float = 0.9) -> pd.DataFrame:
+        """Nominal vs empirical coverage of the Bayes intervals, and what an honest interval would give.
+
+        Returns
+        -------
+        DataFrame
+            One row per level: ``nominal``, ``empirical``, ``n`` pairs, ``months`` (distinct
+            forecast months), ``se`` (binomial standard error over independent pairs), and
+            the central ``prob`` range of the empirical coverage of an interval that is
+            right: ``pairs_lo``/``pairs_hi`` if the pairs were independent,
+            ``months_lo``/``months_hi`` if the pairs of one forecast month hit or miss
+            together (:func:`~funnel_models.evaluation.metrics.coverage_range`). Forecasts
+            of one month from successive cut-offs share its surprises, so the truth lies
+            between the two; a coverage inside the months' range is no evidence against
+            the intervals.
+        """
         rows = self.rows(stage, mode)
         a = rows["actual"].to_numpy(float)
+        per_month = rows.groupby("month").size().to_numpy()
         out = []
         for lv in LEVELS:
             lo, hi = interval_columns("bayes", lv)
             inside = (a >= rows[lo].to_numpy(float)) & (a <= rows[hi].to_numpy(float))
             n = int(inside.size)
-            out.append({"nominal": lv, "empirical": float(inside.mean()), "n": n,
-                        "se": float(np.sqrt(lv * (1 - lv) / n)) if n else np.nan})
+            p_lo, p_hi = coverage_range([1] * n, lv, prob)
+            m_lo, m_hi = coverage_range(per_month, lv, prob)
+            out.append({"nominal": lv, "empirical": float(inside.mean()) if n else np.nan, "n": n,
+                        "months": int(per_month.size), "se": float(np.sqrt(lv * (1 - lv) / n)) if n else np.nan,
+                        "pairs_lo": p_lo, "pairs_hi": p_hi, "months_lo": m_lo, "months_hi": m_hi})
         return pd.DataFrame(out)
 
+    def coverage_sentence(self, level: float = 0.8, stage: str = WON, mode: str | None = None) -> str:
+        """One line: how often the ``level`` intervals held the actuals, against the range an honest one gives."""
+        cov = self.coverage(stage, mode)
+        r = cov[np.isclose(cov["nominal"], level)].iloc[0]
+        inside = int(round(r["empirical"] * r["n"]))
+        verdict = ("inside both ranges" if r["pairs_lo"] <= r["empirical"] <= r["pairs_hi"] else
+                   "inside the months' range: no evidence against the intervals at this size"
+                   if r["months_lo"] <= r["empirical"] <= r["months_hi"] else
+                   "outside both ranges: the intervals are too " +
+                   ("wide" if r["empirical"] > r["months_hi"] else "narrow"))
+        return (f"{level:.0%} intervals held {inside} of {int(r['n'])} pairs ({r['empirical']:.2f}) over "
+                f"{int(r['months'])} forecast months; intervals that are right give {r['pairs_lo']:.2f}-"
+                f"{r['pairs_hi']:.2f} (9 times in 10) if the pairs were independent, {r['months_lo']:.2f}-"
+                f"{r['months_hi']:.2f} if a month's pairs hit or miss together: {verdict}")
+
     def plot_calibration(self, stage: str = WON, ax: Any = None, mode: str | None = None) -> Any:
-        """Nominal vs empirical coverage of the Bayesian intervals (with +-2 binomial s.e.)."""
+        """Nominal vs empirical coverage of the Bayesian intervals, with the ranges right intervals give.
+
+        The shaded bands are :meth:`coverage`'s 90% ranges: the dark one if the pairs were
+        independent, the light one if the pairs of one forecast month hit or miss together.
+        """
         import matplotlib.pyplot as plt
         if ax is None:
             _, ax = plt.subplots(figsize=(4.5, 4.5))
         cov = self.coverage(stage, mode)
         ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect calibration")
-        ax.fill_between(cov["nominal"], cov["nominal"] - 2 * cov["se"], cov["nominal"] + 2 * cov["se"],
-                        color="grey", alpha=0.2, label="±2 s.e. (binomial)")
+        ax.fill_between(cov["nominal"], cov["months_lo"], cov["months_hi"], color="grey", alpha=0.15,
+                        label=f"right intervals, 9 in 10 ({int(cov['months'].iloc[0])} months alike)")
+        ax.fill_between(cov["nominal"], cov["pairs_lo"], cov["pairs_hi"], color="grey", alpha=0.3,
+                        label="right intervals, 9 in 10 (independent pairs)")
         ax.plot(cov["nominal"], cov["empirical"], "o-", color="C0", label="Bayesian model")
         for _, r in cov.iterrows():
             ax.annotate(f"{r['empirical']:.0%}", (r["nominal"], r["empirical"]), textcoords="offset points",
