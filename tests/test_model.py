@@ -203,6 +203,17 @@ def test_conjugate_time_in_stage_by_bayes_factor():
     del cold_leads_data
 
 
+def test_conjugate_age_buckets_without_data_keep_the_younger_rates():
+    from funnel_models.models.conjugate import bucket_priors
+    counts = np.array([[900.0, 80.0, 20.0], [400.0, 10.0, 5.0], [0.0, 0.0, 0.0], [5000.0, 0.0, 50.0]])
+    a = bucket_priors(counts, 1.0)
+    assert np.allclose(a[0], 1.0) and np.allclose(a.sum(-1), 3.0)          # same weight everywhere
+    post = counts + a
+    mean = post / post.sum(-1, keepdims=True)
+    assert np.allclose(mean[2], mean[1])                                     # no data: the younger bucket's
+    assert mean[3, 1] < 1e-3                                                 # data outweigh the prior
+
+
 def test_unobserved_stage_gets_flagged():
     from funnel_models.posterior import PosteriorFunnel
     rows = {"ENTRY": (["A"], np.ones((3, 1))), "A": (["A", "B", "LOST"], np.tile([0.5, 0.3, 0.2], (3, 1)))}

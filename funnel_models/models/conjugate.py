@@ -1,7 +1,8 @@
 """Quick mode: an exact Dirichlet-multinomial posterior per funnel row, no MCMC.
 
 Each row (``ENTRY`` and every open stage), and with time in stage each age bucket of it,
-has a Dirichlet prior over its allowed destinations; the posterior after observing
+has a Dirichlet prior over its allowed destinations (a later age bucket's centred on the
+younger bucket's posterior, see :func:`bucket_priors`); the posterior after observing
 transition counts is again Dirichlet, so draws are exact and take milliseconds. Segments
 are fitted on their own counts (no pooling); change points split a row's counts at the
 change month. It is the oracle the MCMC model must agree with on pooled data.
@@ -38,16 +39,45 @@ from .config import ModelConfig, parse_config
 from .inputs import FunnelData, deal_value_draws, prepare
 from .structure import ChangePoint, Design, build_design, bucket_of, choose_cold_after
 
-__all__ = ["ConjugateFunnel"]
+__all__ = ["ConjugateFunnel", "bucket_priors"]
 
 #: Posterior draws when ``posterior_funnel`` is not told how many.
 DEFAULT_DRAWS = 2000
 
 
+def bucket_priors(counts: np.ndarray, alpha: float) -> np.ndarray:
+    """Dirichlet prior of every age bucket of one row, (buckets, n_dest).
+
+    The youngest bucket's is symmetric (``alpha`` per destination). Each later bucket's
+    has the same total weight (``alpha`` x destinations), centred on the posterior mean of
+    the bucket before it: a bucket the data say little about keeps the rates of the
+    younger one, as the MCMC model's random walk over buckets shrinks toward the
+    memoryless chain. (A symmetric prior on every bucket gave Olist's 12+ month bucket, which
+    no lead had reached in the months with recorded wins, a 50% monthly win rate.)
+
+    Examples
+    --------
+    >>> bucket_priors(np.array([[90.0, 10.0], [0.0, 0.0]]), 1.0).round(3)
+    array([[1.   , 1.   ],
+           [1.784, 0.216]])
+    """
+    counts = np.asarray(counts, dtype=float)
+    n_dest = counts.shape[-1]
+    out = np.empty(counts.shape)
+    prior = np.full(n_dest, float(alpha))
+    for b in range(counts.shape[0]):
+        out[b] = prior
+        post = counts[b] + prior
+        prior = alpha * n_dest * post / post.sum()
+    return out
+
+
 def _log_marginal(counts: np.ndarray, alpha: float) -> float:
-    """Dirichlet-multinomial log marginal likelihood of count rows (without the coefficient)."""
-    a = np.full(counts.shape[-1], alpha)
-    return float((gammaln(a.sum()) - gammaln(counts.sum(-1) + a.sum())
+    """Dirichlet-multinomial log marginal likelihood of one row's age buckets (without the
+    coefficient), each bucket under its :func:`bucket_priors` prior: one bucket after
+    another, the evidence of the bucketed row given the younger buckets."""
+    a = bucket_priors(counts, alpha)
+    return float((gammaln(a.sum(-1)) - gammaln(counts.sum(-1) + a.sum(-1))
                   + (gammaln(counts + a) - gammaln(a)).sum(-1)).sum())
 
 
@@ -163,7 +193,7 @@ class ConjugateFunnel(BaseFunnelModel):
         rows = {}
         for r in d.rows:
             dest, counts = self._cells(d, r.source, segment, m)
-            a = counts + self.concentration                      # (buckets, n_dest)
+            a = counts + bucket_priors(counts, self.concentration)    # (buckets, n_dest)
             g = rng.standard_gamma(a[None], size=(n,) + a.shape)
             p = g / g.sum(-1, keepdims=True)                     # Dirichlet draws per bucket
             rows[r.source] = (dest, p[:, 0] if r.source == ENTRY else p[:, chain_bucket])
