@@ -24,7 +24,21 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["HeadlineFacts", "headline_items", "spreadsheet_sentence", "lever_text", "lever_kind"]
+__all__ = ["HeadlineFacts", "headline_items", "spreadsheet_sentence", "lever_text", "lever_kind", "months_to_win_text"]
+
+
+def months_to_win_text(months: float) -> str:
+    """When a won lead is typically won, counted from the month it entered.
+
+    Examples
+    --------
+    >>> months_to_win_text(0.0), months_to_win_text(1.0), months_to_win_text(8.0)
+    ('in the month it enters', '1 month after it enters', '8 months after it enters')
+    """
+    if not np.isfinite(months):
+        return "at an unknown time (no wins in the horizon)"
+    m = int(round(months))
+    return "in the month it enters" if m == 0 else f"{m} month{'s' if m != 1 else ''} after it enters"
 
 
 def _plain(s: str) -> str:
@@ -105,8 +119,8 @@ def headline_items(f: HeadlineFacts, strong: Callable[[str], str] = _plain) -> l
                               f"target); alone they hit it with P = {f.pipeline_probability:.0%}."))
     if np.isfinite(f.cycle_months):
         first = f", the fastest after {f.min_months}" if f.min_months is not None else ""
-        items.append(("Time to win", f"a won lead typically closes {strong(f'{f.cycle_months:.0f} month(s)')} "
-                                     f"after it enters (median{first}), so leads entering late in the "
+        items.append(("Time to win", f"a won lead typically closes {strong(months_to_win_text(f.cycle_months))} "
+                                     f"(median{first}), so leads entering late in the "
                                      f"{f.window}-month window mostly close after it."))
     items.append(("Spreadsheet", spreadsheet_sentence(f, strong)))
     return items

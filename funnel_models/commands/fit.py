@@ -34,6 +34,7 @@ def _print_choice(ctx: Any) -> None:
 
 
 def _print_outlook(ctx: Any) -> None:
+    from ..charts.headline import months_to_win_text
     from ..simulate import pipeline_outlook
     post, lv = ctx.post, ctx.level
     w = post.lead_win_rate()
@@ -41,7 +42,7 @@ def _print_outlook(ctx: Any) -> None:
     won, lost, cold = post.lead_outcomes().mean(0)
     print(f"a new lead is eventually won with probability {w.mean():.1%} ({lv:.0%}: {lo:.1%}-{hi:.1%}); lost "
           f"{lost:.0%}" + (f", goes cold {cold:.0%}" if post.cold_after is not None else "")
-          + f"; won leads take {post.typical_months_to_win():.0f} month(s) (median)")
+          + f"; a won lead is typically won {months_to_win_text(post.typical_months_to_win())} (median)")
     out = pipeline_outlook(post, ctx.pipeline, months=6, start=ctx.cutoff_month, level=lv).iloc[-1]
     cold_txt = (f"{out['cold_share']:.0%} effectively cold" if np.isfinite(out["cold_share"])
                 else "cold leads not told apart (memoryless model)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..charts.headline import months_to_win_text
 from ..data.spec import ENTRY
 from . import plots
 from .about import unobserved_stages
@@ -86,8 +87,8 @@ def pipeline_section(ctx: Context) -> Section:
     won = float(out.iloc[-1]["win_rate_mean"] * out.iloc[-1]["open"]) if out.iloc[-1]["open"] else 0.0
     cold_part = f", {pct(outcomes[2])} go cold" if post.cold_after is not None else ""
     text = (f"A new lead is eventually won with probability {pct(w[0], 1)} ({lv:.0%} interval {pct(w[1], 1)}-"
-            f"{pct(w[2], 1)}); {pct(outcomes[1])} are lost{cold_part}. Won leads typically take "
-            f"{months_to_win:.0f} month(s) from entry to win (median). " + _pipeline_sentence(ctx, out, won))
+            f"{pct(w[2], 1)}); {pct(outcomes[1])} are lost{cold_part}. A won lead is typically won "
+            f"{months_to_win_text(months_to_win)} (median). " + _pipeline_sentence(ctx, out, won))
     table = pd.DataFrame({"stage": out["stage"], "open leads": out["open"],
                           "cold": [f"{int(c):,}" if np.isfinite(c) else "–" for c in out["cold"]],
                           "cold share": [pct(x) for x in out["cold_share"]],

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ..charts.headline import lever_text
+from ..charts.headline import lever_text, months_to_win_text
 
 __all__ = ["write_summary", "plain_summary", "json_default"]
 
@@ -88,8 +88,8 @@ def plain_summary(summary: Mapping[str, Any], html_path: Path | None = None) -> 
     ol = summary.get("outlook")
     if ol:
         w = ol["new_lead_win_rate"]
-        parts.append(f"A new lead is won with probability {w['mean']:.1%}; won leads take about "
-                     f"{ol['median_months_to_win']:.0f} month(s).")
+        parts.append(f"A new lead is won with probability {w['mean']:.1%}; a won lead is typically won "
+                     f"{months_to_win_text(ol['median_months_to_win'])}.")
     if summary.get("leads_needed"):
         parts.append(_plan_sentence(summary["leads_needed"]))
     fc = summary.get("forecast")
