@@ -171,6 +171,10 @@ def test_every_other_notebook_runs_as_a_report(quick, tmp_path, notebook, key):
         assert s["backtest"]["cutoffs"] == 3 and {m["mode"] for m in s["backtest"]["metrics"]} == \
             {"conditional", "unconditional"}
         assert "Bayesian forecasts from: quick mode" in html
+        cov = {r["nominal"]: r for r in s["backtest"]["coverage"]["conditional"]}
+        assert cov[0.8]["n"] == 9 and cov[0.8]["months"] == 5                 # 3 cut-offs x 3 months ahead
+        assert cov[0.8]["months_lo"] <= cov[0.8]["pairs_lo"] <= cov[0.8]["pairs_hi"] <= cov[0.8]["months_hi"]
+        assert "intervals that are right give" in html
 
 
 def _tiny_csv(tmp_path: Path, region: str) -> tuple[Path, Path]:

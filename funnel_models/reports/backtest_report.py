@@ -70,6 +70,8 @@ def calibration_section(ctx: Context) -> Section:
     """Nominal vs empirical coverage of the Bayesian intervals."""
     res = ctx.results["backtest"]
     held = [f"{mode.capitalize()} forecasts: {res.coverage_sentence(mode=mode)}." for mode in res.modes]
+    ctx.summary.setdefault("backtest", {})["coverage"] = {
+        mode: res.coverage(mode=mode).to_dict("records") for mode in res.modes}
     text = ("The dots should lie on the diagonal: an 80% interval should hold the actual wins in 80% of the "
             "months. With a few cut-offs the share moves a lot by chance; the bands show how far it moves for "
             "intervals that are right. " + " ".join(held))
