@@ -103,13 +103,14 @@ def leverage(
         raise SimulationError("with time in stage the stall lever moves whole months: stall_reduction_months must "
                               f"be a whole number, got {stall_reduction_months!r}")
     base = _mean_wins(post, x0, leads, months)
+    stall = None if aged else post.expected_stall()            # (draws, K), memoryless stages only
     rows = []
     for k, (code, name) in enumerate(zip(post.stages, _names(post))):
         conv = post.adjust(conversion={code: 1.0 + improvement})
         if aged:
             quicker = shift_leaving(post.rates, k, int(stall_reduction_months))
         else:
-            E = post.expected_stall()[:, k]
+            E = stall[:, k]
             quicker = scale_leaving(post.rates, k, E / np.maximum(1.0, E - stall_reduction_months))
         quick = replace(post, rates=quicker)
         for lever, scen in ((f"conversion +{100 * improvement:g}%", conv),
