@@ -118,7 +118,7 @@ def headline_items(f: HeadlineFacts, strong: Callable[[str], str] = _plain) -> l
                               f"{strong(f'{f.pipeline_wins:,.0f}')} of the {f.target_wins:,.0f} wins ({share} of the "
                               f"target); alone they hit it with P = {f.pipeline_probability:.0%}."))
     if np.isfinite(f.cycle_months):
-        first = f", the fastest after {f.min_months}" if f.min_months is not None else ""
+        first = f"; the fastest {months_to_win_text(f.min_months)}" if f.min_months is not None else ""
         items.append(("Time to win", f"a won lead typically closes {strong(months_to_win_text(f.cycle_months))} "
                                      f"(median{first}), so leads entering late in the "
                                      f"{f.window}-month window mostly close after it."))
